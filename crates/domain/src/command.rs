@@ -1,0 +1,117 @@
+//! Commands: what a caller asks a sale to do. Already parsed into valid values by the caller
+//! (the API layer); `decide` checks everything that depends on state.
+
+use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
+
+use crate::ids::{HoldId, OrderId, TicketCode, TicketTypeId};
+use crate::values::{BuyerId, Currency, IdempotencyKey, MoneyMinor, Name, PaymentRef, Quantity, Reason, Timestamp};
+
+/// One line of a hold: so many tickets of one type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Item {
+    pub ticket_type: TicketTypeId,
+    pub quantity: Quantity,
+}
+
+/// The lines of a hold. Inline for the common case of up to four lines.
+pub type Items = SmallVec<[Item; 4]>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SaleStatus {
+    Draft,
+    Open,
+    Paused,
+    Closed,
+}
+
+impl SaleStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SaleStatus::Draft => "draft",
+            SaleStatus::Open => "open",
+            SaleStatus::Paused => "paused",
+            SaleStatus::Closed => "closed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateSale {
+    pub name: Name,
+    pub currency: Currency,
+    /// Bounded by `limits::HOLD_TTL_MS_MIN..=HOLD_TTL_MS_MAX`; checked by `decide`.
+    pub hold_ttl_ms: u64,
+    /// Tickets one buyer may have in active holds, pending and paid orders together.
+    pub max_tickets_per_buyer: Option<u32>,
+    pub opens_at: Option<Timestamp>,
+    pub closes_at: Option<Timestamp>,
+}
+
+/// Who asks to cancel an order: its buyer, or the organiser.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Actor {
+    Buyer(BuyerId),
+    Admin,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// First command of every partition.
+    CreateSale(CreateSale),
+    AddTicketType {
+        name: Name,
+        price: MoneyMinor,
+        max_per_order: Option<u32>,
+    },
+    AddQuota {
+        name: Name,
+        capacity: u32,
+        ticket_types: Vec<TicketTypeId>,
+    },
+    /// draft→open, open↔paused, any→closed (closed is final).
+    SetStatus(SaleStatus),
+    PlaceHold {
+        buyer: BuyerId,
+        items: Items,
+        idempotency_key: Option<IdempotencyKey>,
+    },
+    ReleaseHold {
+        buyer: BuyerId,
+        hold: HoldId,
+    },
+    /// Issued by the engine's timer when `SaleState::next_deadline() <= now`: expires every
+    /// hold and unpaid order whose deadline has passed (at most `EXPIRE_BATCH_MAX` per command).
+    ExpireDue,
+    Checkout {
+        buyer: BuyerId,
+        hold: HoldId,
+        idempotency_key: Option<IdempotencyKey>,
+    },
+    /// The payment provider confirmed the charge.
+    ConfirmPayment {
+        order: OrderId,
+        payment_ref: PaymentRef,
+    },
+    /// The payment provider declined the charge; inventory returns.
+    FailPayment {
+        order: OrderId,
+        reason: Reason,
+    },
+    CancelOrder {
+        actor: Actor,
+        order: OrderId,
+    },
+    /// Refund some tickets of a paid order (`None` = all remaining), or settle a
+    /// `refund_required` order (then `tickets` must be `None`).
+    Refund {
+        order: OrderId,
+        tickets: Option<Vec<TicketCode>>,
+    },
+    CheckIn {
+        code: TicketCode,
+    },
+}
+
+/// Most deadlines one `ExpireDue` command turns into events, so that one record stays small.
+pub const EXPIRE_BATCH_MAX: usize = 1024;

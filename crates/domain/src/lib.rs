@@ -1,0 +1,51 @@
+//! The sales domain of taquilla, pure: no I/O, no clock, no randomness. Time and fresh
+//! ticket codes come in through [`Ctx`].
+//!
+//! A partition (one sale) is changed only by [`decide`], which turns a [`Command`] into
+//! [`Event`]s or a [`Rejection`] without touching state, and [`evolve`], which folds one event
+//! into [`SaleState`]. Replaying a sale's events through `evolve` rebuilds the same state.
+
+pub mod codec;
+pub mod command;
+mod decide;
+pub mod event;
+mod evolve;
+pub mod ids;
+pub mod invariants;
+pub mod rejection;
+pub mod state;
+pub mod values;
+
+pub use command::{Actor, Command, CreateSale, Item, Items, SaleStatus};
+pub use decide::decide;
+pub use event::{Event, IssuedTicket};
+pub use evolve::evolve;
+pub use ids::{HoldId, OrderId, QuotaId, SaleId, TicketCode, TicketTypeId};
+pub use rejection::Rejection;
+pub use state::{
+    Deadline, Hold, HoldState, Order, OrderState, Outcome, Quota, Sale, SaleState, Ticket, TicketType,
+};
+pub use values::{
+    limits, BuyerId, Currency, IdempotencyKey, InvalidValue, MoneyMinor, Name, PaymentRef, Quantity, Reason,
+    Timestamp,
+};
+
+/// Where fresh ticket codes come from. The engine uses the OS's random generator; tests use a
+/// counter.
+pub trait Entropy {
+    fn ticket_code(&mut self) -> TicketCode;
+}
+
+/// Everything `decide` may know about the world besides the state and the command.
+pub struct Ctx<'a> {
+    pub now: Timestamp,
+    pub entropy: &'a mut dyn Entropy,
+}
+
+/// What `decide` concluded: the events to append (empty for an idempotent retry or a no-op)
+/// and what to tell the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub events: Vec<Event>,
+    pub outcome: Outcome,
+}

@@ -1,0 +1,160 @@
+//! Value types that cannot hold an invalid value ("parse, don't validate").
+//!
+//! Every constructor checks its limits once; the rest of the domain trusts the type.
+
+use compact_str::CompactString;
+use serde::{Deserialize, Serialize};
+
+/// Limits on what the domain accepts. Units last in names.
+pub mod limits {
+    pub const NAME_MAX_BYTES: usize = 200;
+    pub const BUYER_ID_MAX_BYTES: usize = 64;
+    pub const IDEMPOTENCY_KEY_MAX_BYTES: usize = 64;
+    pub const PAYMENT_REF_MAX_BYTES: usize = 128;
+    pub const REASON_MAX_BYTES: usize = 200;
+    /// Distinct ticket types in one hold.
+    pub const HOLD_ITEMS_MAX: usize = 16;
+    /// Tickets of one type in one hold when the type sets no `max_per_order`.
+    pub const QUANTITY_MAX: u32 = 100;
+    pub const TICKET_TYPES_MAX: usize = 256;
+    pub const QUOTAS_MAX: usize = 256;
+    /// Ticket types one quota may cover.
+    pub const QUOTA_TYPES_MAX: usize = 64;
+    pub const CAPACITY_MAX: u32 = 100_000_000;
+    pub const PRICE_MINOR_MAX: i64 = 1_000_000_000_000;
+    pub const HOLD_TTL_MS_MIN: u64 = 1_000;
+    pub const HOLD_TTL_MS_MAX: u64 = 24 * 3_600_000;
+    pub const DEFAULT_HOLD_TTL_MS: u64 = 15 * 60_000;
+    /// Ticket codes named in one refund command.
+    pub const REFUND_CODES_MAX: usize = 1_000;
+}
+
+/// Why a value could not be constructed. Mapped to the `invalid` rejection.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct InvalidValue {
+    pub field: &'static str,
+    pub reason: &'static str,
+}
+
+fn invalid(field: &'static str, reason: &'static str) -> InvalidValue {
+    InvalidValue { field, reason }
+}
+
+/// Milliseconds since the Unix epoch, UTC. The domain never reads a clock: time is passed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    pub fn plus_ms(self, ms: u64) -> Timestamp {
+        Timestamp(self.0.saturating_add(ms.min(i64::MAX as u64) as i64))
+    }
+}
+
+/// An amount of money in the currency's minor unit (cents). Never negative.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+pub struct MoneyMinor(i64);
+
+impl MoneyMinor {
+    pub const ZERO: MoneyMinor = MoneyMinor(0);
+    pub fn new(v: i64) -> Result<Self, InvalidValue> {
+        if !(0..=limits::PRICE_MINOR_MAX).contains(&v) {
+            return Err(invalid("price_minor", "must be between 0 and 10^12"));
+        }
+        Ok(MoneyMinor(v))
+    }
+    pub fn get(self) -> i64 {
+        self.0
+    }
+    /// Sums never overflow: prices and quantities are bounded well below i64.
+    pub fn times(self, n: u32) -> MoneyMinor {
+        MoneyMinor(self.0.saturating_mul(n as i64))
+    }
+    pub fn plus(self, o: MoneyMinor) -> MoneyMinor {
+        MoneyMinor(self.0.saturating_add(o.0))
+    }
+}
+
+/// ISO 4217 alphabetic code: three ASCII upper-case letters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Currency([u8; 3]);
+
+impl Currency {
+    pub fn parse(s: &str) -> Result<Self, InvalidValue> {
+        let b = s.as_bytes();
+        if b.len() != 3 || !b.iter().all(|c| c.is_ascii_uppercase()) {
+            return Err(invalid("currency", "must be an ISO 4217 code such as EUR"));
+        }
+        Ok(Currency([b[0], b[1], b[2]]))
+    }
+    pub fn as_str(&self) -> &str {
+        // Constructed only from ASCII upper-case letters.
+        std::str::from_utf8(&self.0).unwrap_or("XXX")
+    }
+    pub fn bytes(&self) -> [u8; 3] {
+        self.0
+    }
+}
+
+/// A positive number of tickets, at most [`limits::QUANTITY_MAX`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Quantity(u32);
+
+impl Quantity {
+    pub fn new(v: u32) -> Result<Self, InvalidValue> {
+        if v == 0 || v > limits::QUANTITY_MAX {
+            return Err(invalid("quantity", "must be between 1 and 100"));
+        }
+        Ok(Quantity(v))
+    }
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+macro_rules! bounded_string {
+    ($(#[$m:meta])* $name:ident, $field:literal, $max:expr, $allow_empty:expr) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        pub struct $name(CompactString);
+
+        impl $name {
+            pub fn parse(s: &str) -> Result<Self, InvalidValue> {
+                if s.len() > $max {
+                    return Err(invalid($field, "too long"));
+                }
+                if !$allow_empty && s.trim().is_empty() {
+                    return Err(invalid($field, "must not be empty"));
+                }
+                if s.chars().any(|c| c.is_control()) {
+                    return Err(invalid($field, "must not contain control characters"));
+                }
+                Ok($name(CompactString::from(s)))
+            }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+bounded_string!(
+    /// A display name (sale, ticket type, quota).
+    Name, "name", limits::NAME_MAX_BYTES, false
+);
+bounded_string!(
+    /// The integrator's id of a buyer. Opaque to us; a signed token proves it (API layer).
+    BuyerId, "buyer_id", limits::BUYER_ID_MAX_BYTES, false
+);
+bounded_string!(
+    /// A client-chosen key that makes a command safe to retry.
+    IdempotencyKey, "idempotency_key", limits::IDEMPOTENCY_KEY_MAX_BYTES, false
+);
+bounded_string!(
+    /// The payment provider's reference for a charge.
+    PaymentRef, "payment_ref", limits::PAYMENT_REF_MAX_BYTES, false
+);
+bounded_string!(
+    /// A short human-readable reason (payment failure, cancellation).
+    Reason, "reason", limits::REASON_MAX_BYTES, true
+);
