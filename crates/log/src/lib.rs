@@ -93,11 +93,19 @@ impl RecordRef<'_> {
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
     #[error("partition {partition}: expected seq {expected}, but the next seq is {actual}")]
-    SeqConflict { partition: PartitionId, expected: Seq, actual: Seq },
+    SeqConflict {
+        partition: PartitionId,
+        expected: Seq,
+        actual: Seq,
+    },
     #[error("record too large or malformed: {0}")]
     InvalidRecord(&'static str),
     #[error("corrupt log: segment {segment} at offset {offset}: {reason}")]
-    Corrupt { segment: PathBuf, offset: u64, reason: String },
+    Corrupt {
+        segment: PathBuf,
+        offset: u64,
+        reason: String,
+    },
     #[error("the data directory {0} is locked by another process")]
     Locked(PathBuf),
     /// A previous fsync failed: nothing after it can be trusted durable; the process must stop.
@@ -145,7 +153,11 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// Visits durable records with LSN > `after`, in order, until `visit` returns false or
     /// the durable end is reached. For replay and feeds; must not allocate per record.
-    fn scan(&self, after: Lsn, visit: &mut dyn FnMut(RecordRef<'_>) -> bool) -> Result<(), LogError>;
+    fn scan(
+        &self,
+        after: Lsn,
+        visit: &mut dyn FnMut(RecordRef<'_>) -> bool,
+    ) -> Result<(), LogError>;
 
     /// Convenience over `scan`: up to `max` durable records after `after`.
     fn read(&self, after: Lsn, max: usize) -> Result<Vec<Record>, LogError> {

@@ -1,0 +1,763 @@
+//! [`FileLog`]: the embedded event log — segmented files in one directory, group commit.
+//!
+//! Layout of the data directory:
+//! - `LOCK`: held with an exclusive `flock` for the log's lifetime, so two processes (or two
+//!   opens in one process) never write the same log.
+//! - `<first lsn, 20 digits>.seg`: segments, each an 8-byte magic header then frames (see
+//!   [`frame`]). A segment is rolled once it passes `segment_size_bytes`; the finished one is
+//!   fsynced then, so a flush only ever has to fsync the current segment.
+//!
+//! Writes and durability are separate: `append` encodes a batch into a reused buffer and does
+//! one `write` under the writer mutex; `flush` does one `fdatasync` for everything written when
+//! it starts, on a shared handle, so appends continue while it runs and concurrent flushers
+//! share it. A failed fsync poisons the log for good (the kernel may have dropped the dirty
+//! pages, so a retry that "succeeds" proves nothing — PostgreSQL's fsyncgate).
+//!
+//! Readers only see durable records (`lsn <= durable_lsn`), found through a sparse in-memory
+//! index (every `index_interval_records`-th record, plus each segment start) so a cursor in the
+//! middle of a big log starts near its position.
+//!
+//! Recovery (`open`) verifies every frame's CRC and the contiguity of LSNs and per-partition
+//! seqs. A damaged tail of the last segment with no valid frame after it is a torn, never
+//! acknowledged write and is cut off; any other damage is reported as [`LogError::Corrupt`].
+
+pub mod frame;
+mod reader;
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, RwLock};
+use rustc_hash::FxHashMap;
+
+use crate::{
+    Append, EventLog, LogError, Lsn, PartitionId, RecordRef, RecoveryReport, Seq, TruncatedTail,
+};
+use reader::{FrameReader, Next};
+
+/// First bytes of every segment: name, two reserved bytes, segment format version.
+pub const SEGMENT_MAGIC: [u8; 8] = *b"TQLOG\0\0\x01";
+/// Length of the segment header.
+pub const SEGMENT_HEADER_BYTES: u64 = SEGMENT_MAGIC.len() as u64;
+/// Name of the lock file in the data directory.
+pub const LOCK_FILE_NAME: &str = "LOCK";
+/// Read buffers kept for reuse by scans; more concurrent scans allocate their own.
+const READ_BUFFERS_KEPT: usize = 4;
+/// Where recent scans stopped, so a follower's next scan starts exactly there instead of at
+/// the previous sparse-index entry (up to `index_interval_records` frames back).
+const RESUME_HINTS: usize = 8;
+
+/// Tuning of a [`FileLog`].
+#[derive(Debug, Clone)]
+pub struct FileLogOptions {
+    /// A segment is rolled when a batch would take it past this size (a single batch larger
+    /// than this still goes into one segment).
+    pub segment_size_bytes: u64,
+    /// Every this-many records get an entry in the in-memory sparse index.
+    pub index_interval_records: u64,
+    /// Largest encoded batch one `append` accepts; larger batches are rejected whole.
+    pub append_batch_max_bytes: usize,
+    /// Size of each read buffer used by scans and recovery.
+    pub read_buffer_bytes: usize,
+}
+
+impl Default for FileLogOptions {
+    fn default() -> Self {
+        FileLogOptions {
+            segment_size_bytes: 64 << 20,
+            index_interval_records: 1024,
+            append_batch_max_bytes: 64 << 20,
+            read_buffer_bytes: 1 << 20,
+        }
+    }
+}
+
+/// The file name of the segment whose first record is `first_lsn`.
+pub fn segment_file_name(first_lsn: Lsn) -> String {
+    format!("{first_lsn:020}.seg")
+}
+
+fn parse_segment_name(name: &str) -> Option<Lsn> {
+    let digits = name.strip_suffix(".seg")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// The embedded, file-backed [`EventLog`].
+pub struct FileLog {
+    dir: PathBuf,
+    opts: FileLogOptions,
+    writer: Mutex<Writer>,
+    /// Held by the one thread doing an fsync; concurrent flushers queue on it and re-check.
+    sync_lock: Mutex<()>,
+    last_lsn: AtomicU64,
+    durable_lsn: AtomicU64,
+    durable_mx: Mutex<()>,
+    durable_cv: Condvar,
+    poisoned: AtomicBool,
+    catalog: RwLock<Catalog>,
+    read_buffers: Mutex<Vec<Vec<u8>>>,
+    /// Ring of recent scan end positions (lsn of the next frame, its segment and offset).
+    resume_hints: Mutex<([IndexEntry; RESUME_HINTS], usize)>,
+    /// Declared last so it is dropped (unlocked) after everything else is closed.
+    _lock_file: File,
+}
+
+/// State changed by appends.
+struct Writer {
+    /// The current segment, opened for appending; shared with flushers.
+    file: Arc<File>,
+    segment_start_lsn: Lsn,
+    segment_len_bytes: u64,
+    last_lsn: Lsn,
+    next_seq: FxHashMap<PartitionId, Seq>,
+    /// Per-batch scratch, reused: next seqs of the partitions a batch touches.
+    pending_seq: FxHashMap<PartitionId, Seq>,
+    /// Per-batch scratch, reused: the encoded batch.
+    buf: Vec<u8>,
+    /// Per-batch scratch, reused: (lsn, offset within `buf`) of records to index.
+    marks: Vec<(Lsn, u64)>,
+}
+
+/// Where records are: segments and the sparse index. Only grows.
+struct Catalog {
+    segments: Vec<SegmentMeta>,
+    /// Sorted by lsn; includes each segment's first record.
+    index: Vec<IndexEntry>,
+}
+
+struct SegmentMeta {
+    first_lsn: Lsn,
+    path: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct IndexEntry {
+    lsn: Lsn,
+    segment: usize,
+    offset: u64,
+}
+
+fn corrupt(segment: &Path, offset: u64, reason: impl Into<String>) -> LogError {
+    LogError::Corrupt {
+        segment: segment.to_path_buf(),
+        offset,
+        reason: reason.into(),
+    }
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+impl FileLog {
+    /// Opens (creating if absent) the log in `dir`, recovering what is on disk.
+    pub fn open(dir: &Path, opts: FileLogOptions) -> Result<(FileLog, RecoveryReport), LogError> {
+        if opts.segment_size_bytes <= SEGMENT_HEADER_BYTES
+            || opts.index_interval_records == 0
+            || opts.append_batch_max_bytes < frame::FRAME_MAX_BYTES
+        {
+            return Err(LogError::InvalidRecord("invalid FileLogOptions"));
+        }
+        std::fs::create_dir_all(dir)?;
+        let lock_path = dir.join(LOCK_FILE_NAME);
+        let lock_file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)?;
+        match lock_file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(LogError::Locked(lock_path)),
+            Err(std::fs::TryLockError::Error(e)) => return Err(LogError::Io(e)),
+        }
+
+        let read_buffer_bytes = opts.read_buffer_bytes.max(64 * 1024);
+        let rec = recover(dir, &opts, read_buffer_bytes)?;
+        let last = rec
+            .catalog
+            .segments
+            .last()
+            .ok_or_else(|| corrupt(dir, 0, "no segment after recovery"))?;
+        let file = OpenOptions::new().append(true).open(&last.path)?;
+        let writer = Writer {
+            file: Arc::new(file),
+            segment_start_lsn: last.first_lsn,
+            segment_len_bytes: rec.last_segment_len_bytes,
+            last_lsn: rec.report.last_lsn,
+            next_seq: rec.next_seq,
+            pending_seq: FxHashMap::default(),
+            buf: Vec::new(),
+            marks: Vec::new(),
+        };
+        let log = FileLog {
+            dir: dir.to_path_buf(),
+            writer: Mutex::new(writer),
+            sync_lock: Mutex::new(()),
+            last_lsn: AtomicU64::new(rec.report.last_lsn),
+            durable_lsn: AtomicU64::new(rec.report.last_lsn),
+            durable_mx: Mutex::new(()),
+            durable_cv: Condvar::new(),
+            poisoned: AtomicBool::new(false),
+            catalog: RwLock::new(rec.catalog),
+            read_buffers: Mutex::new(Vec::new()),
+            resume_hints: Mutex::new((
+                [IndexEntry {
+                    lsn: 0,
+                    segment: 0,
+                    offset: 0,
+                }; RESUME_HINTS],
+                0,
+            )),
+            _lock_file: lock_file,
+            opts: FileLogOptions {
+                read_buffer_bytes,
+                ..opts
+            },
+        };
+        Ok((log, rec.report))
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Paths of the segments, oldest first.
+    pub fn segment_paths(&self) -> Vec<PathBuf> {
+        self.catalog
+            .read()
+            .segments
+            .iter()
+            .map(|s| s.path.clone())
+            .collect()
+    }
+
+    /// Whether an earlier I/O failure has stopped the log.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::Acquire)
+    }
+
+    fn check_poisoned(&self) -> Result<(), LogError> {
+        if self.poisoned.load(Ordering::Acquire) {
+            Err(LogError::Poisoned)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Any failure on the write path leaves the file in an unknown state: stop for good.
+    fn poison<E>(&self, e: E) -> E {
+        self.poisoned.store(true, Ordering::Release);
+        tracing::error!(dir = %self.dir.display(), "event log poisoned by an I/O failure");
+        e
+    }
+
+    /// Closes the current segment (fsynced) and starts a new one at `w.last_lsn + 1`.
+    fn roll(&self, w: &mut Writer) -> Result<(), LogError> {
+        w.file
+            .sync_data()
+            .map_err(|e| self.poison(LogError::Io(e)))?;
+        let first_lsn = w.last_lsn + 1;
+        let path = self.dir.join(segment_file_name(first_lsn));
+        let mut file = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| self.poison(LogError::Io(e)))?;
+        file.write_all(&SEGMENT_MAGIC)
+            .map_err(|e| self.poison(LogError::Io(e)))?;
+        // The new name must be durable before a flush can call records in it durable.
+        sync_dir(&self.dir).map_err(|e| self.poison(LogError::Io(e)))?;
+        w.file = Arc::new(file);
+        w.segment_start_lsn = first_lsn;
+        w.segment_len_bytes = SEGMENT_HEADER_BYTES;
+        let mut cat = self.catalog.write();
+        let segment = cat.segments.len();
+        cat.segments.push(SegmentMeta { first_lsn, path });
+        cat.index.push(IndexEntry {
+            lsn: first_lsn,
+            segment,
+            offset: SEGMENT_HEADER_BYTES,
+        });
+        Ok(())
+    }
+
+    fn take_buffer(&self) -> Vec<u8> {
+        self.read_buffers
+            .lock()
+            .pop()
+            .unwrap_or_else(|| vec![0; self.opts.read_buffer_bytes])
+    }
+
+    fn return_buffer(&self, mut buf: Vec<u8>) {
+        // A buffer grown for a huge frame is cut back so idle memory stays bounded.
+        buf.truncate(self.opts.read_buffer_bytes);
+        buf.shrink_to(self.opts.read_buffer_bytes);
+        let mut kept = self.read_buffers.lock();
+        if kept.len() < READ_BUFFERS_KEPT {
+            kept.push(buf);
+        }
+    }
+
+    fn scan_with(
+        &self,
+        reader: &mut Option<FrameReader>,
+        buf: &mut Option<Vec<u8>>,
+        after: Lsn,
+        durable: Lsn,
+        visit: &mut dyn FnMut(RecordRef<'_>) -> bool,
+    ) -> Result<(), LogError> {
+        let target = after + 1;
+        let (mut segment, offset, mut expected, mut path) = {
+            let cat = self.catalog.read();
+            let i = cat.index.partition_point(|e| e.lsn <= target);
+            let mut entry = i
+                .checked_sub(1)
+                .and_then(|i| cat.index.get(i))
+                .copied()
+                .ok_or_else(|| corrupt(&self.dir, 0, format!("no index entry for lsn {target}")))?;
+            for hint in &self.resume_hints.lock().0 {
+                if hint.lsn <= target && hint.lsn > entry.lsn {
+                    entry = *hint;
+                }
+            }
+            (
+                entry.segment,
+                entry.offset,
+                entry.lsn,
+                cat.segments[entry.segment].path.clone(),
+            )
+        };
+        let file = File::open(&path)?;
+        let r = reader.insert(FrameReader::new(
+            file,
+            offset,
+            buf.take().unwrap_or_default(),
+        ));
+        while expected <= durable {
+            match r.next()? {
+                Next::Record { record, offset } => {
+                    if record.lsn != expected {
+                        return Err(corrupt(
+                            &path,
+                            offset,
+                            format!("lsn {}, expected {expected}", record.lsn),
+                        ));
+                    }
+                    expected += 1;
+                    if record.lsn > after && !visit(record) {
+                        break;
+                    }
+                }
+                Next::Eof => {
+                    // Segments before the current one end at a frame boundary; move on.
+                    let cat = self.catalog.read();
+                    segment += 1;
+                    match cat.segments.get(segment) {
+                        Some(s) if s.first_lsn == expected => path = s.path.clone(),
+                        _ => {
+                            return Err(corrupt(
+                                &path,
+                                r.offset(),
+                                format!("segment ends before lsn {expected}"),
+                            ));
+                        }
+                    }
+                    drop(cat);
+                    r.reset(File::open(&path)?, SEGMENT_HEADER_BYTES);
+                }
+                Next::Bad { offset, reason } => return Err(corrupt(&path, offset, reason)),
+            }
+        }
+        // The reader is now at the frame with lsn `expected`: remember that for the next scan.
+        let mut hints = self.resume_hints.lock();
+        let slot = hints.1;
+        hints.0[slot] = IndexEntry {
+            lsn: expected,
+            segment,
+            offset: r.offset(),
+        };
+        hints.1 = (slot + 1) % RESUME_HINTS;
+        Ok(())
+    }
+}
+
+impl EventLog for FileLog {
+    fn append(&self, batch: &[Append<'_>]) -> Result<Lsn, LogError> {
+        for rec in batch {
+            frame::validate(rec)?;
+        }
+        let mut guard = self.writer.lock();
+        self.check_poisoned()?;
+        let w = &mut *guard;
+        if batch.is_empty() {
+            return Ok(w.last_lsn);
+        }
+
+        // Check seqs and encode in one pass; on any conflict, drop the scratch: nothing written.
+        w.buf.clear();
+        w.marks.clear();
+        w.pending_seq.clear();
+        let interval = self.opts.index_interval_records;
+        let mut cur: Option<(PartitionId, Seq)> = None;
+        let mut lsn = w.last_lsn;
+        for rec in batch {
+            let next = match cur {
+                Some((p, next)) if p == rec.partition => next,
+                _ => {
+                    if let Some((p, next)) = cur {
+                        w.pending_seq.insert(p, next);
+                    }
+                    w.pending_seq
+                        .get(&rec.partition)
+                        .or_else(|| w.next_seq.get(&rec.partition))
+                        .copied()
+                        .unwrap_or(1)
+                }
+            };
+            if rec.expected_seq != next {
+                return Err(LogError::SeqConflict {
+                    partition: rec.partition,
+                    expected: rec.expected_seq,
+                    actual: next,
+                });
+            }
+            cur = Some((rec.partition, next + 1));
+            lsn += 1;
+            if (lsn - 1).is_multiple_of(interval) {
+                w.marks.push((lsn, w.buf.len() as u64));
+            }
+            frame::encode(&mut w.buf, lsn, rec);
+            if w.buf.len() > self.opts.append_batch_max_bytes {
+                return Err(LogError::InvalidRecord(
+                    "batch larger than append_batch_max_bytes",
+                ));
+            }
+        }
+        if let Some((p, next)) = cur {
+            w.pending_seq.insert(p, next);
+        }
+
+        if w.segment_len_bytes > SEGMENT_HEADER_BYTES
+            && w.segment_len_bytes + w.buf.len() as u64 > self.opts.segment_size_bytes
+        {
+            self.roll(w)?;
+        }
+        let base = w.segment_len_bytes;
+        if let Err(e) = (&*w.file).write_all(&w.buf) {
+            // Part of the batch may be in the file: a later append after it would look like
+            // corruption at recovery. Stop instead.
+            return Err(self.poison(LogError::Io(e)));
+        }
+        w.segment_len_bytes += w.buf.len() as u64;
+        for (&p, &next) in &w.pending_seq {
+            w.next_seq.insert(p, next);
+        }
+        if !w.marks.is_empty() {
+            let mut cat = self.catalog.write();
+            let segment = cat.segments.len() - 1;
+            for &(mark_lsn, rel) in &w.marks {
+                if mark_lsn != w.segment_start_lsn {
+                    cat.index.push(IndexEntry {
+                        lsn: mark_lsn,
+                        segment,
+                        offset: base + rel,
+                    });
+                }
+            }
+        }
+        debug_assert_eq!(lsn, w.last_lsn + batch.len() as u64);
+        w.last_lsn = lsn;
+        self.last_lsn.store(lsn, Ordering::Release);
+        // Keep the scratch buffer from pinning a huge batch's memory forever.
+        if w.buf.capacity() > 4 * self.opts.read_buffer_bytes {
+            w.buf = Vec::new();
+        }
+        Ok(lsn)
+    }
+
+    fn flush(&self, upto: Lsn) -> Result<(), LogError> {
+        self.check_poisoned()?;
+        let upto = upto.min(self.last_lsn.load(Ordering::Acquire));
+        if self.durable_lsn.load(Ordering::Acquire) >= upto {
+            return Ok(());
+        }
+        let _sync = self.sync_lock.lock();
+        // Another flusher may have covered us (or failed) while we queued.
+        self.check_poisoned()?;
+        if self.durable_lsn.load(Ordering::Acquire) >= upto {
+            return Ok(());
+        }
+        let (target, file) = {
+            let w = self.writer.lock();
+            (w.last_lsn, Arc::clone(&w.file))
+        };
+        // Earlier segments were fsynced when rolled, so the current one is all that can be
+        // dirty up to `target`.
+        if let Err(e) = file.sync_data() {
+            return Err(self.poison(LogError::Io(e)));
+        }
+        self.durable_lsn.fetch_max(target, Ordering::AcqRel);
+        let _g = self.durable_mx.lock();
+        self.durable_cv.notify_all();
+        Ok(())
+    }
+
+    fn last_lsn(&self) -> Lsn {
+        self.last_lsn.load(Ordering::Acquire)
+    }
+
+    fn durable_lsn(&self) -> Lsn {
+        self.durable_lsn.load(Ordering::Acquire)
+    }
+
+    fn next_seq(&self, partition: PartitionId) -> Seq {
+        self.writer
+            .lock()
+            .next_seq
+            .get(&partition)
+            .copied()
+            .unwrap_or(1)
+    }
+
+    fn scan(
+        &self,
+        after: Lsn,
+        visit: &mut dyn FnMut(RecordRef<'_>) -> bool,
+    ) -> Result<(), LogError> {
+        let durable = self.durable_lsn();
+        if after >= durable {
+            return Ok(());
+        }
+        let mut buf = Some(self.take_buffer());
+        let mut reader = None;
+        let result = self.scan_with(&mut reader, &mut buf, after, durable, visit);
+        if let Some(r) = reader {
+            self.return_buffer(r.into_buffer());
+        }
+        result
+    }
+
+    fn wait_durable(&self, after: Lsn, timeout: Duration) -> Lsn {
+        let deadline = Instant::now().checked_add(timeout);
+        let mut g = self.durable_mx.lock();
+        loop {
+            let d = self.durable_lsn.load(Ordering::Acquire);
+            if d > after {
+                return d;
+            }
+            match deadline {
+                Some(deadline) => {
+                    if self.durable_cv.wait_until(&mut g, deadline).timed_out() {
+                        return self.durable_lsn.load(Ordering::Acquire);
+                    }
+                }
+                None => self.durable_cv.wait(&mut g),
+            }
+        }
+    }
+}
+
+/// What recovery rebuilt.
+struct Recovered {
+    catalog: Catalog,
+    next_seq: FxHashMap<PartitionId, Seq>,
+    last_segment_len_bytes: u64,
+    report: RecoveryReport,
+}
+
+fn list_segments(dir: &Path) -> Result<Vec<(Lsn, PathBuf)>, LogError> {
+    let mut segments = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if let Some(first) = name.to_str().and_then(parse_segment_name) {
+            segments.push((first, entry.path()));
+        }
+    }
+    segments.sort_unstable_by_key(|s| s.0);
+    Ok(segments)
+}
+
+fn recover(
+    dir: &Path,
+    opts: &FileLogOptions,
+    read_buffer_bytes: usize,
+) -> Result<Recovered, LogError> {
+    let mut segments = list_segments(dir)?;
+    if segments.is_empty() {
+        let path = dir.join(segment_file_name(1));
+        let mut f = OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .open(&path)?;
+        f.write_all(&SEGMENT_MAGIC)?;
+        f.sync_all()?;
+        sync_dir(dir)?;
+        segments.push((1, path));
+    }
+    let mut catalog = Catalog {
+        segments: Vec::with_capacity(segments.len()),
+        index: Vec::new(),
+    };
+    let mut next_seq: FxHashMap<PartitionId, Seq> = FxHashMap::default();
+    let mut report = RecoveryReport {
+        segments: segments.len(),
+        ..RecoveryReport::default()
+    };
+    let mut expected: Lsn = 1;
+    let mut last_segment_len_bytes = SEGMENT_HEADER_BYTES;
+    let mut buf = vec![0u8; read_buffer_bytes];
+    let count = segments.len();
+
+    for (i, (first_lsn, path)) in segments.into_iter().enumerate() {
+        let is_last = i + 1 == count;
+        if first_lsn != expected {
+            return Err(corrupt(
+                &path,
+                0,
+                format!("missing segment: this one starts at lsn {first_lsn}, expected {expected}"),
+            ));
+        }
+        let file = OpenOptions::new().read(true).write(is_last).open(&path)?;
+        let len = file.metadata()?.len();
+        let mut header = [0u8; SEGMENT_MAGIC.len()];
+        let got = read_full_at(&file, &mut header, 0)?;
+        if got < header.len() && is_last && header[..got] == SEGMENT_MAGIC[..got] {
+            // Crashed while creating the segment at a roll: nothing was ever in it.
+            file.set_len(0)?;
+            file.write_all_at(&SEGMENT_MAGIC, 0)?;
+            file.sync_all()?;
+            if got > 0 {
+                tracing::warn!(segment = %path.display(), bytes = got, "repaired a torn segment header");
+            }
+        } else if header != SEGMENT_MAGIC {
+            return Err(corrupt(&path, 0, "bad segment header"));
+        }
+        let segment = catalog.segments.len();
+        catalog.index.push(IndexEntry {
+            lsn: first_lsn,
+            segment,
+            offset: SEGMENT_HEADER_BYTES,
+        });
+
+        let mut reader = FrameReader::new(file.try_clone()?, SEGMENT_HEADER_BYTES, buf);
+        let end = loop {
+            match reader.next()? {
+                Next::Record { record, offset } => {
+                    if record.lsn != expected {
+                        return Err(corrupt(
+                            &path,
+                            offset,
+                            format!("lsn {}, expected {expected}", record.lsn),
+                        ));
+                    }
+                    let want = next_seq.get(&record.partition).copied().unwrap_or(1);
+                    if record.seq != want {
+                        return Err(corrupt(
+                            &path,
+                            offset,
+                            format!(
+                                "partition {}: seq {}, expected {want}",
+                                record.partition, record.seq
+                            ),
+                        ));
+                    }
+                    next_seq.insert(record.partition, want + 1);
+                    if (record.lsn - 1).is_multiple_of(opts.index_interval_records)
+                        && record.lsn != first_lsn
+                    {
+                        catalog.index.push(IndexEntry {
+                            lsn: record.lsn,
+                            segment,
+                            offset,
+                        });
+                    }
+                    expected += 1;
+                    report.records += 1;
+                }
+                Next::Eof => break reader.offset(),
+                Next::Bad { offset, reason } => {
+                    if !is_last {
+                        return Err(corrupt(&path, offset, reason));
+                    }
+                    if let Some(valid_at) = find_valid_frame_after(&file, offset, len)? {
+                        return Err(corrupt(
+                            &path,
+                            offset,
+                            format!("{reason}, but a valid frame follows at offset {valid_at}"),
+                        ));
+                    }
+                    // A torn write that was never acknowledged: cut it off, durably.
+                    file.set_len(offset)?;
+                    file.sync_all()?;
+                    let bytes = len - offset;
+                    tracing::warn!(
+                        segment = %path.display(), offset, bytes, reason,
+                        "truncated a torn tail of the event log"
+                    );
+                    report.truncated = Some(TruncatedTail {
+                        segment: path.clone(),
+                        offset,
+                        bytes,
+                    });
+                    break offset;
+                }
+            }
+        };
+        buf = reader.into_buffer();
+        if is_last {
+            last_segment_len_bytes = end;
+        }
+        catalog.segments.push(SegmentMeta { first_lsn, path });
+    }
+    report.last_lsn = expected - 1;
+    Ok(Recovered {
+        catalog,
+        next_seq,
+        last_segment_len_bytes,
+        report,
+    })
+}
+
+/// Reads as much of `buf` as the file has at `offset`.
+fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read_at(&mut buf[got..], offset + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+/// Looks for any valid frame starting after `bad` (exclusive) in the file. Only run on the
+/// damaged tail of the last segment, which is bounded by the segment size plus one batch.
+fn find_valid_frame_after(file: &File, bad: u64, len: u64) -> Result<Option<u64>, LogError> {
+    let from = bad + 1;
+    if from >= len {
+        return Ok(None);
+    }
+    let rest_len = usize::try_from(len - from)
+        .map_err(|_| LogError::InvalidRecord("segment tail too large to examine"))?;
+    let mut rest = vec![0u8; rest_len];
+    let got = read_full_at(file, &mut rest, from)?;
+    rest.truncate(got);
+    for q in 0..rest.len() {
+        if frame::decode(&rest[q..]).is_ok() {
+            return Ok(Some(from + q as u64));
+        }
+    }
+    Ok(None)
+}
