@@ -14,11 +14,7 @@ const PARTITIONS: u64 = 8;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let total: usize = args
-        .next()
-        .map(|s| s.parse())
-        .transpose()?
-        .unwrap_or(2_000_000);
+    let total: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(2_000_000);
     let tmp = tempfile::tempdir()?;
     let dir = args
         .next()
@@ -118,10 +114,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         after = page.last().map_or(after, |r| r.lsn);
     }
     let secs = t.elapsed().as_secs_f64();
-    println!(
-        "follower reads of 10 records: {:.1} µs each",
-        secs * 1e6 / reads as f64
-    );
+    println!("follower reads of 10 records: {:.1} µs each", secs * 1e6 / reads as f64);
 
     // Encoding alone, into a reused buffer.
     let mut buf = Vec::with_capacity(1 << 20);

@@ -13,10 +13,7 @@ use std::thread;
 use std::time::Duration;
 
 use crate::cursor::CursorReader;
-use crate::{
-    Append, CORRELATION_ID_MAX_BYTES, EventLog, LogError, Lsn, PartitionId,
-    RECORD_PAYLOAD_MAX_BYTES, Record,
-};
+use crate::{Append, CORRELATION_ID_MAX_BYTES, EventLog, LogError, Lsn, PartitionId, RECORD_PAYLOAD_MAX_BYTES, Record};
 
 /// A wait long enough that reaching it means the implementation hangs.
 const HANG_GUARD: Duration = Duration::from_secs(60);
@@ -55,9 +52,7 @@ fn payload_for(partition: PartitionId, seq: u64) -> Vec<u8> {
 /// Appends `count` records to `partition` (continuing its seqs) and flushes; returns last LSN.
 fn append_simple(log: &dyn EventLog, partition: PartitionId, count: usize) -> Lsn {
     let first = log.next_seq(partition);
-    let payloads: Vec<Vec<u8>> = (0..count as u64)
-        .map(|i| payload_for(partition, first + i))
-        .collect();
+    let payloads: Vec<Vec<u8>> = (0..count as u64).map(|i| payload_for(partition, first + i)).collect();
     let batch: Vec<Append<'_>> = payloads
         .iter()
         .enumerate()
@@ -217,14 +212,8 @@ pub fn per_partition_seqs<H: Harness>(h: &mut H) {
     assert_eq!(log.next_seq(3), 1);
     append_simple(&*log, 2, 2);
     assert_eq!(log.next_seq(2), 5);
-    let seqs: Vec<(u64, u64)> = read_all(&*log)
-        .iter()
-        .map(|r| (r.partition, r.seq))
-        .collect();
-    assert_eq!(
-        seqs,
-        vec![(1, 1), (2, 1), (1, 2), (2, 2), (1, 3), (2, 3), (2, 4)]
-    );
+    let seqs: Vec<(u64, u64)> = read_all(&*log).iter().map(|r| (r.partition, r.seq)).collect();
+    assert_eq!(seqs, vec![(1, 1), (2, 1), (1, 2), (2, 2), (1, 3), (2, 3), (2, 4)]);
 }
 
 /// A wrong expected seq anywhere in a batch fails the whole batch; nothing of it is written.
@@ -359,22 +348,14 @@ pub fn flush_makes_durable_and_readers_see_only_durable<H: Harness>(h: &mut H) {
     assert!(log.durable_lsn() <= 2);
     // Whatever is durable is visible; nothing past it.
     let visible = read_all(&*log);
-    assert_eq!(
-        visible.len() as u64,
-        log.durable_lsn().min(visible.len() as u64)
-    );
+    assert_eq!(visible.len() as u64, log.durable_lsn().min(visible.len() as u64));
     assert!(visible.iter().all(|r| r.lsn <= log.durable_lsn()));
     log.flush(2).expect("flush");
     assert!(log.durable_lsn() >= 2);
     assert_eq!(read_all(&*log).len(), 2);
     assert_eq!(log.append(&[rec(3)]).expect("append"), 3);
     let durable = log.durable_lsn();
-    assert!(
-        log.read(0, 100)
-            .expect("read")
-            .iter()
-            .all(|r| r.lsn <= durable)
-    );
+    assert!(log.read(0, 100).expect("read").iter().all(|r| r.lsn <= durable));
     // Flushing beyond the last LSN makes everything appended durable.
     log.flush(u64::MAX).expect("flush");
     assert_eq!(log.durable_lsn(), 3);
@@ -449,9 +430,8 @@ pub fn concurrent_appenders_and_flushers<H: Harness>(h: &mut H) {
                 let partition = 100 + t;
                 for b in 0..BATCHES {
                     let first = b * BATCH_RECORDS + 1;
-                    let payloads: Vec<Vec<u8>> = (0..BATCH_RECORDS)
-                        .map(|i| payload_for(partition, first + i))
-                        .collect();
+                    let payloads: Vec<Vec<u8>> =
+                        (0..BATCH_RECORDS).map(|i| payload_for(partition, first + i)).collect();
                     let batch: Vec<Append<'_>> = payloads
                         .iter()
                         .enumerate()
@@ -466,9 +446,7 @@ pub fn concurrent_appenders_and_flushers<H: Harness>(h: &mut H) {
                     let lsn = log.append(&batch).expect("append");
                     log.flush(lsn).expect("flush");
                     assert!(log.durable_lsn() >= lsn);
-                    let mine = log
-                        .read(lsn - BATCH_RECORDS, BATCH_RECORDS as usize)
-                        .expect("read");
+                    let mine = log.read(lsn - BATCH_RECORDS, BATCH_RECORDS as usize).expect("read");
                     assert_eq!(mine.len() as u64, BATCH_RECORDS);
                     for (r, p) in mine.iter().zip(&payloads) {
                         assert_eq!(r.partition, partition);
@@ -571,10 +549,7 @@ pub fn concurrent_readers_follow_writes<H: Harness>(h: &mut H) {
                 let mut last = 0;
                 while last < TOTAL {
                     let durable = log.wait_durable(last, HANG_GUARD);
-                    assert!(
-                        durable > last,
-                        "reader starved: the log stopped advancing at {last}"
-                    );
+                    assert!(durable > last, "reader starved: the log stopped advancing at {last}");
                     log.scan(last, &mut |r| {
                         check(&r.to_owned(), last + 1);
                         assert!(r.lsn <= log.durable_lsn());
@@ -590,8 +565,7 @@ pub fn concurrent_readers_follow_writes<H: Harness>(h: &mut H) {
             let log = Arc::clone(&log);
             let dir = checkpoints.path().to_path_buf();
             s.spawn(move || {
-                let mut cursor =
-                    CursorReader::open(log, &dir, &format!("follower-{c}")).expect("cursor");
+                let mut cursor = CursorReader::open(log, &dir, &format!("follower-{c}")).expect("cursor");
                 let mut last = 0;
                 while last < TOTAL {
                     let records = cursor.poll(97, HANG_GUARD).expect("poll");
@@ -653,12 +627,7 @@ pub fn cursor_reader_resumes_at_least_once<H: Harness>(h: &mut H) {
     assert!(CursorReader::open(Arc::clone(&log), &dir, &"a".repeat(65)).is_err());
 
     let mut cursor = CursorReader::open(Arc::clone(&log), &dir, "billing_v-1").expect("cursor");
-    assert!(
-        cursor
-            .poll(10, Duration::from_millis(1))
-            .expect("poll")
-            .is_empty()
-    );
+    assert!(cursor.poll(10, Duration::from_millis(1)).expect("poll").is_empty());
     append_simple(&*log, 1, 25);
     let first = cursor.poll(10, HANG_GUARD).expect("poll");
     assert_eq!(

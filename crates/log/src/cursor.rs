@@ -55,11 +55,7 @@ pub struct CursorReader {
 
 impl CursorReader {
     /// Opens the cursor `name`, resuming after its persisted checkpoint (from the start if none).
-    pub fn open(
-        log: Arc<dyn EventLog>,
-        checkpoint_dir: &Path,
-        name: &str,
-    ) -> Result<Self, CursorError> {
+    pub fn open(log: Arc<dyn EventLog>, checkpoint_dir: &Path, name: &str) -> Result<Self, CursorError> {
         if !valid_cursor_name(name) {
             return Err(CursorError::InvalidName(name.to_owned()));
         }
@@ -97,9 +93,7 @@ impl CursorReader {
         if max == 0 {
             return Ok(Vec::new());
         }
-        if self.log.durable_lsn() <= self.position
-            && self.log.wait_durable(self.position, timeout) <= self.position
-        {
+        if self.log.durable_lsn() <= self.position && self.log.wait_durable(self.position, timeout) <= self.position {
             return Ok(Vec::new());
         }
         let records = self.log.read(self.position, max)?;
@@ -120,13 +114,10 @@ impl CursorReader {
         bytes[8..16].copy_from_slice(&self.position.to_le_bytes());
         let crc = crc32c::crc32c(&bytes[..16]);
         bytes[16..20].copy_from_slice(&crc.to_le_bytes());
-        let mut tmp = tempfile::Builder::new()
-            .prefix(TEMP_PREFIX)
-            .tempfile_in(&self.dir)?;
+        let mut tmp = tempfile::Builder::new().prefix(TEMP_PREFIX).tempfile_in(&self.dir)?;
         tmp.write_all(&bytes)?;
         tmp.as_file().sync_all()?;
-        tmp.persist(&self.path)
-            .map_err(|e| CursorError::Io(e.error))?;
+        tmp.persist(&self.path).map_err(|e| CursorError::Io(e.error))?;
         File::open(&self.dir)?.sync_all()?;
         self.committed = self.position;
         Ok(())

@@ -35,9 +35,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex, RwLock};
 use rustc_hash::FxHashMap;
 
-use crate::{
-    Append, EventLog, LogError, Lsn, PartitionId, RecordRef, RecoveryReport, Seq, TruncatedTail,
-};
+use crate::{Append, EventLog, LogError, Lsn, PartitionId, RecordRef, RecoveryReport, Seq, TruncatedTail};
 use reader::{FrameReader, Next};
 
 /// First bytes of every segment: name, two reserved bytes, segment format version.
@@ -232,12 +230,7 @@ impl FileLog {
 
     /// Paths of the segments, oldest first.
     pub fn segment_paths(&self) -> Vec<PathBuf> {
-        self.catalog
-            .read()
-            .segments
-            .iter()
-            .map(|s| s.path.clone())
-            .collect()
+        self.catalog.read().segments.iter().map(|s| s.path.clone()).collect()
     }
 
     /// Whether an earlier I/O failure has stopped the log.
@@ -262,9 +255,7 @@ impl FileLog {
 
     /// Closes the current segment (fsynced) and starts a new one at `w.last_lsn + 1`.
     fn roll(&self, w: &mut Writer) -> Result<(), LogError> {
-        w.file
-            .sync_data()
-            .map_err(|e| self.poison(LogError::Io(e)))?;
+        w.file.sync_data().map_err(|e| self.poison(LogError::Io(e)))?;
         let first_lsn = w.last_lsn + 1;
         let path = self.dir.join(segment_file_name(first_lsn));
         let mut file = OpenOptions::new()
@@ -337,11 +328,7 @@ impl FileLog {
             )
         };
         let file = File::open(&path)?;
-        let r = reader.insert(FrameReader::new(
-            file,
-            offset,
-            buf.take().unwrap_or_default(),
-        ));
+        let r = reader.insert(FrameReader::new(file, offset, buf.take().unwrap_or_default()));
         while expected <= durable {
             match r.next()? {
                 Next::Record { record, offset } => {
@@ -437,9 +424,7 @@ impl EventLog for FileLog {
             }
             frame::encode(&mut w.buf, lsn, rec);
             if w.buf.len() > self.opts.append_batch_max_bytes {
-                return Err(LogError::InvalidRecord(
-                    "batch larger than append_batch_max_bytes",
-                ));
+                return Err(LogError::InvalidRecord("batch larger than append_batch_max_bytes"));
             }
         }
         if let Some((p, next)) = cur {
@@ -520,19 +505,10 @@ impl EventLog for FileLog {
     }
 
     fn next_seq(&self, partition: PartitionId) -> Seq {
-        self.writer
-            .lock()
-            .next_seq
-            .get(&partition)
-            .copied()
-            .unwrap_or(1)
+        self.writer.lock().next_seq.get(&partition).copied().unwrap_or(1)
     }
 
-    fn scan(
-        &self,
-        after: Lsn,
-        visit: &mut dyn FnMut(RecordRef<'_>) -> bool,
-    ) -> Result<(), LogError> {
+    fn scan(&self, after: Lsn, visit: &mut dyn FnMut(RecordRef<'_>) -> bool) -> Result<(), LogError> {
         let durable = self.durable_lsn();
         if after >= durable {
             return Ok(());
@@ -587,18 +563,11 @@ fn list_segments(dir: &Path) -> Result<Vec<(Lsn, PathBuf)>, LogError> {
     Ok(segments)
 }
 
-fn recover(
-    dir: &Path,
-    opts: &FileLogOptions,
-    read_buffer_bytes: usize,
-) -> Result<Recovered, LogError> {
+fn recover(dir: &Path, opts: &FileLogOptions, read_buffer_bytes: usize) -> Result<Recovered, LogError> {
     let mut segments = list_segments(dir)?;
     if segments.is_empty() {
         let path = dir.join(segment_file_name(1));
-        let mut f = OpenOptions::new()
-            .create_new(true)
-            .write(true)
-            .open(&path)?;
+        let mut f = OpenOptions::new().create_new(true).write(true).open(&path)?;
         f.write_all(&SEGMENT_MAGIC)?;
         f.sync_all()?;
         sync_dir(dir)?;
@@ -665,16 +634,11 @@ fn recover(
                         return Err(corrupt(
                             &path,
                             offset,
-                            format!(
-                                "partition {}: seq {}, expected {want}",
-                                record.partition, record.seq
-                            ),
+                            format!("partition {}: seq {}, expected {want}", record.partition, record.seq),
                         ));
                     }
                     next_seq.insert(record.partition, want + 1);
-                    if (record.lsn - 1).is_multiple_of(opts.index_interval_records)
-                        && record.lsn != first_lsn
-                    {
+                    if (record.lsn - 1).is_multiple_of(opts.index_interval_records) && record.lsn != first_lsn {
                         catalog.index.push(IndexEntry {
                             lsn: record.lsn,
                             segment,
@@ -749,8 +713,8 @@ fn find_valid_frame_after(file: &File, bad: u64, len: u64) -> Result<Option<u64>
     if from >= len {
         return Ok(None);
     }
-    let rest_len = usize::try_from(len - from)
-        .map_err(|_| LogError::InvalidRecord("segment tail too large to examine"))?;
+    let rest_len =
+        usize::try_from(len - from).map_err(|_| LogError::InvalidRecord("segment tail too large to examine"))?;
     let mut rest = vec![0u8; rest_len];
     let got = read_full_at(file, &mut rest, from)?;
     rest.truncate(got);

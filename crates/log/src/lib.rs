@@ -153,11 +153,7 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// Visits durable records with LSN > `after`, in order, until `visit` returns false or
     /// the durable end is reached. For replay and feeds; must not allocate per record.
-    fn scan(
-        &self,
-        after: Lsn,
-        visit: &mut dyn FnMut(RecordRef<'_>) -> bool,
-    ) -> Result<(), LogError>;
+    fn scan(&self, after: Lsn, visit: &mut dyn FnMut(RecordRef<'_>) -> bool) -> Result<(), LogError>;
 
     /// Convenience over `scan`: up to `max` durable records after `after`.
     fn read(&self, after: Lsn, max: usize) -> Result<Vec<Record>, LogError> {

@@ -86,10 +86,7 @@ impl EventLog for MemLog {
                 seq: rec.expected_seq,
                 timestamp_ms: rec.timestamp_ms,
                 // Same normalisation as the file format: an empty id is no id.
-                correlation_id: rec
-                    .correlation_id
-                    .filter(|c| !c.is_empty())
-                    .map(str::to_owned),
+                correlation_id: rec.correlation_id.filter(|c| !c.is_empty()).map(str::to_owned),
                 payload: rec.payload.to_vec(),
             }));
         }
@@ -116,19 +113,10 @@ impl EventLog for MemLog {
     }
 
     fn next_seq(&self, partition: PartitionId) -> Seq {
-        self.state
-            .lock()
-            .next_seq
-            .get(&partition)
-            .copied()
-            .unwrap_or(1)
+        self.state.lock().next_seq.get(&partition).copied().unwrap_or(1)
     }
 
-    fn scan(
-        &self,
-        after: Lsn,
-        visit: &mut dyn FnMut(RecordRef<'_>) -> bool,
-    ) -> Result<(), LogError> {
+    fn scan(&self, after: Lsn, visit: &mut dyn FnMut(RecordRef<'_>) -> bool) -> Result<(), LogError> {
         let mut chunk: Vec<Arc<Record>> = Vec::new();
         let mut pos = after as usize;
         loop {

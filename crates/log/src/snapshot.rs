@@ -57,17 +57,11 @@ impl SnapshotStore {
         std::fs::create_dir_all(dir)?;
         for entry in std::fs::read_dir(dir)? {
             let entry = entry?;
-            if entry
-                .file_name()
-                .to_str()
-                .is_some_and(|n| n.starts_with(TEMP_PREFIX))
-            {
+            if entry.file_name().to_str().is_some_and(|n| n.starts_with(TEMP_PREFIX)) {
                 std::fs::remove_file(entry.path())?;
             }
         }
-        Ok(SnapshotStore {
-            dir: dir.to_path_buf(),
-        })
+        Ok(SnapshotStore { dir: dir.to_path_buf() })
     }
 
     pub fn dir(&self) -> &Path {
@@ -80,20 +74,12 @@ impl SnapshotStore {
     }
 
     /// Atomically replaces the partition's snapshot: a crash leaves either the old or the new.
-    pub fn save(
-        &self,
-        partition: PartitionId,
-        seq: Seq,
-        lsn: Lsn,
-        bytes: &[u8],
-    ) -> Result<(), SnapshotError> {
+    pub fn save(&self, partition: PartitionId, seq: Seq, lsn: Lsn, bytes: &[u8]) -> Result<(), SnapshotError> {
         if bytes.len() > SNAPSHOT_MAX_BYTES {
             return Err(SnapshotError::TooLarge { len: bytes.len() });
         }
         let header = encode_header(partition, seq, lsn, bytes);
-        let mut tmp = tempfile::Builder::new()
-            .prefix(TEMP_PREFIX)
-            .tempfile_in(&self.dir)?;
+        let mut tmp = tempfile::Builder::new().prefix(TEMP_PREFIX).tempfile_in(&self.dir)?;
         tmp.write_all(&header)?;
         tmp.write_all(bytes)?;
         tmp.as_file().sync_all()?;
@@ -118,9 +104,7 @@ impl SnapshotStore {
         let file_len = file.metadata()?.len();
         let mut header = [0u8; HEADER_BYTES];
         if file_len < HEADER_BYTES as u64 {
-            return Err(corrupt(format!(
-                "file of {file_len} bytes is shorter than the header"
-            )));
+            return Err(corrupt(format!("file of {file_len} bytes is shorter than the header")));
         }
         file.read_exact(&mut header)?;
         if header[..8] != MAGIC {

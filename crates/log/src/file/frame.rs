@@ -10,9 +10,7 @@
 //! two steps, [`decode_info`] (owned offsets, so a reader can refill its buffer in a loop
 //! without holding a borrow) and [`FrameInfo::record`] (the borrowed [`RecordRef`]).
 
-use crate::{
-    Append, CORRELATION_ID_MAX_BYTES, Lsn, PartitionId, RECORD_PAYLOAD_MAX_BYTES, RecordRef, Seq,
-};
+use crate::{Append, CORRELATION_ID_MAX_BYTES, Lsn, PartitionId, RECORD_PAYLOAD_MAX_BYTES, RecordRef, Seq};
 
 /// Bytes before the body: length and CRC.
 pub const FRAME_HEADER_BYTES: usize = 8;
@@ -23,8 +21,7 @@ const VARINT_MAX_BYTES: usize = 10;
 /// Largest fixed part of a body: the version byte and five varints.
 const BODY_FIXED_MAX_BYTES: usize = 1 + 5 * VARINT_MAX_BYTES;
 /// Largest body a valid frame can have; anything longer is damage, not a record.
-pub const FRAME_BODY_MAX_BYTES: usize =
-    BODY_FIXED_MAX_BYTES + CORRELATION_ID_MAX_BYTES + RECORD_PAYLOAD_MAX_BYTES;
+pub const FRAME_BODY_MAX_BYTES: usize = BODY_FIXED_MAX_BYTES + CORRELATION_ID_MAX_BYTES + RECORD_PAYLOAD_MAX_BYTES;
 /// Largest whole frame.
 pub const FRAME_MAX_BYTES: usize = FRAME_HEADER_BYTES + FRAME_BODY_MAX_BYTES;
 
@@ -153,9 +150,7 @@ pub fn decode_info(buf: &[u8]) -> Result<FrameInfo, DecodeError> {
         return Err(DecodeError::Bad("zero-length frame"));
     }
     if body_len > FRAME_BODY_MAX_BYTES {
-        return Err(DecodeError::Bad(
-            "frame length exceeds the largest valid frame",
-        ));
+        return Err(DecodeError::Bad("frame length exceeds the largest valid frame"));
     }
     let frame_len = FRAME_HEADER_BYTES + body_len;
     let Some(body) = buf.get(FRAME_HEADER_BYTES..frame_len) else {

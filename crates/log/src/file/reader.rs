@@ -103,9 +103,7 @@ impl FrameReader {
 
     /// Makes at least `needed` unconsumed bytes available; false at end of file.
     fn fill(&mut self, needed: usize) -> io::Result<bool> {
-        if self.buf.len() - self.start < needed
-            || (self.start > 0 && self.buf.len() - self.end < self.buf.len() / 4)
-        {
+        if self.buf.len() - self.start < needed || (self.start > 0 && self.buf.len() - self.end < self.buf.len() / 4) {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;

@@ -17,18 +17,11 @@ pub struct FileHarness {
 
 impl FileHarness {
     pub fn new(opts: FileLogOptions) -> Self {
-        FileHarness {
-            dirs: Vec::new(),
-            opts,
-        }
+        FileHarness { dirs: Vec::new(), opts }
     }
 
     fn current(&self) -> PathBuf {
-        self.dirs
-            .last()
-            .expect("open before reopen")
-            .path()
-            .to_path_buf()
+        self.dirs.last().expect("open before reopen").path().to_path_buf()
     }
 }
 
@@ -39,8 +32,7 @@ impl Harness for FileHarness {
     }
 
     fn reopen(&mut self) -> Arc<dyn EventLog> {
-        let (log, _report) =
-            FileLog::open(&self.current(), self.opts.clone()).expect("open file log");
+        let (log, _report) = FileLog::open(&self.current(), self.opts.clone()).expect("open file log");
         Arc::new(log)
     }
 }

@@ -14,11 +14,7 @@ fn segments_roll_and_are_named_by_first_lsn() {
     let log = open(dir.path(), &opts);
     let last = fill(&log, 200, 3);
     let segs = segments(dir.path());
-    assert!(
-        segs.len() > 5,
-        "expected several segments, got {}",
-        segs.len()
-    );
+    assert!(segs.len() > 5, "expected several segments, got {}", segs.len());
     assert_eq!(segs, log.segment_paths());
     // Each segment is named by its first LSN, starts with the magic, and rolled near the size.
     let mut expected_first = 1;
@@ -109,11 +105,7 @@ fn torn_tail_is_truncated_and_reported() {
 
 #[test]
 fn garbage_and_zero_tails_are_truncated() {
-    for tail in [
-        vec![0u8; 4096],
-        vec![0xffu8; 3],
-        b"\x05\x00\x00\x00garbage!".to_vec(),
-    ] {
+    for tail in [vec![0u8; 4096], vec![0xffu8; 3], b"\x05\x00\x00\x00garbage!".to_vec()] {
         let dir = tempfile::tempdir().unwrap();
         let log = open(dir.path(), &small_opts());
         fill(&log, 20, 7);
@@ -186,9 +178,7 @@ fn flipped_bit_in_an_earlier_segment_is_corrupt() {
     let bad = *offsets.last().unwrap();
     flip_bit(&segs[1], bad + 9);
     match FileLog::open(dir.path(), small_opts()) {
-        Err(LogError::Corrupt {
-            segment, offset, ..
-        }) => {
+        Err(LogError::Corrupt { segment, offset, .. }) => {
             assert_eq!(segment, segs[1]);
             assert_eq!(offset, bad);
         }
@@ -205,9 +195,7 @@ fn bad_segment_header_is_corrupt() {
     let segs = segments(dir.path());
     flip_bit(&segs[0], 2);
     match FileLog::open(dir.path(), small_opts()) {
-        Err(LogError::Corrupt {
-            segment, offset, ..
-        }) => assert_eq!((segment, offset), (segs[0].clone(), 0)),
+        Err(LogError::Corrupt { segment, offset, .. }) => assert_eq!((segment, offset), (segs[0].clone(), 0)),
         other => panic!("expected Corrupt, got {:?}", other.map(|(_, r)| r)),
     }
 }
@@ -309,10 +297,7 @@ fn lock_child_helper() {
     };
     match FileLog::open(std::path::Path::new(&dir), FileLogOptions::default()) {
         Err(LogError::Locked(_)) => {}
-        other => panic!(
-            "expected Locked in the child, got {:?}",
-            other.map(|(_, r)| r)
-        ),
+        other => panic!("expected Locked in the child, got {:?}", other.map(|(_, r)| r)),
     }
 }
 

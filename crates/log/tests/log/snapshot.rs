@@ -22,10 +22,7 @@ fn save_load_overwrite_list() {
     assert_eq!(store.load(42).unwrap().unwrap().bytes, Vec::<u8>::new());
     store.save(1, 20, 200, b"state two").unwrap();
     let s = store.load(1).unwrap().unwrap();
-    assert_eq!(
-        (s.seq, s.lsn, s.bytes.as_slice()),
-        (20, 200, &b"state two"[..])
-    );
+    assert_eq!((s.seq, s.lsn, s.bytes.as_slice()), (20, 200, &b"state two"[..]));
     assert_eq!(store.list().unwrap(), vec![1, 42]);
     store.remove(42).unwrap();
     store.remove(42).unwrap();
@@ -78,9 +75,6 @@ fn stale_temp_files_are_removed_and_limits_enforced() {
     let store = SnapshotStore::open(dir.path()).unwrap();
     assert!(!dir.path().join(".snap-tmp-abc").exists());
     let big = vec![0u8; SNAPSHOT_MAX_BYTES + 1];
-    assert!(matches!(
-        store.save(1, 1, 1, &big),
-        Err(SnapshotError::TooLarge { .. })
-    ));
+    assert!(matches!(store.save(1, 1, 1, &big), Err(SnapshotError::TooLarge { .. })));
     assert_eq!(store.load(1).unwrap(), None);
 }

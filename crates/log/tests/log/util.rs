@@ -35,9 +35,7 @@ pub fn fill(log: &FileLog, count: u64, batch_records: u64) -> Lsn {
             .zip(last + 1..)
             .map(|(p, lsn)| {
                 let partition = lsn % 3;
-                let seq = next
-                    .entry(partition)
-                    .or_insert_with(|| log.next_seq(partition));
+                let seq = next.entry(partition).or_insert_with(|| log.next_seq(partition));
                 let rec = Append {
                     partition,
                     expected_seq: *seq,
