@@ -1,0 +1,618 @@
+//! `decide`: the only place where a command is judged. It reads the state, never changes it,
+//! and answers with the events to append (and what to tell the caller) or a [`Rejection`].
+//!
+//! Everything a command needs to be accepted is checked here, so that `evolve` can trust
+//! events blindly. `PlaceHold` is the hot path (a million times a second in the engine
+//! benchmark): it allocates only the returned `Vec<Event>` and never formats a string.
+//!
+//! Idempotency: `PlaceHold` and `Checkout` may carry a key, scoped per (buyer, key) within the
+//! sale. Only *successful* commands are remembered (the entry is written by `evolve` from the
+//! event), because a rejected command changed nothing: retrying it is evaluated afresh and may
+//! now succeed. A retry of a remembered request answers the original outcome with no events,
+//! whatever happened since (the hold may have expired meanwhile); the same key with a different
+//! request is an `IdempotencyConflict`.
+
+use smallvec::SmallVec;
+
+use crate::command::{Actor, Command, CreateSale, EXPIRE_BATCH_MAX, Item, Items, SaleStatus};
+use crate::event::{Event, IssuedTicket};
+use crate::fingerprint;
+use crate::ids::{HoldId, OrderId, QuotaId, TicketCode, TicketTypeId};
+use crate::rejection::Rejection;
+use crate::state::{Deadline, HoldState, Order, OrderState, Outcome, Sale, SaleState};
+use crate::values::{BuyerId, IdempotencyKey, MoneyMinor, Name, PaymentRef, Timestamp, limits};
+use crate::{Ctx, Decision, Entropy};
+
+/// Judges `command` against `state` at `ctx.now`. Pure apart from drawing ticket codes from
+/// `ctx.entropy` (only `ConfirmPayment` does).
+pub fn decide(state: &SaleState, command: Command, ctx: &mut Ctx) -> Result<Decision, Rejection> {
+    let Some(sale) = &state.sale else {
+        return match command {
+            Command::CreateSale(c) => create_sale(c),
+            _ => Err(Rejection::NotFound("sale")),
+        };
+    };
+    let now = ctx.now;
+    match command {
+        Command::CreateSale(_) => Err(Rejection::AlreadyExists),
+        Command::AddTicketType {
+            name,
+            price,
+            max_per_order,
+        } => add_ticket_type(state, sale, name, price, max_per_order),
+        Command::AddQuota {
+            name,
+            capacity,
+            ticket_types,
+        } => add_quota(state, sale, name, capacity, ticket_types),
+        Command::SetStatus(to) => set_status(sale, to),
+        Command::PlaceHold {
+            buyer,
+            items,
+            idempotency_key,
+        } => place_hold(state, sale, buyer, items, idempotency_key, now),
+        Command::ReleaseHold { buyer, hold } => release_hold(state, &buyer, hold),
+        Command::ExpireDue => Ok(expire_due(state, now)),
+        Command::Checkout {
+            buyer,
+            hold,
+            idempotency_key,
+        } => checkout(state, sale, buyer, hold, idempotency_key, now),
+        Command::ConfirmPayment { order, payment_ref } => {
+            confirm_payment(state, sale, order, payment_ref, now, &mut *ctx.entropy)
+        }
+        Command::FailPayment { order, reason } => {
+            let o = find_order(state, order)?;
+            if o.state != OrderState::AwaitingPayment {
+                return Err(Rejection::Conflict("order_not_awaiting_payment"));
+            }
+            Ok(done(Event::OrderPaymentFailed { order, reason }))
+        }
+        Command::CancelOrder { actor, order } => {
+            let o = find_order(state, order)?;
+            if let Actor::Buyer(buyer) = &actor
+                && *buyer != o.buyer
+            {
+                // Same answer as for a missing order, so that order ids don't leak.
+                return Err(Rejection::NotFound("order"));
+            }
+            if o.state != OrderState::AwaitingPayment {
+                return Err(Rejection::Conflict("order_not_awaiting_payment"));
+            }
+            Ok(done(Event::OrderCancelled { order }))
+        }
+        Command::Refund { order, tickets } => refund(state, order, tickets, now),
+        Command::CheckIn { code } => check_in(state, code, now),
+    }
+}
+
+fn one(event: Event, outcome: Outcome) -> Decision {
+    Decision {
+        events: vec![event],
+        outcome,
+    }
+}
+
+fn done(event: Event) -> Decision {
+    one(event, Outcome::Done)
+}
+
+fn nothing(outcome: Outcome) -> Decision {
+    Decision {
+        events: Vec::new(),
+        outcome,
+    }
+}
+
+fn create_sale(c: CreateSale) -> Result<Decision, Rejection> {
+    if !(limits::HOLD_TTL_MS_MIN..=limits::HOLD_TTL_MS_MAX).contains(&c.hold_ttl_ms) {
+        return Err(Rejection::invalid("hold_ttl_ms", "must be between 1 s and 24 h"));
+    }
+    if let (Some(opens_at), Some(closes_at)) = (c.opens_at, c.closes_at)
+        && opens_at >= closes_at
+    {
+        return Err(Rejection::invalid("closes_at", "must be after opens_at"));
+    }
+    if c.max_tickets_per_buyer == Some(0) {
+        return Err(Rejection::invalid("max_tickets_per_buyer", "must be at least 1"));
+    }
+    Ok(one(
+        Event::SaleCreated {
+            name: c.name,
+            currency: c.currency,
+            hold_ttl_ms: c.hold_ttl_ms,
+            max_tickets_per_buyer: c.max_tickets_per_buyer,
+            opens_at: c.opens_at,
+            closes_at: c.closes_at,
+        },
+        Outcome::SaleCreated,
+    ))
+}
+
+fn add_ticket_type(
+    state: &SaleState,
+    sale: &Sale,
+    name: Name,
+    price: MoneyMinor,
+    max_per_order: Option<u32>,
+) -> Result<Decision, Rejection> {
+    if sale.status == SaleStatus::Closed {
+        return Err(Rejection::Conflict("sale_closed"));
+    }
+    if state.ticket_types.len() >= limits::TICKET_TYPES_MAX {
+        return Err(Rejection::invalid("ticket_types", "at most 256 ticket types per sale"));
+    }
+    if let Some(max) = max_per_order
+        && !(1..=limits::QUANTITY_MAX).contains(&max)
+    {
+        return Err(Rejection::invalid("max_per_order", "must be between 1 and 100"));
+    }
+    let id = TicketTypeId(state.ticket_types.len() as u32);
+    Ok(one(
+        Event::TicketTypeAdded {
+            id,
+            name,
+            price,
+            max_per_order,
+        },
+        Outcome::TicketTypeAdded(id),
+    ))
+}
+
+fn add_quota(
+    state: &SaleState,
+    sale: &Sale,
+    name: Name,
+    capacity: u32,
+    ticket_types: Vec<TicketTypeId>,
+) -> Result<Decision, Rejection> {
+    if sale.status == SaleStatus::Closed {
+        return Err(Rejection::Conflict("sale_closed"));
+    }
+    if state.quotas.len() >= limits::QUOTAS_MAX {
+        return Err(Rejection::invalid("quotas", "at most 256 quotas per sale"));
+    }
+    if capacity > limits::CAPACITY_MAX {
+        return Err(Rejection::invalid("capacity", "at most 100,000,000"));
+    }
+    if ticket_types.is_empty() {
+        return Err(Rejection::invalid("ticket_types", "must not be empty"));
+    }
+    if ticket_types.len() > limits::QUOTA_TYPES_MAX {
+        return Err(Rejection::invalid("ticket_types", "at most 64 per quota"));
+    }
+    if has_duplicates(&ticket_types) {
+        return Err(Rejection::invalid("ticket_types", "must not repeat a ticket type"));
+    }
+    // The new quota starts with what its types already hold and sold (N:M: a ticket counts
+    // against every quota of its type), so it may already be over capacity.
+    let (mut held, mut sold) = (0u64, 0u64);
+    for tt in &ticket_types {
+        let t = state
+            .ticket_types
+            .get(tt.0 as usize)
+            .ok_or(Rejection::NotFound("ticket_type"))?;
+        held += u64::from(t.held);
+        sold += u64::from(t.sold);
+    }
+    if held + sold > u64::from(capacity) {
+        return Err(Rejection::Conflict("capacity_below_usage"));
+    }
+    let id = QuotaId(state.quotas.len() as u32);
+    Ok(one(
+        Event::QuotaAdded {
+            id,
+            name,
+            capacity,
+            ticket_types,
+        },
+        Outcome::QuotaAdded(id),
+    ))
+}
+
+fn has_duplicates(ids: &[TicketTypeId]) -> bool {
+    // At most 64 entries: quadratic is cheaper than hashing.
+    ids.iter().enumerate().any(|(i, a)| ids[..i].contains(a))
+}
+
+fn set_status(sale: &Sale, to: SaleStatus) -> Result<Decision, Rejection> {
+    use SaleStatus::*;
+    if sale.status == to {
+        return Ok(nothing(Outcome::Done));
+    }
+    match (sale.status, to) {
+        (Draft, Open) | (Open, Paused) | (Paused, Open) | (Draft | Open | Paused, Closed) => {
+            Ok(done(Event::SaleStatusChanged { status: to }))
+        }
+        _ => Err(Rejection::Conflict("status_transition")),
+    }
+}
+
+/// Looks up a remembered idempotent request. Takes the buyer and key by value (they are
+/// moved into the map's key type for the lookup, without allocating) and hands them back.
+#[allow(clippy::type_complexity)]
+fn recall(
+    state: &SaleState,
+    buyer: BuyerId,
+    key: Option<IdempotencyKey>,
+    fingerprint: impl FnOnce() -> u64,
+) -> Result<(BuyerId, Option<IdempotencyKey>), Result<Decision, Rejection>> {
+    let Some(key) = key else {
+        return Ok((buyer, None));
+    };
+    if state.idempotency.is_empty() {
+        return Ok((buyer, Some(key)));
+    }
+    let scoped = (buyer, key);
+    match state.idempotency.get(&scoped) {
+        None => Ok((scoped.0, Some(scoped.1))),
+        Some(entry) if entry.fingerprint == fingerprint() => Err(Ok(nothing(entry.outcome))),
+        Some(_) => Err(Err(Rejection::IdempotencyConflict)),
+    }
+}
+
+fn is_open(sale: &Sale, now: Timestamp) -> bool {
+    sale.status == SaleStatus::Open && sale.opens_at.is_none_or(|t| t <= now) && sale.closes_at.is_none_or(|t| now < t)
+}
+
+/// Sum of needs per quota over `items`. Sixteen lines over a few quotas each fit on the stack.
+type Needs = SmallVec<[(QuotaId, u32); 16]>;
+
+fn needs_per_quota(state: &SaleState, items: &[Item]) -> Needs {
+    let mut needs = Needs::new();
+    for item in items {
+        let Some(tt) = state.ticket_types.get(item.ticket_type.0 as usize) else {
+            continue;
+        };
+        for &q in &tt.quotas {
+            match needs.iter_mut().find(|(id, _)| *id == q) {
+                Some((_, need)) => *need += item.quantity.get(),
+                None => needs.push((q, item.quantity.get())),
+            }
+        }
+    }
+    needs
+}
+
+/// All or nothing: first any type with nothing left (`SoldOut`), then any quota that cannot
+/// cover the summed needs of the lines that count against it (`InsufficientInventory`, naming
+/// the first such line's type and how many of that type alone could be held now).
+fn check_inventory(state: &SaleState, items: &[Item]) -> Result<(), Rejection> {
+    for item in items {
+        if state.available(item.ticket_type) == 0 {
+            return Err(Rejection::SoldOut {
+                ticket_type: item.ticket_type,
+            });
+        }
+    }
+    let needs = needs_per_quota(state, items);
+    for item in items {
+        let Some(tt) = state.ticket_types.get(item.ticket_type.0 as usize) else {
+            continue;
+        };
+        for q in &tt.quotas {
+            let need = needs.iter().find(|(id, _)| id == q).map_or(0, |(_, n)| *n);
+            let short = state
+                .quotas
+                .get(q.0 as usize)
+                .is_none_or(|quota| need > quota.available());
+            if short {
+                return Err(Rejection::InsufficientInventory {
+                    ticket_type: item.ticket_type,
+                    available: state.available(item.ticket_type),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_buyer_limit(state: &SaleState, sale: &Sale, buyer: &BuyerId, quantity: u32) -> Result<(), Rejection> {
+    if let Some(limit) = sale.max_tickets_per_buyer {
+        let current = state.buyer_tickets.get(buyer).copied().unwrap_or(0);
+        if current.saturating_add(quantity) > limit {
+            return Err(Rejection::LimitExceeded { limit, current });
+        }
+    }
+    Ok(())
+}
+
+fn place_hold(
+    state: &SaleState,
+    sale: &Sale,
+    buyer: BuyerId,
+    items: Items,
+    idempotency_key: Option<IdempotencyKey>,
+    now: Timestamp,
+) -> Result<Decision, Rejection> {
+    let (buyer, idempotency_key) = match recall(state, buyer, idempotency_key, || fingerprint::place_hold(&items)) {
+        Ok(fresh) => fresh,
+        Err(remembered) => return remembered,
+    };
+    if !is_open(sale, now) {
+        return Err(Rejection::SaleNotOpen);
+    }
+    if items.is_empty() {
+        return Err(Rejection::invalid("items", "must not be empty"));
+    }
+    if items.len() > limits::HOLD_ITEMS_MAX {
+        return Err(Rejection::invalid("items", "at most 16 lines per hold"));
+    }
+    let mut quantity = 0u32;
+    for (i, item) in items.iter().enumerate() {
+        if items[..i].iter().any(|o| o.ticket_type == item.ticket_type) {
+            return Err(Rejection::invalid("items", "must not repeat a ticket type"));
+        }
+        let tt = state
+            .ticket_types
+            .get(item.ticket_type.0 as usize)
+            .ok_or(Rejection::NotFound("ticket_type"))?;
+        if tt.max_per_order.is_some_and(|max| item.quantity.get() > max) {
+            return Err(Rejection::invalid(
+                "quantity",
+                "exceeds the ticket type's max_per_order",
+            ));
+        }
+        quantity += item.quantity.get();
+    }
+    check_inventory(state, &items)?;
+    check_buyer_limit(state, sale, &buyer, quantity)?;
+    let hold = HoldId(state.last_hold + 1);
+    Ok(one(
+        Event::HoldPlaced {
+            hold,
+            buyer,
+            items,
+            expires_at: now.plus_ms(sale.hold_ttl_ms),
+            idempotency_key,
+        },
+        Outcome::Hold(hold),
+    ))
+}
+
+fn release_hold(state: &SaleState, buyer: &BuyerId, hold: HoldId) -> Result<Decision, Rejection> {
+    let h = state
+        .holds
+        .get(&hold)
+        .filter(|h| h.buyer == *buyer)
+        .ok_or(Rejection::NotFound("hold"))?;
+    match h.state {
+        // Releasing a hold whose deadline passed but whose expiry has not run yet is fine:
+        // the inventory returns either way.
+        HoldState::Active => Ok(done(Event::HoldReleased { hold })),
+        HoldState::Expired => Err(Rejection::HoldExpired),
+        HoldState::Released => Err(Rejection::Conflict("hold_released")),
+        HoldState::Converted(_) => Err(Rejection::Conflict("hold_converted")),
+    }
+}
+
+fn expire_due(state: &SaleState, now: Timestamp) -> Decision {
+    let events = state
+        .deadlines
+        .iter()
+        .take_while(|(at, _)| *at <= now)
+        .take(EXPIRE_BATCH_MAX)
+        .map(|(_, what)| match *what {
+            Deadline::Hold(hold) => Event::HoldExpired { hold },
+            Deadline::Order(order) => Event::OrderExpired { order },
+        })
+        .collect();
+    Decision {
+        events,
+        outcome: Outcome::Done,
+    }
+}
+
+fn checkout(
+    state: &SaleState,
+    sale: &Sale,
+    buyer: BuyerId,
+    hold: HoldId,
+    idempotency_key: Option<IdempotencyKey>,
+    now: Timestamp,
+) -> Result<Decision, Rejection> {
+    let (buyer, idempotency_key) = match recall(state, buyer, idempotency_key, || fingerprint::checkout(hold)) {
+        Ok(fresh) => fresh,
+        Err(remembered) => return remembered,
+    };
+    // A held ticket may be checked out while the sale is paused (the buyer already has it),
+    // but a closed sale sells nothing more.
+    if sale.status == SaleStatus::Closed {
+        return Err(Rejection::SaleNotOpen);
+    }
+    let h = state
+        .holds
+        .get(&hold)
+        .filter(|h| h.buyer == buyer)
+        .ok_or(Rejection::NotFound("hold"))?;
+    match h.state {
+        // The deadline is what counts, not whether the expiry timer has fired yet.
+        HoldState::Active if now < h.expires_at => {}
+        HoldState::Active | HoldState::Expired => return Err(Rejection::HoldExpired),
+        HoldState::Released => return Err(Rejection::Conflict("hold_released")),
+        HoldState::Converted(_) => return Err(Rejection::Conflict("hold_converted")),
+    }
+    let order = OrderId(state.last_order + 1);
+    Ok(one(
+        Event::OrderPlaced {
+            order,
+            hold,
+            total: h.total,
+            at: now,
+            idempotency_key,
+        },
+        Outcome::Order(order),
+    ))
+}
+
+fn find_order(state: &SaleState, order: OrderId) -> Result<&Order, Rejection> {
+    state.orders.get(&order).ok_or(Rejection::NotFound("order"))
+}
+
+fn confirm_payment(
+    state: &SaleState,
+    sale: &Sale,
+    order: OrderId,
+    payment_ref: PaymentRef,
+    now: Timestamp,
+    entropy: &mut dyn Entropy,
+) -> Result<Decision, Rejection> {
+    let o = find_order(state, order)?;
+    let same_ref = o.payment_ref.as_ref() == Some(&payment_ref);
+    let reinstated = match o.state {
+        OrderState::AwaitingPayment => false,
+        // Payment arrived after expiry. The sale's status does not matter: the buyer ordered
+        // while it was open and has paid; only inventory and the buyer's limit can say no.
+        OrderState::Expired => {
+            let quantity = o.items.iter().map(|i| i.quantity.get()).sum();
+            if check_inventory(state, &o.items).is_err() || check_buyer_limit(state, sale, &o.buyer, quantity).is_err()
+            {
+                return Ok(done(Event::OrderRefundRequired {
+                    order,
+                    payment_ref,
+                    at: now,
+                }));
+            }
+            true
+        }
+        // The provider re-delivering the same confirmation is not an error.
+        OrderState::Paid | OrderState::RefundRequired | OrderState::Refunded if same_ref => {
+            return Ok(nothing(Outcome::Done));
+        }
+        OrderState::Paid => return Err(Rejection::Conflict("order_paid")),
+        OrderState::RefundRequired => return Err(Rejection::Conflict("order_refund_required")),
+        OrderState::Refunded => return Err(Rejection::Conflict("order_refunded")),
+        OrderState::Cancelled => return Err(Rejection::Conflict("order_cancelled")),
+        OrderState::PaymentFailed => return Err(Rejection::Conflict("order_payment_failed")),
+    };
+    let tickets = issue_tickets(state, &o.items, entropy)?;
+    Ok(done(Event::OrderPaid {
+        order,
+        payment_ref,
+        tickets,
+        reinstated,
+        at: now,
+    }))
+}
+
+/// How many times a fresh code is drawn when the one drawn is already taken. With 128 random
+/// bits a collision never happens; the bound only stops a broken entropy source from looping.
+const CODE_DRAWS_MAX: usize = 8;
+
+fn issue_tickets(state: &SaleState, items: &[Item], entropy: &mut dyn Entropy) -> Result<Vec<IssuedTicket>, Rejection> {
+    let count: u32 = items.iter().map(|i| i.quantity.get()).sum();
+    let mut tickets = Vec::with_capacity(count as usize);
+    for item in items {
+        for _ in 0..item.quantity.get() {
+            let code = fresh_code(state, &tickets, entropy)?;
+            tickets.push(IssuedTicket {
+                code,
+                ticket_type: item.ticket_type,
+            });
+        }
+    }
+    Ok(tickets)
+}
+
+fn fresh_code(state: &SaleState, issued: &[IssuedTicket], entropy: &mut dyn Entropy) -> Result<TicketCode, Rejection> {
+    for _ in 0..CODE_DRAWS_MAX {
+        let code = entropy.ticket_code();
+        // `issued` holds at most 1,600 codes (16 lines × 100); a linear scan is fine off the
+        // hot path.
+        if !state.tickets.contains_key(&code) && !issued.iter().any(|t| t.code == code) {
+            return Ok(code);
+        }
+    }
+    Err(Rejection::Conflict("ticket_code_collision"))
+}
+
+fn refund(
+    state: &SaleState,
+    order: OrderId,
+    tickets: Option<Vec<TicketCode>>,
+    now: Timestamp,
+) -> Result<Decision, Rejection> {
+    let o = find_order(state, order)?;
+    match o.state {
+        OrderState::Paid => {}
+        OrderState::RefundRequired => {
+            if tickets.is_some() {
+                return Err(Rejection::invalid(
+                    "tickets",
+                    "a refund_required order is refunded whole",
+                ));
+            }
+            return Ok(done(Event::OrderRefunded {
+                order,
+                tickets: Vec::new(),
+                amount: o.total,
+                at: now,
+            }));
+        }
+        _ => return Err(Rejection::Conflict("order_not_paid")),
+    }
+    let codes = match tickets {
+        // All remaining tickets. A checked-in one among them rejects the whole refund: the
+        // organiser must name the tickets to refund the rest, so money for a used ticket never
+        // goes back by accident.
+        None => o
+            .tickets
+            .iter()
+            .filter(|c| state.tickets.get(c).is_some_and(|t| !t.refunded))
+            .copied()
+            .collect(),
+        Some(codes) => {
+            if codes.is_empty() {
+                return Err(Rejection::invalid("tickets", "must not be empty"));
+            }
+            if codes.len() > limits::REFUND_CODES_MAX {
+                return Err(Rejection::invalid("tickets", "at most 1,000 codes per refund"));
+            }
+            let mut sorted = codes.clone();
+            sorted.sort_unstable();
+            if sorted.windows(2).any(|w| w[0] == w[1]) {
+                return Err(Rejection::invalid("tickets", "must not repeat a code"));
+            }
+            codes
+        }
+    };
+    let mut amount = MoneyMinor::ZERO;
+    for code in &codes {
+        let t = state
+            .tickets
+            .get(code)
+            .filter(|t| t.order == order)
+            .ok_or(Rejection::NotFound("ticket"))?;
+        if t.refunded {
+            return Err(Rejection::Conflict("ticket_refunded"));
+        }
+        if let Some(at) = t.checked_in_at {
+            return Err(Rejection::AlreadyCheckedIn { at });
+        }
+        let price = state
+            .ticket_types
+            .get(t.ticket_type.0 as usize)
+            .map_or(MoneyMinor::ZERO, |tt| tt.price);
+        amount = amount.plus(price);
+    }
+    Ok(done(Event::OrderRefunded {
+        order,
+        tickets: codes,
+        amount,
+        at: now,
+    }))
+}
+
+fn check_in(state: &SaleState, code: TicketCode, now: Timestamp) -> Result<Decision, Rejection> {
+    let t = state.tickets.get(&code).ok_or(Rejection::NotFound("ticket"))?;
+    if t.refunded {
+        return Err(Rejection::Conflict("ticket_refunded"));
+    }
+    if let Some(at) = t.checked_in_at {
+        return Err(Rejection::AlreadyCheckedIn { at });
+    }
+    Ok(one(
+        Event::TicketCheckedIn { code, at: now },
+        Outcome::CheckedIn { code, at: now },
+    ))
+}

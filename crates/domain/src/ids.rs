@@ -58,8 +58,9 @@ impl TicketCode {
                 c => c,
             };
             let d = CROCKFORD.iter().position(|&x| x == c)? as u128;
-            if i == 0 && d > 3 {
-                return None; // would overflow 128 bits
+            if i == 0 && d > 7 {
+                // 26 × 5 = 130 bits: the first digit carries only the top 3.
+                return None;
             }
             v = (v << 5) | d;
         }

@@ -10,6 +10,7 @@ pub mod command;
 mod decide;
 pub mod event;
 mod evolve;
+mod fingerprint;
 pub mod ids;
 pub mod invariants;
 pub mod rejection;
@@ -22,12 +23,9 @@ pub use event::{Event, IssuedTicket};
 pub use evolve::evolve;
 pub use ids::{HoldId, OrderId, QuotaId, SaleId, TicketCode, TicketTypeId};
 pub use rejection::Rejection;
-pub use state::{
-    Deadline, Hold, HoldState, Order, OrderState, Outcome, Quota, Sale, SaleState, Ticket, TicketType,
-};
+pub use state::{Deadline, Hold, HoldState, Order, OrderState, Outcome, Quota, Sale, SaleState, Ticket, TicketType};
 pub use values::{
-    limits, BuyerId, Currency, IdempotencyKey, InvalidValue, MoneyMinor, Name, PaymentRef, Quantity, Reason,
-    Timestamp,
+    BuyerId, Currency, IdempotencyKey, InvalidValue, MoneyMinor, Name, PaymentRef, Quantity, Reason, Timestamp, limits,
 };
 
 /// Where fresh ticket codes come from. The engine uses the OS's random generator; tests use a

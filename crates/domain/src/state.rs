@@ -139,7 +139,10 @@ pub enum Outcome {
     QuotaAdded(QuotaId),
     Hold(HoldId),
     Order(OrderId),
-    CheckedIn { code: TicketCode, at: Timestamp },
+    CheckedIn {
+        code: TicketCode,
+        at: Timestamp,
+    },
     /// Nothing to report beyond success (status change, release, payment, refund, expiry).
     Done,
 }

@@ -1,0 +1,7 @@
+//! The domain's tests, compiled into one binary: given/when/then per command, the codec, and
+//! a property test of random command sequences against a reference model.
+
+mod codec;
+mod commands;
+mod model;
+mod support;
