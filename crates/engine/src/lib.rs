@@ -1,1 +1,417 @@
-//! (being written)
+//! The engine: every sale is a partition owned by exactly one shard writer thread.
+//!
+//! A command travels: [`Engine::submit`] → the shard's **bounded** queue (full = an immediate
+//! [`EngineError::Overloaded`], never a wait) → the shard takes everything queued, up to
+//! `batch_max`, as one batch → for each command `decide` + `evolve` on the partition's state →
+//! the batch's events are appended to the log as one record per command → **one** `flush`
+//! (fsync) for the whole batch → only then every reply is sent. A reply therefore means durable.
+//!
+//! Reads ([`Engine::read`]) take the partition's read lock and never wait behind the queue or
+//! the fsync. They may observe effects of the batch currently being made durable; nobody has
+//! been told of those yet, and after a crash they are gone together with their replies.
+//!
+//! Hold and order deadlines live in the domain state (`SaleState::deadlines`); each shard keeps
+//! a schedule of its partitions' next deadlines and sends itself `ExpireDue` when one passes.
+
+mod clock;
+mod recovery;
+mod shard;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+
+use compact_str::CompactString;
+use crossbeam_channel::{Sender, TrySendError};
+use parking_lot::RwLock;
+use rustc_hash::FxHashMap;
+use taquilla_domain::{Command, CreateSale, Outcome, Rejection, SaleId, SaleState};
+use taquilla_log::file::{FileLog, FileLogOptions};
+use taquilla_log::snapshot::SnapshotStore;
+use taquilla_log::{EventLog, LogError, RecoveryReport};
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use recovery::RecoveryStats;
+
+/// Limits and tuning. Every queue has a bound.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Shard writer threads. Partitions are spread over them by id.
+    pub shards: usize,
+    /// Messages each shard's queue holds before `submit` answers `Overloaded`.
+    pub queue_capacity: usize,
+    /// Commands one batch (one fsync) takes at most.
+    pub batch_max: usize,
+    /// A partition is snapshotted after this many records since its last snapshot.
+    pub snapshot_every_records: u64,
+    /// Snapshot every changed partition on a clean shutdown, so the next start replays little.
+    pub snapshot_on_shutdown: bool,
+    pub segment_size_bytes: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            shards: 1,
+            queue_capacity: 65_536,
+            batch_max: 8_192,
+            snapshot_every_records: 1_000_000,
+            snapshot_on_shutdown: true,
+            segment_size_bytes: 64 << 20,
+        }
+    }
+}
+
+/// Commands one [`Engine::submit_batch`] call may carry.
+pub const SUBMIT_BATCH_MAX: usize = 8_192;
+/// Sales one engine holds.
+pub const SALES_MAX: usize = 100_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    /// The shard's queue is full: try again later (HTTP 503 + Retry-After).
+    #[error("overloaded: the command queue is full")]
+    Overloaded,
+    #[error("sale not found")]
+    SaleNotFound,
+    #[error("too many sales (limit {SALES_MAX})")]
+    TooManySales,
+    #[error("batch too large (limit {SUBMIT_BATCH_MAX})")]
+    BatchTooLarge,
+    /// The engine is shutting down or has stopped after a fatal log error.
+    #[error("the engine is stopped")]
+    Stopped,
+    /// The log failed (e.g. fsync); the engine stops taking commands.
+    #[error("log failure: {0}")]
+    Log(#[from] LogError),
+    #[error("recovery failed: {0}")]
+    Recovery(String),
+}
+
+pub type CommandResult = Result<Outcome, EngineError>;
+type Reply = tokio::sync::oneshot::Sender<CommandResult>;
+type BatchReply = tokio::sync::oneshot::Sender<Vec<CommandResult>>;
+
+/// A command for one sale, with the request's correlation id (carried into its log record).
+pub struct Envelope {
+    pub sale: SaleId,
+    pub command: Command,
+    pub correlation_id: Option<CompactString>,
+}
+
+pub(crate) enum Msg {
+    One(Envelope, Reply),
+    Many(Vec<Envelope>, BatchReply),
+    /// A new sale: the shard creates the partition, then decides `CreateSale`.
+    Create(Envelope, Reply),
+    /// Run due deadlines now (tests on a manual clock), then answer.
+    Tick(tokio::sync::oneshot::Sender<()>),
+}
+
+/// What readers see of a partition. The shard write-locks it for one command at a time.
+pub(crate) struct Partition {
+    pub state: RwLock<SaleState>,
+}
+
+pub(crate) type Partitions = RwLock<FxHashMap<SaleId, Arc<Partition>>>;
+
+pub(crate) struct Shared {
+    pub log: Arc<dyn EventLog>,
+    pub snapshots: SnapshotStore,
+    pub partitions: Partitions,
+    pub clock: Arc<dyn Clock>,
+    pub config: EngineConfig,
+    /// Set when a shard hit a fatal log error: no more commands are taken.
+    pub failed: AtomicBool,
+    pub stats: EngineStats,
+}
+
+/// Counters since start, for benchmarks and metrics.
+#[derive(Debug, Default)]
+pub struct EngineStats {
+    /// Commands taken from the queues (accepted or rejected).
+    pub commands: AtomicU64,
+    /// Batches that carried at least one command.
+    pub batches: AtomicU64,
+    /// Log records appended (one per command that produced events).
+    pub records: AtomicU64,
+    /// Log flushes (fsyncs) the shards asked for.
+    pub flushes: AtomicU64,
+}
+
+/// A running engine. Dropping it shuts it down cleanly (see [`Engine::shutdown`]).
+pub struct Engine {
+    shared: Arc<Shared>,
+    shards: Vec<Sender<Msg>>,
+    threads: Vec<JoinHandle<()>>,
+    next_sale: AtomicU64,
+    recovery: RecoveryStats,
+}
+
+impl Engine {
+    /// Opens (or creates) the data directory, recovers every sale from snapshots and the log,
+    /// and starts the shard writers.
+    pub fn open(data_dir: &Path, config: EngineConfig, clock: Arc<dyn Clock>) -> Result<Engine, EngineError> {
+        let (log, report) = FileLog::open(
+            &data_dir.join("log"),
+            FileLogOptions {
+                segment_size_bytes: config.segment_size_bytes,
+                ..Default::default()
+            },
+        )?;
+        log_recovery_report(&report);
+        let snapshots =
+            SnapshotStore::open(&data_dir.join("snapshots")).map_err(|e| EngineError::Recovery(e.to_string()))?;
+        Self::start(Arc::new(log), snapshots, config, clock)
+    }
+
+    /// Starts on any log implementation (the conformance-tested port).
+    pub fn start(
+        log: Arc<dyn EventLog>,
+        snapshots: SnapshotStore,
+        config: EngineConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Engine, EngineError> {
+        assert!(config.shards >= 1 && config.batch_max >= 1 && config.queue_capacity >= 1);
+        let (states, recovery) = recovery::recover(log.as_ref(), &snapshots)?;
+        let max_sale = states.keys().map(|s| s.0).max().unwrap_or(0);
+        let shared = Arc::new(Shared {
+            log,
+            snapshots,
+            partitions: RwLock::new(FxHashMap::default()),
+            clock,
+            config: config.clone(),
+            failed: AtomicBool::new(false),
+            stats: EngineStats::default(),
+        });
+        let mut per_shard: Vec<Vec<shard::Owned>> = (0..config.shards).map(|_| Vec::new()).collect();
+        {
+            let mut parts = shared.partitions.write();
+            for (sale, rec) in states {
+                let p = Arc::new(Partition {
+                    state: RwLock::new(rec.state),
+                });
+                parts.insert(sale, p.clone());
+                per_shard[shard_of(sale, config.shards)].push(shard::Owned {
+                    sale,
+                    partition: p,
+                    next_seq: rec.seq + 1,
+                    records_since_snapshot: rec.records_since_snapshot,
+                });
+            }
+        }
+        let mut shards = Vec::with_capacity(config.shards);
+        let mut threads = Vec::with_capacity(config.shards);
+        for (i, owned) in per_shard.into_iter().enumerate() {
+            let (tx, rx) = crossbeam_channel::bounded(config.queue_capacity);
+            let shared = shared.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("taquilla-shard-{i}"))
+                .spawn(move || shard::run(i, shared, rx, owned))
+                .map_err(|e| EngineError::Recovery(format!("cannot start shard thread: {e}")))?;
+            shards.push(tx);
+            threads.push(handle);
+        }
+        Ok(Engine {
+            shared,
+            shards,
+            threads,
+            next_sale: AtomicU64::new(max_sale + 1),
+            recovery,
+        })
+    }
+
+    /// What recovery did at start (records replayed, snapshots used, time taken).
+    pub fn recovery(&self) -> &RecoveryStats {
+        &self.recovery
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.shared.clock
+    }
+
+    pub fn log(&self) -> &Arc<dyn EventLog> {
+        &self.shared.log
+    }
+
+    /// Creates a new sale (a new partition) and returns its id once `SaleCreated` is durable.
+    pub async fn create_sale(
+        &self,
+        cmd: CreateSale,
+        correlation_id: Option<CompactString>,
+    ) -> Result<SaleId, EngineError> {
+        if self.shared.partitions.read().len() >= SALES_MAX {
+            return Err(EngineError::TooManySales);
+        }
+        let sale = SaleId(self.next_sale.fetch_add(1, Ordering::Relaxed));
+        let env = Envelope {
+            sale,
+            command: Command::CreateSale(cmd),
+            correlation_id,
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send(sale, Msg::Create(env, tx))?;
+        rx.await.map_err(|_| EngineError::Stopped)??;
+        Ok(sale)
+    }
+
+    /// Submits one command; the future resolves once its effects are durable (or it was
+    /// rejected). Fails at once with `Overloaded` when the shard's queue is full.
+    pub fn submit(&self, env: Envelope) -> Result<impl Future<Output = CommandResult> + use<>, EngineError> {
+        if !self.shared.partitions.read().contains_key(&env.sale) {
+            return Err(EngineError::SaleNotFound);
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send(env.sale, Msg::One(env, tx))?;
+        Ok(async move { rx.await.unwrap_or(Err(EngineError::Stopped)) })
+    }
+
+    /// Submits many commands as one message (all for sales on the same shard is fastest, but
+    /// any mix works); one result per command, in order, once all are durable.
+    pub fn submit_batch(
+        &self,
+        envs: Vec<Envelope>,
+    ) -> Result<impl Future<Output = Result<Vec<CommandResult>, EngineError>> + use<>, EngineError> {
+        if envs.len() > SUBMIT_BATCH_MAX {
+            return Err(EngineError::BatchTooLarge);
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let Some(first) = envs.first() else {
+            let _ = tx.send(Vec::new());
+            return Ok(batch_future(rx));
+        };
+        {
+            let parts = self.shared.partitions.read();
+            if envs.iter().any(|e| !parts.contains_key(&e.sale)) {
+                return Err(EngineError::SaleNotFound);
+            }
+        }
+        let shard = shard_of(first.sale, self.shards.len());
+        if envs.iter().any(|e| shard_of(e.sale, self.shards.len()) != shard) {
+            // Keep one writer per partition: a mixed batch is split by shard.
+            return Err(EngineError::Rejected(Rejection::Invalid(
+                taquilla_domain::InvalidValue {
+                    field: "batch",
+                    reason: "all commands of a batch must belong to sales of one shard",
+                },
+            )));
+        }
+        self.send(first.sale, Msg::Many(envs, tx))?;
+        Ok(batch_future(rx))
+    }
+
+    /// Reads a sale's state from memory. Never waits for the command queue or an fsync.
+    pub fn read<R>(&self, sale: SaleId, f: impl FnOnce(&SaleState) -> R) -> Option<R> {
+        let p = self.shared.partitions.read().get(&sale).cloned()?;
+        let state = p.state.read();
+        Some(f(&state))
+    }
+
+    /// The ids of all sales, in order.
+    pub fn sales(&self) -> Vec<SaleId> {
+        let mut v: Vec<SaleId> = self.shared.partitions.read().keys().copied().collect();
+        v.sort();
+        v
+    }
+
+    pub fn stats(&self) -> &EngineStats {
+        &self.shared.stats
+    }
+
+    /// Messages waiting in each shard's queue.
+    pub fn queue_depths(&self) -> Vec<usize> {
+        self.shards.iter().map(|s| s.len()).collect()
+    }
+
+    pub fn queue_capacity(&self) -> usize {
+        self.shared.config.queue_capacity
+    }
+
+    /// True once a fatal log error stopped the engine.
+    pub fn has_failed(&self) -> bool {
+        self.shared.failed.load(Ordering::Acquire)
+    }
+
+    /// Makes every shard run its due deadlines against the clock now and waits until it has.
+    /// The shards do this by themselves on the system clock; tests on a [`ManualClock`] call it
+    /// after advancing time.
+    pub async fn tick(&self) -> Result<(), EngineError> {
+        let mut waits = Vec::with_capacity(self.shards.len());
+        for s in &self.shards {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            s.send(Msg::Tick(tx)).map_err(|_| EngineError::Stopped)?;
+            waits.push(rx);
+        }
+        for w in waits {
+            w.await.map_err(|_| EngineError::Stopped)?;
+        }
+        Ok(())
+    }
+
+    /// Stops taking commands, lets each shard finish what is queued (durably), snapshots
+    /// changed partitions if configured, and joins the shard threads.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        // Dropping the senders closes the queues; shards drain them and exit.
+        self.shards.clear();
+        for t in self.threads.drain(..) {
+            if t.join().is_err() {
+                tracing::error!("a shard thread panicked");
+            }
+        }
+    }
+
+    fn send(&self, sale: SaleId, msg: Msg) -> Result<(), EngineError> {
+        if self.has_failed() {
+            return Err(EngineError::Stopped);
+        }
+        let shard = &self.shards[shard_of(sale, self.shards.len())];
+        match shard.try_send(msg) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => {
+                metrics::counter!("taquilla_engine_overloaded_total").increment(1);
+                Err(EngineError::Overloaded)
+            }
+            Err(TrySendError::Disconnected(_)) => Err(EngineError::Stopped),
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub(crate) fn shard_of(sale: SaleId, shards: usize) -> usize {
+    (sale.0 % shards as u64) as usize
+}
+
+fn log_recovery_report(report: &RecoveryReport) {
+    tracing::info!(
+        segments = report.segments,
+        records = report.records,
+        last_lsn = report.last_lsn,
+        "log opened"
+    );
+    if let Some(t) = &report.truncated {
+        tracing::warn!(segment = %t.segment.display(), offset = t.offset, bytes = t.bytes, "torn tail truncated");
+    }
+}
+
+async fn batch_future(
+    rx: tokio::sync::oneshot::Receiver<Vec<CommandResult>>,
+) -> Result<Vec<CommandResult>, EngineError> {
+    rx.await.map_err(|_| EngineError::Stopped)
+}
+
+/// The default location of a data directory's pieces, for tools that inspect it.
+pub fn log_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("log")
+}

@@ -1,0 +1,389 @@
+//! One shard writer: the only thread that changes its partitions.
+//!
+//! Its loop is the group commit. Take every queued message (up to `batch_max` commands),
+//! decide and evolve each command on its partition, encode each command's events as one log
+//! record, append the batch, fsync once, and only then reply to everyone in the batch —
+//! rejections included, since they were decided against state that includes earlier,
+//! not yet durable commands of the same batch.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use compact_str::CompactString;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rustc_hash::{FxHashMap, FxHashSet};
+use taquilla_domain::{
+    Command, Ctx, Entropy, Rejection, SaleId, SaleState, TicketCode, Timestamp, codec, decide, evolve,
+};
+use taquilla_log::Append;
+
+use crate::{BatchReply, CommandResult, EngineError, Envelope, Msg, Partition, Reply, Shared};
+
+/// Longest a shard sleeps without a message or a deadline; bounds how late it notices a
+/// deadline scheduled by a clock that jumped.
+const IDLE_WAIT_MAX: Duration = Duration::from_millis(250);
+
+/// A partition as its writer sees it.
+pub(crate) struct Owned {
+    pub sale: SaleId,
+    pub partition: Arc<Partition>,
+    /// Sequence number the partition's next record gets.
+    pub next_seq: u64,
+    pub records_since_snapshot: u64,
+}
+
+struct OwnedPart {
+    partition: Arc<Partition>,
+    next_seq: u64,
+    records_since_snapshot: u64,
+    last_lsn: u64,
+}
+
+/// Ticket codes are bearer secrets: a CSPRNG seeded from the OS.
+struct OsEntropy(StdRng);
+
+impl Entropy for OsEntropy {
+    fn ticket_code(&mut self) -> TicketCode {
+        TicketCode(self.0.random::<u128>())
+    }
+}
+
+struct PendingRecord {
+    sale: SaleId,
+    seq: u64,
+    payload_start: usize,
+    payload_end: usize,
+    correlation_id: Option<CompactString>,
+}
+
+enum PendingReply {
+    One(Reply, CommandResult),
+    Many(BatchReply, Vec<CommandResult>),
+    Tick(tokio::sync::oneshot::Sender<()>),
+}
+
+struct Shard {
+    id: usize,
+    shared: Arc<Shared>,
+    parts: FxHashMap<SaleId, OwnedPart>,
+    /// Next deadline of each partition that has one, ordered by time.
+    schedule: BTreeSet<(Timestamp, SaleId)>,
+    scheduled: FxHashMap<SaleId, Timestamp>,
+    entropy: OsEntropy,
+    // Buffers reused from batch to batch.
+    payload: Vec<u8>,
+    records: Vec<PendingRecord>,
+    replies: Vec<PendingReply>,
+    touched: FxHashSet<SaleId>,
+}
+
+pub(crate) fn run(id: usize, shared: Arc<Shared>, rx: Receiver<Msg>, owned: Vec<Owned>) {
+    let mut shard = Shard {
+        id,
+        shared,
+        parts: FxHashMap::default(),
+        schedule: BTreeSet::new(),
+        scheduled: FxHashMap::default(),
+        entropy: OsEntropy(StdRng::from_os_rng()),
+        payload: Vec::with_capacity(1 << 20),
+        records: Vec::new(),
+        replies: Vec::new(),
+        touched: FxHashSet::default(),
+    };
+    for o in owned {
+        shard.parts.insert(
+            o.sale,
+            OwnedPart {
+                partition: o.partition,
+                next_seq: o.next_seq,
+                records_since_snapshot: o.records_since_snapshot,
+                last_lsn: 0,
+            },
+        );
+        shard.reschedule(o.sale);
+    }
+    shard.run_loop(&rx);
+}
+
+impl Shard {
+    fn run_loop(&mut self, rx: &Receiver<Msg>) {
+        let batch_max = self.shared.config.batch_max;
+        loop {
+            let wait = self.wait_for_next_deadline();
+            let first = match rx.recv_timeout(wait) {
+                Ok(m) => Some(m),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let now = self.shared.clock.now();
+            let mut commands = 0;
+            if let Some(m) = first {
+                commands += self.handle(m, now);
+            }
+            while commands < batch_max {
+                match rx.try_recv() {
+                    Ok(m) => commands += self.handle(m, now),
+                    Err(_) => break,
+                }
+            }
+            self.run_due(now);
+            if let Err(e) = self.commit(commands) {
+                tracing::error!(shard = self.id, error = %e, "log failure: the engine stops");
+                self.shared.failed.store(true, Ordering::Release);
+                return;
+            }
+            self.snapshot_due(false);
+        }
+        if self.shared.config.snapshot_on_shutdown {
+            self.snapshot_due(true);
+        }
+    }
+
+    fn wait_for_next_deadline(&self) -> Duration {
+        match self.schedule.first() {
+            None => IDLE_WAIT_MAX,
+            Some((t, _)) => {
+                let now = self.shared.clock.now();
+                let ms = (t.0 - now.0).clamp(0, IDLE_WAIT_MAX.as_millis() as i64);
+                Duration::from_millis(ms as u64)
+            }
+        }
+    }
+
+    /// Applies one message; returns how many commands it carried.
+    fn handle(&mut self, msg: Msg, now: Timestamp) -> usize {
+        match msg {
+            Msg::One(env, reply) => {
+                let r = self.apply(env, now);
+                self.replies.push(PendingReply::One(reply, r));
+                1
+            }
+            Msg::Many(envs, reply) => {
+                let n = envs.len();
+                let results = envs.into_iter().map(|e| self.apply(e, now)).collect();
+                self.replies.push(PendingReply::Many(reply, results));
+                n
+            }
+            Msg::Create(env, reply) => {
+                let sale = env.sale;
+                let r = match self.parts.entry(sale) {
+                    std::collections::hash_map::Entry::Occupied(_) => {
+                        Err(EngineError::Rejected(Rejection::AlreadyExists))
+                    }
+                    std::collections::hash_map::Entry::Vacant(slot) => {
+                        let partition = Arc::new(Partition {
+                            state: parking_lot::RwLock::new(SaleState::default()),
+                        });
+                        slot.insert(OwnedPart {
+                            partition: partition.clone(),
+                            next_seq: 1,
+                            records_since_snapshot: 0,
+                            last_lsn: 0,
+                        });
+                        let r = self.apply(env, now);
+                        if r.is_ok() {
+                            self.shared.partitions.write().insert(sale, partition);
+                        } else {
+                            self.parts.remove(&sale);
+                        }
+                        r
+                    }
+                };
+                self.replies.push(PendingReply::One(reply, r));
+                1
+            }
+            Msg::Tick(done) => {
+                self.replies.push(PendingReply::Tick(done));
+                0
+            }
+        }
+    }
+
+    fn apply(&mut self, env: Envelope, now: Timestamp) -> CommandResult {
+        let Some(part) = self.parts.get_mut(&env.sale) else {
+            return Err(EngineError::SaleNotFound);
+        };
+        let mut state = part.partition.state.write();
+        let mut ctx = Ctx {
+            now,
+            entropy: &mut self.entropy,
+        };
+        let decision = decide(&state, env.command, &mut ctx)?;
+        if !decision.events.is_empty() {
+            let payload_start = self.payload.len();
+            codec::encode_events(&decision.events, &mut self.payload);
+            self.records.push(PendingRecord {
+                sale: env.sale,
+                seq: part.next_seq,
+                payload_start,
+                payload_end: self.payload.len(),
+                correlation_id: env.correlation_id,
+            });
+            part.next_seq += 1;
+            part.records_since_snapshot += 1;
+            for e in &decision.events {
+                evolve(&mut state, e);
+            }
+            self.touched.insert(env.sale);
+        }
+        Ok(decision.outcome)
+    }
+
+    /// Expires what is due: one `ExpireDue` per partition whose deadline has passed, repeated
+    /// while more than one command's worth is due.
+    fn run_due(&mut self, now: Timestamp) {
+        while let Some(&(t, sale)) = self.schedule.first() {
+            if t > now {
+                break;
+            }
+            self.schedule.pop_first();
+            self.scheduled.remove(&sale);
+            let env = Envelope {
+                sale,
+                command: Command::ExpireDue,
+                correlation_id: None,
+            };
+            if let Err(e) = self.apply(env, now) {
+                tracing::error!(sale = sale.0, error = %e, "expiry rejected");
+                continue;
+            }
+            self.reschedule(sale);
+        }
+    }
+
+    fn reschedule(&mut self, sale: SaleId) {
+        let next = self
+            .parts
+            .get(&sale)
+            .and_then(|p| p.partition.state.read().next_deadline());
+        if let Some(old) = self.scheduled.remove(&sale) {
+            self.schedule.remove(&(old, sale));
+        }
+        if let Some(t) = next {
+            self.schedule.insert((t, sale));
+            self.scheduled.insert(sale, t);
+        }
+    }
+
+    /// Appends the batch's records, makes them durable with one flush, then replies.
+    fn commit(&mut self, commands: usize) -> Result<(), EngineError> {
+        let touched: Vec<SaleId> = self.touched.drain().collect();
+        for sale in touched {
+            self.reschedule(sale);
+        }
+        let result = self.append_and_flush();
+        if result.is_ok() {
+            self.shared.stats.commands.fetch_add(commands as u64, Ordering::Relaxed);
+            if commands > 0 {
+                self.shared.stats.batches.fetch_add(1, Ordering::Relaxed);
+                metrics::histogram!("taquilla_batch_commands").record(commands as f64);
+            }
+            for r in self.replies.drain(..) {
+                // A caller that went away (e.g. a closed HTTP connection) is not an error.
+                match r {
+                    PendingReply::One(tx, res) => {
+                        let _ = tx.send(res);
+                    }
+                    PendingReply::Many(tx, res) => {
+                        let _ = tx.send(res);
+                    }
+                    PendingReply::Tick(tx) => {
+                        let _ = tx.send(());
+                    }
+                }
+            }
+        } else {
+            // Nobody in this batch may be told "done": their events may not be durable. Mark
+            // the engine failed first, so whoever hears "stopped" also sees why.
+            self.shared.failed.store(true, Ordering::Release);
+            for r in self.replies.drain(..) {
+                match r {
+                    PendingReply::One(tx, _) => {
+                        let _ = tx.send(Err(EngineError::Stopped));
+                    }
+                    PendingReply::Many(tx, res) => {
+                        let _ = tx.send(res.into_iter().map(|_| Err(EngineError::Stopped)).collect());
+                    }
+                    PendingReply::Tick(_) => {}
+                }
+            }
+        }
+        self.payload.clear();
+        self.records.clear();
+        result
+    }
+
+    fn append_and_flush(&mut self) -> Result<(), EngineError> {
+        if self.records.is_empty() {
+            return Ok(());
+        }
+        let now_ms = self.shared.clock.now().0;
+        let appends: Vec<Append<'_>> = self
+            .records
+            .iter()
+            .map(|r| Append {
+                partition: r.sale.0,
+                expected_seq: r.seq,
+                timestamp_ms: now_ms,
+                correlation_id: r.correlation_id.as_deref(),
+                payload: &self.payload[r.payload_start..r.payload_end],
+            })
+            .collect();
+        let last = self.shared.log.append(&appends)?;
+        let stats = &self.shared.stats;
+        stats.records.fetch_add(appends.len() as u64, Ordering::Relaxed);
+        drop(appends);
+        let started = Instant::now();
+        self.shared.log.flush(last)?;
+        metrics::histogram!("taquilla_fsync_seconds").record(started.elapsed().as_secs_f64());
+        self.shared.stats.flushes.fetch_add(1, Ordering::Relaxed);
+        metrics::histogram!("taquilla_batch_records").record(self.records.len() as f64);
+        let first = last + 1 - self.records.len() as u64;
+        for (i, r) in self.records.iter().enumerate() {
+            if let Some(p) = self.parts.get_mut(&r.sale) {
+                p.last_lsn = first + i as u64;
+            }
+        }
+        Ok(())
+    }
+
+    /// Snapshots partitions that changed enough (or, at shutdown, at all) since their last
+    /// snapshot. Runs after a flush, so a snapshot never holds non-durable state.
+    fn snapshot_due(&mut self, all_changed: bool) {
+        let every = self.shared.config.snapshot_every_records;
+        for (sale, p) in self.parts.iter_mut() {
+            let due = if all_changed {
+                p.records_since_snapshot > 0
+            } else {
+                p.records_since_snapshot >= every
+            };
+            if !due {
+                continue;
+            }
+            let bytes = match crate::recovery::encode_snapshot(&p.partition.state.read()) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(sale = sale.0, error = %e, "snapshot encoding failed");
+                    continue;
+                }
+            };
+            let seq = p.next_seq - 1;
+            let lsn = if p.last_lsn == 0 {
+                self.shared.log.last_lsn()
+            } else {
+                p.last_lsn
+            };
+            match self.shared.snapshots.save(sale.0, seq, lsn, &bytes) {
+                Ok(()) => {
+                    p.records_since_snapshot = 0;
+                    metrics::counter!("taquilla_snapshots_total").increment(1);
+                }
+                Err(e) => tracing::warn!(sale = sale.0, error = %e, "snapshot failed; replay will be longer"),
+            }
+        }
+    }
+}

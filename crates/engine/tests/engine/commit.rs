@@ -1,0 +1,127 @@
+//! Group commit, acknowledgement only after durability, backpressure, reads during writes.
+
+use std::sync::Arc;
+
+use futures_util::FutureExt;
+use taquilla_domain::{Outcome, TicketTypeId};
+use taquilla_engine::{Engine, EngineError};
+use taquilla_log::mem::MemLog;
+use taquilla_log::snapshot::SnapshotStore;
+
+use crate::support::*;
+
+fn gated_engine() -> (Engine, Arc<GatedLog>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = GatedLog::new(Arc::new(MemLog::new()));
+    let snaps = SnapshotStore::open(dir.path()).unwrap();
+    let engine = Engine::start(log.clone(), snaps, config(), clock()).unwrap();
+    (engine, log, dir)
+}
+
+#[tokio::test]
+async fn a_reply_waits_for_the_flush_and_reads_do_not() {
+    let (engine, log, _dir) = gated_engine();
+    let sale = open_sale(&engine, 10).await;
+    log.close();
+    let mut reply = Box::pin(engine.submit(env(sale, hold_cmd("ana", 2))).unwrap());
+    log.wait_in_flush();
+    // The shard has applied the hold and is inside flush: no reply may exist yet.
+    assert!(reply.as_mut().now_or_never().is_none(), "acknowledged before durable");
+    // Reads are served from memory while the writer waits on the disk.
+    let available = engine.read(sale, |s| s.available(TicketTypeId(0))).unwrap();
+    assert_eq!(available, 8);
+    log.open();
+    assert!(matches!(reply.await, Ok(Outcome::Hold(_))));
+}
+
+#[tokio::test]
+async fn a_full_queue_answers_overloaded_at_once_and_recovers() {
+    let (engine, log, _dir) = gated_engine();
+    let sale = open_sale(&engine, 1_000).await;
+    log.close();
+    let first = engine.submit(env(sale, hold_cmd("b0", 1))).unwrap();
+    log.wait_in_flush();
+    // The shard is stuck in flush with the first command; the queue holds `queue_capacity`.
+    let mut queued = Vec::new();
+    for i in 0..engine.queue_capacity() {
+        queued.push(
+            engine
+                .submit(env(sale, hold_cmd(&format!("q{i}"), 1)))
+                .expect("room in the queue"),
+        );
+    }
+    assert_eq!(engine.queue_depths(), vec![engine.queue_capacity()]);
+    match engine.submit(env(sale, hold_cmd("late", 1))) {
+        Err(EngineError::Overloaded) => {}
+        Err(e) => panic!("expected Overloaded, got {e:?}"),
+        Ok(_) => panic!("expected Overloaded, got a queued command"),
+    }
+    log.open();
+    assert!(first.await.is_ok());
+    for q in queued {
+        assert!(q.await.is_ok());
+    }
+    // Room again.
+    assert!(engine.submit(env(sale, hold_cmd("after", 1))).unwrap().await.is_ok());
+    assert_eq!(
+        engine.read(sale, |s| s.available(TicketTypeId(0))).unwrap(),
+        1_000 - 2 - engine.queue_capacity() as u32
+    );
+}
+
+#[tokio::test]
+async fn many_concurrent_commands_share_fsyncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), taquilla_engine::EngineConfig::default(), clock()).unwrap();
+    let sale = open_sale(&engine, 100_000).await;
+    let flushes_before = engine.stats().flushes.load(std::sync::atomic::Ordering::Relaxed);
+    let futs: Vec<_> = (0..2_000)
+        .map(|i| engine.submit(env(sale, hold_cmd(&format!("b{i}"), 1))).unwrap())
+        .collect();
+    for f in futs {
+        assert!(matches!(f.await, Ok(Outcome::Hold(_))));
+    }
+    let flushes = engine.stats().flushes.load(std::sync::atomic::Ordering::Relaxed) - flushes_before;
+    // All 2,000 were queued before the first could finish, so they share batches.
+    assert!(
+        flushes < 2_000 / 4,
+        "{flushes} fsyncs for 2000 commands: no group commit"
+    );
+    assert_eq!(
+        engine.read(sale, |s| s.available(TicketTypeId(0))).unwrap(),
+        100_000 - 2_000
+    );
+}
+
+#[tokio::test]
+async fn a_failed_fsync_stops_the_engine_and_acknowledges_nothing() {
+    let (engine, log, _dir) = gated_engine();
+    let sale = open_sale(&engine, 10).await;
+    log.fail_flush.store(true, std::sync::atomic::Ordering::SeqCst);
+    let r = engine.submit(env(sale, hold_cmd("ana", 1))).unwrap().await;
+    assert!(matches!(r, Err(EngineError::Stopped)), "{r:?}");
+    assert!(engine.has_failed());
+    assert!(matches!(
+        engine.submit(env(sale, hold_cmd("bob", 1))),
+        Err(EngineError::Stopped)
+    ));
+}
+
+#[tokio::test]
+async fn unknown_sale_and_oversized_batch_are_refused() {
+    let (engine, _log, _dir) = gated_engine();
+    assert!(matches!(
+        engine.submit(env(taquilla_domain::SaleId(999), hold_cmd("x", 1))),
+        Err(EngineError::SaleNotFound)
+    ));
+    let sale = open_sale(&engine, 10).await;
+    let too_many = (0..taquilla_engine::SUBMIT_BATCH_MAX + 1)
+        .map(|_| env(sale, hold_cmd("x", 1)))
+        .collect();
+    assert!(matches!(engine.submit_batch(too_many), Err(EngineError::BatchTooLarge)));
+    // A batch is decided in order: the 11th ticket is refused, the first ten are not.
+    let batch = (0..11).map(|i| env(sale, hold_cmd(&format!("b{i}"), 1))).collect();
+    let results = engine.submit_batch(batch).unwrap().await.unwrap();
+    assert!(results[..10].iter().all(|r| r.is_ok()));
+    assert!(matches!(&results[10], Err(EngineError::Rejected(r)) if r.code() == "sold_out"));
+}
