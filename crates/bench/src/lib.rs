@@ -1,1 +1,5 @@
-//! (being written)
+//! Benchmarks built into the binary (`taquilla bench ...`). They print figures; nothing here
+//! asserts a speed.
+
+pub mod affinity;
+pub mod engine;

@@ -1,1 +1,134 @@
-fn main() {}
+//! The `taquilla` binary: the command line over the libraries. `anyhow` lives only here.
+
+mod serve;
+mod torture;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "taquilla", version, about = "A high-frequency ticket-selling engine")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the HTTP server on the embedded, durable log.
+    Serve(serve::Args),
+    /// Benchmarks that print figures (release build).
+    Bench {
+        #[command(subcommand)]
+        which: BenchCmd,
+    },
+    /// Test tool: applies random commands to a data directory and prints each acknowledged one
+    /// (used by the crash tests, which kill it with SIGKILL).
+    #[command(hide = true)]
+    Torture(torture::Args),
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// The engine alone, in process, durable group commit: holds/s and replay events/s.
+    Engine {
+        /// Holds per scenario.
+        #[arg(long, default_value_t = 2_000_000)]
+        holds: u64,
+        /// Scenarios: sales the holds are spread over, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,64")]
+        partitions: Vec<usize>,
+        /// Commands per submitted batch.
+        #[arg(long, default_value_t = 4096)]
+        submit_batch: usize,
+        /// Batches queued at once.
+        #[arg(long, default_value_t = 4)]
+        in_flight: usize,
+        /// Shard writer threads.
+        #[arg(long, default_value_t = 1)]
+        shards: usize,
+        /// Pin the whole process to these cores, e.g. "0" or "0-1".
+        #[arg(long)]
+        cpu: Option<String>,
+        /// Directory for the temporary data directories (default: the system temp dir).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Serve(args) => {
+            init_tracing("info");
+            serve::run(args)
+        }
+        Cmd::Bench { which } => match which {
+            BenchCmd::Engine {
+                holds,
+                partitions,
+                submit_batch,
+                in_flight,
+                shards,
+                cpu,
+                dir,
+                json,
+            } => {
+                init_tracing("warn");
+                if let Some(cpu) = cpu {
+                    let cores = taquilla_bench::affinity::parse_cores(&cpu).map_err(anyhow::Error::msg)?;
+                    taquilla_bench::affinity::pin_process(&cores).context("pinning to cores")?;
+                }
+                anyhow::ensure!(
+                    (1..=taquilla_engine::SUBMIT_BATCH_MAX).contains(&submit_batch),
+                    "--submit-batch must be 1..=8192"
+                );
+                anyhow::ensure!(
+                    in_flight >= 1 && shards >= 1 && holds >= 1,
+                    "--in-flight, --shards and --holds must be at least 1"
+                );
+                let args = taquilla_bench::engine::Args {
+                    holds,
+                    partitions,
+                    submit_batch,
+                    in_flight,
+                    shards,
+                    dir,
+                };
+                let mut progress = |line: &str| {
+                    if !json {
+                        println!("{line}");
+                    }
+                };
+                let report = taquilla_bench::engine::run(&args, &mut progress)?;
+                if json {
+                    println!("{}", serde_json::to_string(&report)?);
+                } else {
+                    println!(
+                        "\nholds/s (1st scenario, durable): {:.0}\nreplay events/s: {:.0}\nrestart with snapshots: {:.0} ms",
+                        report.holds_per_sec, report.replay_events_per_sec, report.restart_with_snapshots_ms
+                    );
+                }
+                Ok(())
+            }
+        },
+        Cmd::Torture(args) => {
+            init_tracing("warn");
+            torture::run(args)
+        }
+    }
+}
+
+fn init_tracing(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,288 @@
+//! `taquilla bench engine`: the engine alone, in process, no HTTP, on the real file log with
+//! group commit (every reply waits for its fsync).
+//!
+//! A client thread pre-builds `PlaceHold` commands for distinct buyers, then submits them in
+//! batches of `submit_batch` (as an API front end that batches would), keeping `in_flight`
+//! batches queued so the shard never idles. Then the engine is reopened twice: without
+//! snapshots (replay rate of the whole log) and with them (restart time).
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+use taquilla_domain::{
+    BuyerId, Command, CreateSale, Currency, Item, Items, MoneyMinor, Name, Quantity, SaleId, SaleStatus, TicketTypeId,
+};
+use taquilla_engine::{Engine, EngineConfig, Envelope, SystemClock};
+
+#[derive(Debug, Clone)]
+pub struct Args {
+    /// Holds per scenario.
+    pub holds: u64,
+    /// One scenario per entry: the number of sales the holds are spread over.
+    pub partitions: Vec<usize>,
+    pub submit_batch: usize,
+    pub in_flight: usize,
+    pub shards: usize,
+    /// Where the data directories go (a fresh temporary directory inside it per scenario).
+    pub dir: Option<PathBuf>,
+}
+
+impl Default for Args {
+    fn default() -> Self {
+        Args {
+            holds: 2_000_000,
+            partitions: vec![1, 64],
+            submit_batch: 4096,
+            in_flight: 4,
+            shards: 1,
+            dir: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Scenario {
+    pub partitions: usize,
+    pub holds: u64,
+    pub accepted: u64,
+    pub elapsed_ms: f64,
+    pub holds_per_sec: f64,
+    pub batches: u64,
+    pub flushes: u64,
+    pub commands_per_flush: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Of the first scenario.
+    pub holds_per_sec: f64,
+    pub durable: bool,
+    /// Of the first scenario.
+    pub partitions: usize,
+    pub replay_events_per_sec: f64,
+    pub replay_events: u64,
+    pub replay_ms: f64,
+    /// Restart of the same data directory after a clean shutdown that wrote snapshots.
+    pub restart_with_snapshots_ms: f64,
+    pub log_bytes: u64,
+    pub scenarios: Vec<Scenario>,
+    pub shards: usize,
+    pub submit_batch: usize,
+}
+
+pub fn run(args: &Args, progress: &mut dyn FnMut(&str)) -> anyhow::Result<Report> {
+    if args.partitions.is_empty() || args.partitions.contains(&0) {
+        bail!("partitions must be at least 1");
+    }
+    let base = match &args.dir {
+        Some(d) => tempfile::tempdir_in(d)?,
+        None => tempfile::tempdir()?,
+    };
+    let mut scenarios = Vec::new();
+    let mut replay = None;
+    for (i, &partitions) in args.partitions.iter().enumerate() {
+        let dir = base.path().join(format!("scenario-{i}"));
+        let s = run_scenario(args, partitions, &dir)?;
+        progress(&format!(
+            "{} partition(s): {:.0} holds/s ({} accepted in {:.0} ms, {:.0} commands per fsync)",
+            s.partitions, s.holds_per_sec, s.accepted, s.elapsed_ms, s.commands_per_flush
+        ));
+        if i == 0 {
+            replay = Some(measure_restarts(args, &dir)?);
+        }
+        scenarios.push(s);
+    }
+    let (replay_events, replay_ms, restart_ms, log_bytes) = replay.context("no scenario ran")?;
+    let replay_events_per_sec = replay_events as f64 / (replay_ms / 1000.0);
+    progress(&format!(
+        "replay: {replay_events} events in {replay_ms:.0} ms = {replay_events_per_sec:.0} events/s; restart with snapshots: {restart_ms:.0} ms"
+    ));
+    Ok(Report {
+        holds_per_sec: scenarios[0].holds_per_sec,
+        durable: true,
+        partitions: scenarios[0].partitions,
+        replay_events_per_sec,
+        replay_events,
+        replay_ms,
+        restart_with_snapshots_ms: restart_ms,
+        log_bytes,
+        scenarios,
+        shards: args.shards,
+        submit_batch: args.submit_batch,
+    })
+}
+
+fn config(args: &Args, snapshot_on_shutdown: bool) -> EngineConfig {
+    EngineConfig {
+        shards: args.shards,
+        batch_max: args.submit_batch.max(1) * 2,
+        snapshot_on_shutdown,
+        // The bench measures replay of the whole log, so no snapshots while it runs.
+        snapshot_every_records: u64::MAX,
+        ..EngineConfig::default()
+    }
+}
+
+fn run_scenario(args: &Args, partitions: usize, dir: &Path) -> anyhow::Result<Scenario> {
+    let rt = tokio::runtime::Builder::new_current_thread().build()?;
+    let engine = Engine::open(dir, config(args, false), Arc::new(SystemClock))?;
+    let per_sale = args.holds.div_ceil(partitions as u64);
+    let capacity = u32::try_from(per_sale)
+        .ok()
+        .filter(|c| *c <= taquilla_domain::limits::CAPACITY_MAX);
+    let capacity = capacity.context("too many holds per partition for one quota")?;
+    let sales = rt.block_on(setup_sales(&engine, partitions, capacity))?;
+
+    // Build every command before the clock starts: the bench measures the engine.
+    let mut batches: Vec<Vec<Envelope>> = Vec::new();
+    let mut current = Vec::with_capacity(args.submit_batch);
+    for i in 0..args.holds {
+        let sale = sales[(i % partitions as u64) as usize];
+        let buyer = BuyerId::parse(&format!("b{i}"))?;
+        let mut items = Items::new();
+        items.push(Item {
+            ticket_type: TicketTypeId(0),
+            quantity: Quantity::new(1)?,
+        });
+        current.push(Envelope {
+            sale,
+            command: Command::PlaceHold {
+                buyer,
+                items,
+                idempotency_key: None,
+            },
+            correlation_id: None,
+        });
+        if current.len() == args.submit_batch {
+            batches.push(std::mem::replace(&mut current, Vec::with_capacity(args.submit_batch)));
+        }
+    }
+    if !current.is_empty() {
+        batches.push(current);
+    }
+
+    let before = snapshot_counters(&engine);
+    let started = Instant::now();
+    let accepted = rt.block_on(async {
+        let mut pending = VecDeque::new();
+        let mut accepted = 0u64;
+        for batch in batches {
+            // At most `in_flight` batches are queued, far below the queue's bound, so
+            // `Overloaded` here would be a bug, not backpressure.
+            pending.push_back(engine.submit_batch(batch)?);
+            if pending.len() >= args.in_flight
+                && let Some(f) = pending.pop_front()
+            {
+                accepted += count_ok(f.await?);
+            }
+        }
+        for f in pending {
+            accepted += count_ok(f.await?);
+        }
+        Ok::<u64, anyhow::Error>(accepted)
+    })?;
+    let elapsed = started.elapsed();
+    let after = snapshot_counters(&engine);
+    engine.shutdown();
+    if accepted != args.holds {
+        bail!("only {accepted} of {} holds were accepted", args.holds);
+    }
+    let flushes = after.1 - before.1;
+    Ok(Scenario {
+        partitions,
+        holds: args.holds,
+        accepted,
+        elapsed_ms: ms(elapsed),
+        holds_per_sec: accepted as f64 / elapsed.as_secs_f64(),
+        batches: after.0 - before.0,
+        flushes,
+        commands_per_flush: accepted as f64 / flushes.max(1) as f64,
+    })
+}
+
+fn count_ok(results: Vec<taquilla_engine::CommandResult>) -> u64 {
+    results.iter().filter(|r| r.is_ok()).count() as u64
+}
+
+fn snapshot_counters(engine: &Engine) -> (u64, u64) {
+    let s = engine.stats();
+    (s.batches.load(Ordering::Relaxed), s.flushes.load(Ordering::Relaxed))
+}
+
+async fn setup_sales(engine: &Engine, partitions: usize, capacity: u32) -> anyhow::Result<Vec<SaleId>> {
+    let mut sales = Vec::with_capacity(partitions);
+    for i in 0..partitions {
+        let sale = engine
+            .create_sale(
+                CreateSale {
+                    name: Name::parse(&format!("bench sale {i}"))?,
+                    currency: Currency::parse("EUR")?,
+                    hold_ttl_ms: taquilla_domain::limits::HOLD_TTL_MS_MAX,
+                    max_tickets_per_buyer: Some(4),
+                    opens_at: None,
+                    closes_at: None,
+                },
+                None,
+            )
+            .await?;
+        for cmd in [
+            Command::AddTicketType {
+                name: Name::parse("general")?,
+                price: MoneyMinor::new(2500)?,
+                max_per_order: None,
+            },
+            Command::AddQuota {
+                name: Name::parse("hall")?,
+                capacity,
+                ticket_types: vec![TicketTypeId(0)],
+            },
+            Command::SetStatus(SaleStatus::Open),
+        ] {
+            engine
+                .submit(Envelope {
+                    sale,
+                    command: cmd,
+                    correlation_id: None,
+                })?
+                .await?;
+        }
+        sales.push(sale);
+    }
+    Ok(sales)
+}
+
+/// Reopens the scenario's data directory: once replaying the whole log (no snapshots were
+/// written), then after a clean shutdown that wrote snapshots.
+fn measure_restarts(args: &Args, dir: &Path) -> anyhow::Result<(u64, f64, f64, u64)> {
+    let started = Instant::now();
+    let engine = Engine::open(dir, config(args, true), Arc::new(SystemClock))?;
+    let replay_ms = ms(started.elapsed());
+    let stats = engine.recovery().clone();
+    if stats.snapshots_loaded != 0 {
+        bail!("expected a replay without snapshots");
+    }
+    engine.shutdown();
+    let started = Instant::now();
+    let engine = Engine::open(dir, config(args, true), Arc::new(SystemClock))?;
+    let restart_ms = ms(started.elapsed());
+    engine.shutdown();
+    let log_bytes = dir_size(&dir.join("log"))?;
+    Ok((stats.events_replayed, replay_ms.max(0.001), restart_ms, log_bytes))
+}
+
+fn dir_size(dir: &Path) -> std::io::Result<u64> {
+    let mut total = 0;
+    for e in std::fs::read_dir(dir)? {
+        total += e?.metadata()?.len();
+    }
+    Ok(total)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}

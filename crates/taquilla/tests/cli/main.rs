@@ -1,0 +1,3 @@
+//! Tests of the real `taquilla` binary as a child process. One test binary for the crate.
+
+mod crash;
