@@ -1,0 +1,146 @@
+//! Who is calling: the organiser (a shared admin token) or a buyer (a signed token).
+//!
+//! **Buyer token format** (so an integrator's back end can mint tokens with the shared
+//! secret, without calling us):
+//!
+//! ```text
+//! v1.<base64url(buyer_id)>.<expires_at as Unix seconds>.<base64url(HMAC-SHA256(secret, "v1.<base64url(buyer_id)>.<expires_at>"))>
+//! ```
+//!
+//! base64url without padding; `buyer_id` is 1–64 bytes of UTF-8 without control characters.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+use taquilla_domain::BuyerId;
+
+use crate::AppState;
+use crate::error::{ApiError, Code};
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Longest token (or Authorization header) we look at.
+const TOKEN_MAX_BYTES: usize = 512;
+
+#[derive(Clone)]
+pub struct Secrets {
+    pub admin_token: String,
+    pub buyer_secret: Vec<u8>,
+}
+
+fn sign(secret: &[u8], payload: &str) -> Vec<u8> {
+    // HMAC takes keys of any length; new_from_slice cannot fail for it.
+    let mut mac = HmacSha256::new_from_slice(secret).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+    mac.update(payload.as_bytes());
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// Mints a buyer token valid until `expires_at_secs` (Unix seconds).
+pub fn mint_buyer_token(secret: &[u8], buyer: &BuyerId, expires_at_secs: i64) -> String {
+    let payload = format!("v1.{}.{}", URL_SAFE_NO_PAD.encode(buyer.as_str()), expires_at_secs);
+    let sig = URL_SAFE_NO_PAD.encode(sign(secret, &payload));
+    format!("{payload}.{sig}")
+}
+
+/// Checks a buyer token's signature and expiry; returns the buyer.
+pub fn verify_buyer_token(secret: &[u8], token: &str, now_secs: i64) -> Result<BuyerId, &'static str> {
+    if token.len() > TOKEN_MAX_BYTES {
+        return Err("token too long");
+    }
+    let (payload, sig) = token.rsplit_once('.').ok_or("malformed token")?;
+    let mut parts = payload.splitn(3, '.');
+    let (Some("v1"), Some(buyer_b64), Some(exp)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err("malformed token");
+    };
+    let sig = URL_SAFE_NO_PAD.decode(sig).map_err(|_| "malformed token")?;
+    let expected = sign(secret, payload);
+    if !bool::from(expected.ct_eq(&sig)) {
+        return Err("bad token signature");
+    }
+    let exp: i64 = exp.parse().map_err(|_| "malformed token")?;
+    if exp <= now_secs {
+        return Err("token expired");
+    }
+    let raw = URL_SAFE_NO_PAD.decode(buyer_b64).map_err(|_| "malformed token")?;
+    let s = std::str::from_utf8(&raw).map_err(|_| "malformed token")?;
+    BuyerId::parse(s).map_err(|_| "malformed token")
+}
+
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    let v = parts
+        .headers
+        .get(AUTHORIZATION)
+        .ok_or_else(|| ApiError::new(Code::Unauthorized, "missing Authorization: Bearer <token>"))?;
+    if v.len() > TOKEN_MAX_BYTES + 7 {
+        return Err(ApiError::new(Code::Unauthorized, "Authorization header too long"));
+    }
+    let s = v
+        .to_str()
+        .map_err(|_| ApiError::new(Code::Unauthorized, "malformed Authorization header"))?;
+    s.strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::new(Code::Unauthorized, "expected Authorization: Bearer <token>"))
+}
+
+/// The caller proved it is the organiser.
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts)?;
+        let expected = state.secrets.admin_token.as_bytes();
+        if bool::from(token.as_bytes().ct_eq(expected)) {
+            Ok(Admin)
+        } else {
+            Err(ApiError::new(Code::Forbidden, "not an admin token"))
+        }
+    }
+}
+
+/// The caller proved it is this buyer.
+pub struct Buyer(pub BuyerId);
+
+impl FromRequestParts<AppState> for Buyer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts)?;
+        let now_secs = state.now().0.div_euclid(1000);
+        verify_buyer_token(&state.secrets.buyer_secret, token, now_secs)
+            .map(Buyer)
+            .map_err(|reason| ApiError::new(Code::Unauthorized, reason))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_and_reject_tampering() {
+        let secret = b"s3cret";
+        let buyer = BuyerId::parse("ana@example.com").unwrap();
+        let t = mint_buyer_token(secret, &buyer, 2_000);
+        assert_eq!(verify_buyer_token(secret, &t, 1_000), Ok(buyer.clone()));
+        assert_eq!(verify_buyer_token(secret, &t, 2_000), Err("token expired"));
+        assert_eq!(verify_buyer_token(b"other", &t, 1_000), Err("bad token signature"));
+        let other = mint_buyer_token(secret, &BuyerId::parse("bob").unwrap(), 2_000);
+        let (_, sig) = other.rsplit_once('.').unwrap();
+        let (payload, _) = t.rsplit_once('.').unwrap();
+        assert_eq!(
+            verify_buyer_token(secret, &format!("{payload}.{sig}"), 1_000),
+            Err("bad token signature")
+        );
+        for junk in ["", ".", "v1", "v1.a.b", "v2.YQ.9.x", &"a".repeat(600)] {
+            assert!(verify_buyer_token(secret, junk, 0).is_err(), "{junk}");
+        }
+    }
+}

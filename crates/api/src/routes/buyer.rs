@@ -1,0 +1,299 @@
+//! Public and buyer routes. The sale page is public and cacheable; holds and orders need a
+//! buyer token, and a buyer sees only their own (anyone else gets `404`, so ids leak nothing).
+
+use std::hash::Hasher;
+
+use axum::Extension;
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use rustc_hash::FxHasher;
+use taquilla_domain::{
+    Actor, BuyerId, Command, HoldId, Item, Items, OrderId, Outcome, PaymentRef, Quantity, SaleId, TicketTypeId, limits,
+};
+
+use super::{exec, unexpected};
+use crate::AppState;
+use crate::auth::Buyer;
+use crate::correlation::CorrelationId;
+use crate::error::{ApiError, Code, ErrorBody};
+use crate::extract::{ApiJson, ApiPath, idempotency_key};
+use crate::ids;
+use crate::views::{self, *};
+
+/// The sale page may be served from a cache for this long.
+const EVENT_MAX_AGE_SECS: u32 = 1;
+
+fn sale_of(event_id: &str) -> Result<SaleId, ApiError> {
+    ids::parse_event_id(event_id).ok_or_else(|| ApiError::not_found("event"))
+}
+
+fn hold_of(hold_id: &str) -> Result<(SaleId, HoldId), ApiError> {
+    ids::parse_hold_id(hold_id).ok_or_else(|| ApiError::not_found("hold"))
+}
+
+fn order_of(order_id: &str) -> Result<(SaleId, OrderId), ApiError> {
+    ids::parse_order_id(order_id).ok_or_else(|| ApiError::not_found("order"))
+}
+
+#[utoipa::path(get, path = "/v1/events", tag = "public", responses((status = 200, body = EventList)))]
+pub(crate) async fn list_events(State(state): State<AppState>) -> Result<Json<EventList>, ApiError> {
+    let engine = state.engine()?;
+    let events = engine
+        .sales()
+        .into_iter()
+        .filter_map(|sale| engine.read(sale, |s| views::event_view(sale, s)).flatten())
+        .collect();
+    Ok(Json(EventList { events }))
+}
+
+#[utoipa::path(get, path = "/v1/events/{event_id}", tag = "public", params(("event_id" = String, Path)),
+    responses((status = 200, body = EventView, description = "With ETag and Cache-Control: public, max-age=1"),
+        (status = 304, description = "If-None-Match matched the current ETag"), (status = 404, body = ErrorBody)))]
+pub(crate) async fn get_event(
+    State(state): State<AppState>,
+    ApiPath(event_id): ApiPath,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let sale = sale_of(&event_id)?;
+    let view = state.engine()?.read(sale, |s| views::event_view(sale, s)).flatten();
+    let view = view.ok_or_else(|| ApiError::not_found("event"))?;
+    let body = serde_json::to_vec(&view).map_err(|_| ApiError::new(Code::Internal, "encoding failed"))?;
+    let mut h = FxHasher::default();
+    h.write(&body);
+    let etag = format!("\"{:016x}\"", h.finish());
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim() == etag || t.trim() == "*" || t.trim().strip_prefix("W/") == Some(&etag))
+        });
+    let mut res = if matches {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let mut r = Response::new(Body::from(body));
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        r
+    };
+    let hs = res.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        hs.insert(header::ETAG, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={EVENT_MAX_AGE_SECS}")) {
+        hs.insert(header::CACHE_CONTROL, v);
+    }
+    Ok(res)
+}
+
+fn hold_json(state: &AppState, buyer: &BuyerId, sale: SaleId, hold: HoldId) -> Result<Json<HoldView>, ApiError> {
+    let view = state
+        .engine()?
+        .read(sale, |s| {
+            s.holds
+                .get(&hold)
+                .filter(|h| &h.buyer == buyer)
+                .map(|h| views::hold_view(sale, s, h))
+        })
+        .flatten();
+    view.map(Json).ok_or_else(|| ApiError::not_found("hold"))
+}
+
+fn order_json(state: &AppState, buyer: &BuyerId, sale: SaleId, order: OrderId) -> Result<Json<OrderView>, ApiError> {
+    let view = state
+        .engine()?
+        .read(sale, |s| {
+            s.orders
+                .get(&order)
+                .filter(|o| &o.buyer == buyer)
+                .map(|o| views::order_view(sale, s, o))
+        })
+        .flatten();
+    view.map(Json).ok_or_else(|| ApiError::not_found("order"))
+}
+
+fn items(req: &HoldRequest) -> Result<Items, ApiError> {
+    if req.items.is_empty() || req.items.len() > limits::HOLD_ITEMS_MAX {
+        return Err(ApiError::invalid(format!(
+            "items: 1 to {} lines",
+            limits::HOLD_ITEMS_MAX
+        )));
+    }
+    let mut out = Items::new();
+    for (i, it) in req.items.iter().enumerate() {
+        let quantity = Quantity::new(it.quantity).map_err(|_| {
+            ApiError::invalid(format!(
+                "items[{i}].quantity must be between 1 and {}",
+                limits::QUANTITY_MAX
+            ))
+        })?;
+        if req.items[..i].iter().any(|o| o.ticket_type_id == it.ticket_type_id) {
+            return Err(ApiError::invalid(format!(
+                "items[{i}]: ticket type {} appears twice",
+                it.ticket_type_id
+            )));
+        }
+        out.push(Item {
+            ticket_type: TicketTypeId(it.ticket_type_id),
+            quantity,
+        });
+    }
+    Ok(out)
+}
+
+#[utoipa::path(post, path = "/v1/events/{event_id}/holds", tag = "buyer", params(("event_id" = String, Path),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the original hold")),
+    request_body = HoldRequest,
+    responses((status = 201, body = HoldView), (status = 409, body = ErrorBody, description = "sold_out, insufficient_inventory, sale_not_open, idempotency_conflict"),
+        (status = 422, body = ErrorBody, description = "invalid, limit_exceeded"), (status = 503, body = ErrorBody, description = "overloaded; see Retry-After")),
+    security(("buyer" = [])))]
+pub(crate) async fn create_hold(
+    State(state): State<AppState>,
+    Extension(corr): Extension<CorrelationId>,
+    Buyer(buyer): Buyer,
+    ApiPath(event_id): ApiPath,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<HoldRequest>,
+) -> Result<(StatusCode, Json<HoldView>), ApiError> {
+    let sale = sale_of(&event_id)?;
+    let cmd = Command::PlaceHold {
+        buyer: buyer.clone(),
+        items: items(&req)?,
+        idempotency_key: idempotency_key(&headers)?,
+    };
+    match exec(state.engine()?, sale, cmd, &corr).await? {
+        Outcome::Hold(hold) => Ok((StatusCode::CREATED, hold_json(&state, &buyer, sale, hold)?)),
+        other => Err(unexpected(other)),
+    }
+}
+
+#[utoipa::path(get, path = "/v1/holds/{hold_id}", tag = "buyer", params(("hold_id" = String, Path)),
+    responses((status = 200, body = HoldView), (status = 404, body = ErrorBody)), security(("buyer" = [])))]
+pub(crate) async fn get_hold(
+    State(state): State<AppState>,
+    Buyer(buyer): Buyer,
+    ApiPath(hold_id): ApiPath,
+) -> Result<Json<HoldView>, ApiError> {
+    let (sale, hold) = hold_of(&hold_id)?;
+    hold_json(&state, &buyer, sale, hold)
+}
+
+#[utoipa::path(delete, path = "/v1/holds/{hold_id}", tag = "buyer", params(("hold_id" = String, Path)),
+    responses((status = 200, body = HoldView, description = "Released"), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("buyer" = [])))]
+pub(crate) async fn release_hold(
+    State(state): State<AppState>,
+    Extension(corr): Extension<CorrelationId>,
+    Buyer(buyer): Buyer,
+    ApiPath(hold_id): ApiPath,
+) -> Result<Json<HoldView>, ApiError> {
+    let (sale, hold) = hold_of(&hold_id)?;
+    exec(
+        state.engine()?,
+        sale,
+        Command::ReleaseHold {
+            buyer: buyer.clone(),
+            hold,
+        },
+        &corr,
+    )
+    .await?;
+    hold_json(&state, &buyer, sale, hold)
+}
+
+#[utoipa::path(post, path = "/v1/holds/{hold_id}/checkout", tag = "buyer", params(("hold_id" = String, Path),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the original order")),
+    responses((status = 201, body = OrderView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "hold_expired, conflict")),
+    security(("buyer" = [])))]
+pub(crate) async fn checkout(
+    State(state): State<AppState>,
+    Extension(corr): Extension<CorrelationId>,
+    Buyer(buyer): Buyer,
+    ApiPath(hold_id): ApiPath,
+    headers: HeaderMap,
+) -> Result<(StatusCode, Json<OrderView>), ApiError> {
+    let (sale, hold) = hold_of(&hold_id)?;
+    let cmd = Command::Checkout {
+        buyer: buyer.clone(),
+        hold,
+        idempotency_key: idempotency_key(&headers)?,
+    };
+    match exec(state.engine()?, sale, cmd, &corr).await? {
+        Outcome::Order(order) => Ok((StatusCode::CREATED, order_json(&state, &buyer, sale, order)?)),
+        other => Err(unexpected(other)),
+    }
+}
+
+#[utoipa::path(get, path = "/v1/orders/{order_id}", tag = "buyer", params(("order_id" = String, Path)),
+    responses((status = 200, body = OrderView, description = "With ticket codes once paid"), (status = 404, body = ErrorBody)),
+    security(("buyer" = [])))]
+pub(crate) async fn get_order(
+    State(state): State<AppState>,
+    Buyer(buyer): Buyer,
+    ApiPath(order_id): ApiPath,
+) -> Result<Json<OrderView>, ApiError> {
+    let (sale, order) = order_of(&order_id)?;
+    order_json(&state, &buyer, sale, order)
+}
+
+#[utoipa::path(post, path = "/v1/orders/{order_id}/pay", tag = "buyer", params(("order_id" = String, Path)),
+    request_body = PayRequest,
+    responses((status = 200, body = OrderView), (status = 403, body = ErrorBody, description = "test_payments_disabled"),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("buyer" = [])))]
+pub(crate) async fn pay(
+    State(state): State<AppState>,
+    Extension(corr): Extension<CorrelationId>,
+    Buyer(buyer): Buyer,
+    ApiPath(order_id): ApiPath,
+    ApiJson(req): ApiJson<PayRequest>,
+) -> Result<Json<OrderView>, ApiError> {
+    let (sale, order) = order_of(&order_id)?;
+    if req.method != "test" {
+        return Err(ApiError::invalid("method: only \"test\" is available"));
+    }
+    if !state.settings.allow_test_payments {
+        return Err(ApiError::new(
+            Code::TestPaymentsDisabled,
+            "test payments are disabled; start the server with --demo or --allow-test-payments",
+        ));
+    }
+    // Ownership first: someone else's order is a 404, exactly like a missing one.
+    let _owned = order_json(&state, &buyer, sale, order)?;
+    let payment_ref = PaymentRef::parse(&format!("test-{}", ids::order_id(sale, order)))
+        .map_err(|_| ApiError::new(Code::Internal, "payment reference"))?;
+    exec(
+        state.engine()?,
+        sale,
+        Command::ConfirmPayment { order, payment_ref },
+        &corr,
+    )
+    .await?;
+    order_json(&state, &buyer, sale, order)
+}
+
+#[utoipa::path(post, path = "/v1/orders/{order_id}/cancel", tag = "buyer", params(("order_id" = String, Path)),
+    responses((status = 200, body = OrderView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("buyer" = [])))]
+pub(crate) async fn cancel_order(
+    State(state): State<AppState>,
+    Extension(corr): Extension<CorrelationId>,
+    Buyer(buyer): Buyer,
+    ApiPath(order_id): ApiPath,
+) -> Result<Json<OrderView>, ApiError> {
+    let (sale, order) = order_of(&order_id)?;
+    exec(
+        state.engine()?,
+        sale,
+        Command::CancelOrder {
+            actor: Actor::Buyer(buyer.clone()),
+            order,
+        },
+        &corr,
+    )
+    .await?;
+    order_json(&state, &buyer, sale, order)
+}

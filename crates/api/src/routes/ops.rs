@@ -1,0 +1,94 @@
+//! Operations: liveness, readiness (not ready until recovery finished), Prometheus metrics,
+//! and the OpenAPI document.
+
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use taquilla_domain::{HoldState, OrderState};
+
+use crate::AppState;
+use crate::error::{ApiError, Code, ErrorBody};
+use crate::views::Health;
+
+#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, body = Health)))]
+pub(crate) async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+#[utoipa::path(get, path = "/readyz", tag = "ops",
+    responses((status = 200, body = Health), (status = 503, body = ErrorBody, description = "Recovering, or stopped")))]
+pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
+    state.engine()?;
+    Ok(Json(Health { status: "ready" }))
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "ops",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let Some(handle) = state.prometheus.as_ref() else {
+        return Err(ApiError::new(Code::NotFound, "metrics are not enabled"));
+    };
+    if let Ok(engine) = state.engine() {
+        record_engine_gauges(engine);
+    }
+    let mut res = handle.render().into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    Ok(res)
+}
+
+/// Gauges computed at scrape time, so the hot path pays nothing for them.
+fn record_engine_gauges(engine: &taquilla_engine::Engine) {
+    for (i, depth) in engine.queue_depths().into_iter().enumerate() {
+        metrics::gauge!("taquilla_queue_depth", "shard" => i.to_string()).set(depth as f64);
+    }
+    metrics::gauge!("taquilla_queue_capacity").set(engine.queue_capacity() as f64);
+    let s = engine.stats();
+    metrics::gauge!("taquilla_commands").set(s.commands.load(Ordering::Relaxed) as f64);
+    metrics::gauge!("taquilla_batches").set(s.batches.load(Ordering::Relaxed) as f64);
+    metrics::gauge!("taquilla_log_flushes").set(s.flushes.load(Ordering::Relaxed) as f64);
+    let mut holds = [0u64; 4];
+    let mut orders = [0u64; 7];
+    for sale in engine.sales() {
+        engine.read(sale, |st| {
+            for h in st.holds.values() {
+                holds[match h.state {
+                    HoldState::Active => 0,
+                    HoldState::Released => 1,
+                    HoldState::Expired => 2,
+                    HoldState::Converted(_) => 3,
+                }] += 1;
+            }
+            for o in st.orders.values() {
+                orders[o.state as usize] += 1;
+            }
+        });
+    }
+    for (i, name) in ["active", "released", "expired", "converted"].into_iter().enumerate() {
+        metrics::gauge!("taquilla_holds", "state" => name).set(holds[i] as f64);
+    }
+    for st in [
+        OrderState::AwaitingPayment,
+        OrderState::Paid,
+        OrderState::PaymentFailed,
+        OrderState::Cancelled,
+        OrderState::Expired,
+        OrderState::RefundRequired,
+        OrderState::Refunded,
+    ] {
+        metrics::gauge!("taquilla_orders", "state" => st.as_str()).set(orders[st as usize] as f64);
+    }
+}
+
+#[utoipa::path(get, path = "/openapi.json", tag = "ops", responses((status = 200, description = "This document")))]
+pub(crate) async fn openapi() -> Response {
+    let mut res = crate::openapi::document_json().into_response();
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res
+}

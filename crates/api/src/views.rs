@@ -1,0 +1,575 @@
+//! The JSON shapes of the API (requests and responses) and their conversion from domain
+//! state. snake_case; money as integer minor units plus an ISO 4217 currency; times RFC 3339 UTC.
+
+use serde::{Deserialize, Serialize};
+use taquilla_domain::{Event, Hold, HoldState, Items, Order, OrderState, SaleId, SaleState, TicketCode, Timestamp};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use utoipa::ToSchema;
+
+use crate::ids;
+
+pub fn rfc3339(t: Timestamp) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(t.0 as i128 * 1_000_000)
+        .ok()
+        .and_then(|d| d.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+/// Parses an RFC 3339 time (any offset) into milliseconds since the epoch, within years 1970–9999.
+pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
+    if s.len() > 64 {
+        return None;
+    }
+    let d = OffsetDateTime::parse(s, &Rfc3339).ok()?;
+    let ms = d.unix_timestamp_nanos() / 1_000_000;
+    (0..=253_402_300_799_999).contains(&ms).then_some(Timestamp(ms as i64))
+}
+
+// ---------- requests ----------
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEventRequest {
+    /// 1–200 bytes.
+    pub name: String,
+    /// ISO 4217, e.g. "EUR".
+    pub currency: String,
+    /// How long a hold lasts (and then its order's payment window): 1 s – 24 h; default 900.
+    pub hold_ttl_secs: Option<u64>,
+    pub max_tickets_per_buyer: Option<u32>,
+    /// RFC 3339; holds are refused before it.
+    pub opens_at: Option<String>,
+    /// RFC 3339; holds are refused from it on.
+    pub closes_at: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTicketTypeRequest {
+    pub name: String,
+    /// Price in the event currency's minor unit (cents), 0 – 10^12.
+    pub price_minor: i64,
+    /// Most tickets of this type in one hold (1–100).
+    pub max_per_order: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateQuotaRequest {
+    pub name: String,
+    pub capacity: u32,
+    /// The ticket types that count against this quota (a type may be in several quotas).
+    pub ticket_type_ids: Vec<u32>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BuyerTokenRequest {
+    /// The integrator's id of the buyer, 1–64 bytes.
+    pub buyer_id: String,
+    /// Token lifetime, 60 s – 30 days; default 1 day.
+    pub ttl_secs: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HoldItemRequest {
+    pub ticket_type_id: u32,
+    pub quantity: u32,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HoldRequest {
+    /// 1–16 lines, each a distinct ticket type.
+    pub items: Vec<HoldItemRequest>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PayRequest {
+    /// Only "test" exists until real payment providers land; enabled by `--demo` or
+    /// `--allow-test-payments`.
+    pub method: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckinRequest {
+    pub ticket_code: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefundRequest {
+    /// Tickets to refund; omitted = every remaining ticket (or settle a `refund_required` order).
+    pub ticket_codes: Option<Vec<String>>,
+}
+
+// ---------- responses ----------
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TicketTypeView {
+    pub id: u32,
+    pub name: String,
+    pub price_minor: i64,
+    pub currency: String,
+    pub max_per_order: Option<u32>,
+    /// Tickets that could be held right now.
+    pub available: u32,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventView {
+    pub id: String,
+    pub name: String,
+    pub currency: String,
+    /// draft | open | paused | closed
+    pub status: &'static str,
+    pub hold_ttl_secs: u64,
+    pub max_tickets_per_buyer: Option<u32>,
+    pub opens_at: Option<String>,
+    pub closes_at: Option<String>,
+    pub ticket_types: Vec<TicketTypeView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventList {
+    pub events: Vec<EventView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QuotaView {
+    pub id: u32,
+    pub name: String,
+    pub capacity: u32,
+    pub ticket_type_ids: Vec<u32>,
+    pub held: u32,
+    pub sold: u32,
+    pub available: u32,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ItemView {
+    pub ticket_type_id: u32,
+    pub quantity: u32,
+    pub unit_price_minor: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HoldView {
+    pub id: String,
+    pub event_id: String,
+    /// active | released | expired | converted
+    pub state: &'static str,
+    pub items: Vec<ItemView>,
+    pub total_minor: i64,
+    pub currency: String,
+    pub expires_at: String,
+    /// Set once the hold was checked out.
+    pub order_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TicketView {
+    pub code: String,
+    pub ticket_type_id: u32,
+    /// valid | refunded | checked_in
+    pub state: &'static str,
+    pub checked_in_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderView {
+    pub id: String,
+    pub event_id: String,
+    pub hold_id: String,
+    /// awaiting_payment | paid | payment_failed | cancelled | expired | refund_required | refunded
+    pub state: &'static str,
+    pub items: Vec<ItemView>,
+    pub total_minor: i64,
+    pub refunded_minor: i64,
+    pub currency: String,
+    pub created_at: String,
+    /// Payment deadline while awaiting payment.
+    pub expires_at: String,
+    pub paid_at: Option<String>,
+    pub tickets: Vec<TicketView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BuyerTokenView {
+    pub token: String,
+    pub buyer_id: String,
+    pub expires_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CheckinView {
+    pub ticket_code: String,
+    pub order_id: String,
+    pub ticket_type_id: u32,
+    pub checked_in_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TypeStats {
+    pub id: u32,
+    pub name: String,
+    pub held: u32,
+    pub sold: u32,
+    pub available: u32,
+}
+
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct HoldCounts {
+    pub active: u64,
+    pub released: u64,
+    pub expired: u64,
+    pub converted: u64,
+}
+
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct OrderCounts {
+    pub awaiting_payment: u64,
+    pub paid: u64,
+    pub payment_failed: u64,
+    pub cancelled: u64,
+    pub expired: u64,
+    pub refund_required: u64,
+    pub refunded: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatsView {
+    pub event_id: String,
+    pub status: &'static str,
+    /// Sum of quota capacities (a ticket in overlapping quotas counts in each).
+    pub capacity: u64,
+    pub held: u64,
+    pub sold: u64,
+    pub quotas: Vec<QuotaView>,
+    pub ticket_types: Vec<TypeStats>,
+    pub holds: HoldCounts,
+    pub orders: OrderCounts,
+    /// Tickets issued and not refunded, and of those checked in.
+    pub tickets_valid: u64,
+    pub tickets_checked_in: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FeedEvent {
+    /// Pass as `after` to continue after this event.
+    pub cursor: String,
+    pub event_id: String,
+    /// Position of the record in its sale (records are whole commands; one record may
+    /// carry several events, which then share cursor and seq).
+    pub seq: u64,
+    pub recorded_at: String,
+    pub correlation_id: Option<String>,
+    /// snake_case event type, e.g. "hold_placed".
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FeedView {
+    pub events: Vec<FeedEvent>,
+    /// Cursor to pass as `after` next time (unchanged when there was nothing new).
+    pub next_cursor: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    pub status: &'static str,
+}
+
+// ---------- conversions ----------
+
+fn items_view(state: &SaleState, items: &Items) -> Vec<ItemView> {
+    items
+        .iter()
+        .map(|i| ItemView {
+            ticket_type_id: i.ticket_type.0,
+            quantity: i.quantity.get(),
+            unit_price_minor: state
+                .ticket_types
+                .get(i.ticket_type.0 as usize)
+                .map(|t| t.price.get())
+                .unwrap_or(0),
+        })
+        .collect()
+}
+
+fn currency(state: &SaleState) -> String {
+    state
+        .sale
+        .as_ref()
+        .map(|s| s.currency.as_str().to_string())
+        .unwrap_or_default()
+}
+
+pub fn event_view(sale: SaleId, state: &SaleState) -> Option<EventView> {
+    let s = state.sale.as_ref()?;
+    Some(EventView {
+        id: ids::event_id(sale),
+        name: s.name.as_str().to_string(),
+        currency: s.currency.as_str().to_string(),
+        status: s.status.as_str(),
+        hold_ttl_secs: s.hold_ttl_ms / 1000,
+        max_tickets_per_buyer: s.max_tickets_per_buyer,
+        opens_at: s.opens_at.map(rfc3339),
+        closes_at: s.closes_at.map(rfc3339),
+        ticket_types: state
+            .ticket_types
+            .iter()
+            .map(|t| ticket_type_view(state, t.id.0))
+            .collect(),
+    })
+}
+
+pub fn ticket_type_view(state: &SaleState, id: u32) -> TicketTypeView {
+    let t = &state.ticket_types[id as usize];
+    TicketTypeView {
+        id,
+        name: t.name.as_str().to_string(),
+        price_minor: t.price.get(),
+        currency: currency(state),
+        max_per_order: t.max_per_order,
+        available: state.available(t.id),
+    }
+}
+
+pub fn quota_view(state: &SaleState, id: u32) -> QuotaView {
+    let q = &state.quotas[id as usize];
+    QuotaView {
+        id,
+        name: q.name.as_str().to_string(),
+        capacity: q.capacity,
+        ticket_type_ids: q.ticket_types.iter().map(|t| t.0).collect(),
+        held: q.held,
+        sold: q.sold,
+        available: q.available(),
+    }
+}
+
+pub fn hold_state_str(s: HoldState) -> &'static str {
+    match s {
+        HoldState::Active => "active",
+        HoldState::Released => "released",
+        HoldState::Expired => "expired",
+        HoldState::Converted(_) => "converted",
+    }
+}
+
+pub fn hold_view(sale: SaleId, state: &SaleState, h: &Hold) -> HoldView {
+    HoldView {
+        id: ids::hold_id(sale, h.id),
+        event_id: ids::event_id(sale),
+        state: hold_state_str(h.state),
+        items: items_view(state, &h.items),
+        total_minor: h.total.get(),
+        currency: currency(state),
+        expires_at: rfc3339(h.expires_at),
+        order_id: match h.state {
+            HoldState::Converted(o) => Some(ids::order_id(sale, o)),
+            _ => None,
+        },
+    }
+}
+
+pub fn order_view(sale: SaleId, state: &SaleState, o: &Order) -> OrderView {
+    OrderView {
+        id: ids::order_id(sale, o.id),
+        event_id: ids::event_id(sale),
+        hold_id: ids::hold_id(sale, o.hold),
+        state: o.state.as_str(),
+        items: items_view(state, &o.items),
+        total_minor: o.total.get(),
+        refunded_minor: o.refunded.get(),
+        currency: currency(state),
+        created_at: rfc3339(o.created_at),
+        expires_at: rfc3339(o.expires_at),
+        paid_at: o.paid_at.map(rfc3339),
+        tickets: o
+            .tickets
+            .iter()
+            .filter_map(|c| state.tickets.get(c))
+            .map(|t| TicketView {
+                code: t.code.to_text(),
+                ticket_type_id: t.ticket_type.0,
+                state: if t.refunded {
+                    "refunded"
+                } else if t.checked_in_at.is_some() {
+                    "checked_in"
+                } else {
+                    "valid"
+                },
+                checked_in_at: t.checked_in_at.map(rfc3339),
+            })
+            .collect(),
+    }
+}
+
+pub fn stats_view(sale: SaleId, state: &SaleState) -> Option<StatsView> {
+    let s = state.sale.as_ref()?;
+    let mut holds = HoldCounts::default();
+    for h in state.holds.values() {
+        match h.state {
+            HoldState::Active => holds.active += 1,
+            HoldState::Released => holds.released += 1,
+            HoldState::Expired => holds.expired += 1,
+            HoldState::Converted(_) => holds.converted += 1,
+        }
+    }
+    let mut orders = OrderCounts::default();
+    for o in state.orders.values() {
+        match o.state {
+            OrderState::AwaitingPayment => orders.awaiting_payment += 1,
+            OrderState::Paid => orders.paid += 1,
+            OrderState::PaymentFailed => orders.payment_failed += 1,
+            OrderState::Cancelled => orders.cancelled += 1,
+            OrderState::Expired => orders.expired += 1,
+            OrderState::RefundRequired => orders.refund_required += 1,
+            OrderState::Refunded => orders.refunded += 1,
+        }
+    }
+    let valid = state.tickets.values().filter(|t| !t.refunded).count() as u64;
+    let checked_in = state
+        .tickets
+        .values()
+        .filter(|t| !t.refunded && t.checked_in_at.is_some())
+        .count() as u64;
+    Some(StatsView {
+        event_id: ids::event_id(sale),
+        status: s.status.as_str(),
+        capacity: state.quotas.iter().map(|q| q.capacity as u64).sum(),
+        held: state.ticket_types.iter().map(|t| t.held as u64).sum(),
+        sold: state.ticket_types.iter().map(|t| t.sold as u64).sum(),
+        quotas: (0..state.quotas.len() as u32).map(|i| quota_view(state, i)).collect(),
+        ticket_types: state
+            .ticket_types
+            .iter()
+            .map(|t| TypeStats {
+                id: t.id.0,
+                name: t.name.as_str().to_string(),
+                held: t.held,
+                sold: t.sold,
+                available: state.available(t.id),
+            })
+            .collect(),
+        holds,
+        orders,
+        tickets_valid: valid,
+        tickets_checked_in: checked_in,
+    })
+}
+
+fn code_text(c: &TicketCode) -> String {
+    c.to_text()
+}
+
+/// An event of the log, as the feed shows it: a snake_case type and its data.
+pub fn event_json(sale: SaleId, e: &Event) -> (&'static str, serde_json::Value) {
+    use serde_json::json;
+    let items = |items: &Items| -> Vec<serde_json::Value> {
+        items
+            .iter()
+            .map(|i| json!({"ticket_type_id": i.ticket_type.0, "quantity": i.quantity.get()}))
+            .collect()
+    };
+    match e {
+        Event::SaleCreated {
+            name,
+            currency,
+            hold_ttl_ms,
+            max_tickets_per_buyer,
+            opens_at,
+            closes_at,
+        } => (
+            "sale_created",
+            json!({"name": name.as_str(), "currency": currency.as_str(), "hold_ttl_secs": hold_ttl_ms / 1000,
+                   "max_tickets_per_buyer": max_tickets_per_buyer,
+                   "opens_at": opens_at.map(rfc3339), "closes_at": closes_at.map(rfc3339)}),
+        ),
+        Event::TicketTypeAdded {
+            id,
+            name,
+            price,
+            max_per_order,
+        } => (
+            "ticket_type_added",
+            json!({"ticket_type_id": id.0, "name": name.as_str(), "price_minor": price.get(), "max_per_order": max_per_order}),
+        ),
+        Event::QuotaAdded {
+            id,
+            name,
+            capacity,
+            ticket_types,
+        } => (
+            "quota_added",
+            json!({"quota_id": id.0, "name": name.as_str(), "capacity": capacity,
+                   "ticket_type_ids": ticket_types.iter().map(|t| t.0).collect::<Vec<_>>()}),
+        ),
+        Event::SaleStatusChanged { status } => ("sale_status_changed", json!({"status": status.as_str()})),
+        Event::HoldPlaced {
+            hold,
+            buyer,
+            items: its,
+            expires_at,
+            ..
+        } => (
+            "hold_placed",
+            json!({"hold_id": ids::hold_id(sale, *hold), "buyer_id": buyer.as_str(), "items": items(its),
+                   "expires_at": rfc3339(*expires_at)}),
+        ),
+        Event::HoldReleased { hold } => ("hold_released", json!({"hold_id": ids::hold_id(sale, *hold)})),
+        Event::HoldExpired { hold } => ("hold_expired", json!({"hold_id": ids::hold_id(sale, *hold)})),
+        Event::OrderPlaced {
+            order, hold, total, at, ..
+        } => (
+            "order_placed",
+            json!({"order_id": ids::order_id(sale, *order), "hold_id": ids::hold_id(sale, *hold),
+                   "total_minor": total.get(), "at": rfc3339(*at)}),
+        ),
+        Event::OrderPaid {
+            order,
+            payment_ref,
+            tickets,
+            reinstated,
+            at,
+        } => (
+            "order_paid",
+            json!({"order_id": ids::order_id(sale, *order), "payment_ref": payment_ref.as_str(),
+                   "tickets": tickets.iter().map(|t| json!({"code": code_text(&t.code), "ticket_type_id": t.ticket_type.0})).collect::<Vec<_>>(),
+                   "reinstated": reinstated, "at": rfc3339(*at)}),
+        ),
+        Event::OrderPaymentFailed { order, reason } => (
+            "order_payment_failed",
+            json!({"order_id": ids::order_id(sale, *order), "reason": reason.as_str()}),
+        ),
+        Event::OrderExpired { order } => ("order_expired", json!({"order_id": ids::order_id(sale, *order)})),
+        Event::OrderCancelled { order } => ("order_cancelled", json!({"order_id": ids::order_id(sale, *order)})),
+        Event::OrderRefundRequired { order, payment_ref, at } => (
+            "order_refund_required",
+            json!({"order_id": ids::order_id(sale, *order), "payment_ref": payment_ref.as_str(), "at": rfc3339(*at)}),
+        ),
+        Event::OrderRefunded {
+            order,
+            tickets,
+            amount,
+            at,
+        } => (
+            "order_refunded",
+            json!({"order_id": ids::order_id(sale, *order), "ticket_codes": tickets.iter().map(code_text).collect::<Vec<_>>(),
+                   "amount_minor": amount.get(), "at": rfc3339(*at)}),
+        ),
+        Event::TicketCheckedIn { code, at } => (
+            "ticket_checked_in",
+            json!({"ticket_code": code_text(code), "at": rfc3339(*at)}),
+        ),
+    }
+}
