@@ -65,6 +65,11 @@ pub async fn middleware(mut req: Request, next: Next) -> Response {
     let method = req.method().clone();
     req.extensions_mut().insert(id.clone());
     let mut res = next.run(req).await;
+    let route = res
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
     if let Some(PendingError(err)) = res.extensions_mut().remove::<PendingError>() {
         res = render(&err, &id);
     } else if (res.status().is_client_error() || res.status().is_server_error()) && !is_json(&res) {
@@ -77,11 +82,6 @@ pub async fn middleware(mut req: Request, next: Next) -> Response {
     if let Ok(v) = HeaderValue::from_str(id.as_str()) {
         res.headers_mut().insert(HEADER, v);
     }
-    let route = res
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
     let status = res.status().as_u16().to_string();
     let labels = [("route", route), ("method", method.to_string()), ("status", status)];
     metrics::counter!("taquilla_http_requests_total", &labels).increment(1);

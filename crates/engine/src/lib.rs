@@ -109,6 +109,8 @@ pub(crate) enum Msg {
     Create(Envelope, Reply),
     /// Run due deadlines now (tests on a manual clock), then answer.
     Tick(tokio::sync::oneshot::Sender<()>),
+    /// Finish what is queued (durably), snapshot if configured, and exit.
+    Stop,
 }
 
 /// What readers see of a partition. The shard write-locks it for one command at a time.
@@ -146,9 +148,10 @@ pub struct EngineStats {
 pub struct Engine {
     shared: Arc<Shared>,
     shards: Vec<Sender<Msg>>,
-    threads: Vec<JoinHandle<()>>,
+    threads: parking_lot::Mutex<Vec<JoinHandle<()>>>,
     next_sale: AtomicU64,
     recovery: RecoveryStats,
+    stopping: AtomicBool,
 }
 
 impl Engine {
@@ -218,9 +221,10 @@ impl Engine {
         Ok(Engine {
             shared,
             shards,
-            threads,
+            threads: parking_lot::Mutex::new(threads),
             next_sale: AtomicU64::new(max_sale + 1),
             recovery,
+            stopping: AtomicBool::new(false),
         })
     }
 
@@ -352,15 +356,20 @@ impl Engine {
     }
 
     /// Stops taking commands, lets each shard finish what is queued (durably), snapshots
-    /// changed partitions if configured, and joins the shard threads.
-    pub fn shutdown(mut self) {
-        self.stop();
-    }
-
-    fn stop(&mut self) {
-        // Dropping the senders closes the queues; shards drain them and exit.
-        self.shards.clear();
-        for t in self.threads.drain(..) {
+    /// changed partitions if configured, and joins the shard threads. Commands submitted
+    /// afterwards get `Stopped`. Idempotent. The data directory stays locked until the
+    /// engine is dropped; [`Engine::shutdown`] does both.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::Release);
+        let mut threads = self.threads.lock();
+        if threads.is_empty() {
+            return;
+        }
+        for s in &self.shards {
+            // Blocking send: the stop message waits behind queued work instead of skipping it.
+            let _ = s.send(Msg::Stop);
+        }
+        for t in threads.drain(..) {
             if t.join().is_err() {
                 tracing::error!("a shard thread panicked");
             }
@@ -368,7 +377,7 @@ impl Engine {
     }
 
     fn send(&self, sale: SaleId, msg: Msg) -> Result<(), EngineError> {
-        if self.has_failed() {
+        if self.has_failed() || self.stopping.load(Ordering::Acquire) {
             return Err(EngineError::Stopped);
         }
         let shard = &self.shards[shard_of(sale, self.shards.len())];
@@ -380,6 +389,13 @@ impl Engine {
             }
             Err(TrySendError::Disconnected(_)) => Err(EngineError::Stopped),
         }
+    }
+}
+
+impl Engine {
+    /// [`Engine::stop`], then release the data directory.
+    pub fn shutdown(self) {
+        self.stop();
     }
 }
 

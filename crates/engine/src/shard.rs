@@ -121,12 +121,17 @@ impl Shard {
             };
             let now = self.shared.clock.now();
             let mut commands = 0;
+            let mut stop = false;
             if let Some(m) = first {
+                stop |= matches!(m, Msg::Stop);
                 commands += self.handle(m, now);
             }
-            while commands < batch_max {
+            while commands < batch_max && !stop {
                 match rx.try_recv() {
-                    Ok(m) => commands += self.handle(m, now),
+                    Ok(m) => {
+                        stop |= matches!(m, Msg::Stop);
+                        commands += self.handle(m, now);
+                    }
                     Err(_) => break,
                 }
             }
@@ -137,6 +142,9 @@ impl Shard {
                 return;
             }
             self.snapshot_due(false);
+            if stop {
+                break;
+            }
         }
         if self.shared.config.snapshot_on_shutdown {
             self.snapshot_due(true);
@@ -200,6 +208,7 @@ impl Shard {
                 self.replies.push(PendingReply::Tick(done));
                 0
             }
+            Msg::Stop => 0,
         }
     }
 

@@ -269,13 +269,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     }
     // Every reply was sent after its fsync; this drains what is still queued and snapshots.
     drop(state);
-    match Arc::try_unwrap(engine) {
-        Ok(engine) => tokio::task::spawn_blocking(move || engine.shutdown()).await?,
-        Err(engine) => {
-            tracing::warn!("engine still referenced at shutdown; dropping");
-            drop(engine);
-        }
-    }
+    drop(failed);
+    tokio::task::spawn_blocking(move || engine.stop()).await?;
     tracing::info!("stopped");
     if exit_code != 0 {
         std::process::exit(exit_code);
