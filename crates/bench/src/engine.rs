@@ -64,9 +64,14 @@ pub struct Report {
     pub durable: bool,
     /// Of the first scenario.
     pub partitions: usize,
+    /// Events folded per second of the replay phase (read the log, decode, evolve).
     pub replay_events_per_sec: f64,
     pub replay_events: u64,
     pub replay_ms: f64,
+    /// Whole restart without snapshots: open the log (verify every frame), replay, check
+    /// every invariant.
+    pub restart_without_snapshots_ms: f64,
+    pub invariant_check_ms: f64,
     /// Restart of the same data directory after a clean shutdown that wrote snapshots.
     pub restart_with_snapshots_ms: f64,
     pub log_bytes: u64,
@@ -97,10 +102,13 @@ pub fn run(args: &Args, progress: &mut dyn FnMut(&str)) -> anyhow::Result<Report
         }
         scenarios.push(s);
     }
-    let (replay_events, replay_ms, restart_ms, log_bytes) = replay.context("no scenario ran")?;
+    let r = replay.context("no scenario ran")?;
+    let (replay_events, replay_ms, restart_ms, log_bytes) =
+        (r.events, r.replay_ms, r.restart_with_snapshots_ms, r.log_bytes);
     let replay_events_per_sec = replay_events as f64 / (replay_ms / 1000.0);
     progress(&format!(
-        "replay: {replay_events} events in {replay_ms:.0} ms = {replay_events_per_sec:.0} events/s; restart with snapshots: {restart_ms:.0} ms"
+        "replay: {replay_events} events in {replay_ms:.0} ms = {replay_events_per_sec:.0} events/s; restart without snapshots {:.0} ms (invariant check {:.0} ms); with snapshots {restart_ms:.0} ms",
+        r.restart_without_snapshots_ms, r.check_ms
     ));
     Ok(Report {
         holds_per_sec: scenarios[0].holds_per_sec,
@@ -109,6 +117,8 @@ pub fn run(args: &Args, progress: &mut dyn FnMut(&str)) -> anyhow::Result<Report
         replay_events_per_sec,
         replay_events,
         replay_ms,
+        restart_without_snapshots_ms: r.restart_without_snapshots_ms,
+        invariant_check_ms: r.check_ms,
         restart_with_snapshots_ms: restart_ms,
         log_bytes,
         scenarios,
@@ -256,12 +266,21 @@ async fn setup_sales(engine: &Engine, partitions: usize, capacity: u32) -> anyho
     Ok(sales)
 }
 
+struct Restarts {
+    events: u64,
+    replay_ms: f64,
+    check_ms: f64,
+    restart_without_snapshots_ms: f64,
+    restart_with_snapshots_ms: f64,
+    log_bytes: u64,
+}
+
 /// Reopens the scenario's data directory: once replaying the whole log (no snapshots were
 /// written), then after a clean shutdown that wrote snapshots.
-fn measure_restarts(args: &Args, dir: &Path) -> anyhow::Result<(u64, f64, f64, u64)> {
+fn measure_restarts(args: &Args, dir: &Path) -> anyhow::Result<Restarts> {
     let started = Instant::now();
     let engine = Engine::open(dir, config(args, true), Arc::new(SystemClock))?;
-    let replay_ms = ms(started.elapsed());
+    let restart_without_snapshots_ms = ms(started.elapsed());
     let stats = engine.recovery().clone();
     if stats.snapshots_loaded != 0 {
         bail!("expected a replay without snapshots");
@@ -269,10 +288,16 @@ fn measure_restarts(args: &Args, dir: &Path) -> anyhow::Result<(u64, f64, f64, u
     engine.shutdown();
     let started = Instant::now();
     let engine = Engine::open(dir, config(args, true), Arc::new(SystemClock))?;
-    let restart_ms = ms(started.elapsed());
+    let restart_with_snapshots_ms = ms(started.elapsed());
     engine.shutdown();
-    let log_bytes = dir_size(&dir.join("log"))?;
-    Ok((stats.events_replayed, replay_ms.max(0.001), restart_ms, log_bytes))
+    Ok(Restarts {
+        events: stats.events_replayed,
+        replay_ms: ms(stats.replay_duration).max(0.001),
+        check_ms: ms(stats.check_duration),
+        restart_without_snapshots_ms,
+        restart_with_snapshots_ms,
+        log_bytes: dir_size(&dir.join("log"))?,
+    })
 }
 
 fn dir_size(dir: &Path) -> std::io::Result<u64> {

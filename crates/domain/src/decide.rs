@@ -357,7 +357,7 @@ fn place_hold(
     }
     check_inventory(state, &items)?;
     check_buyer_limit(state, sale, &buyer, quantity)?;
-    let hold = HoldId(state.last_hold + 1);
+    let hold = state.holds.next_id();
     Ok(one(
         Event::HoldPlaced {
             hold,
@@ -391,8 +391,11 @@ fn expire_due(state: &SaleState, now: Timestamp) -> Decision {
         .deadlines
         .iter()
         .take_while(|(at, _)| *at <= now)
+        // Stale entries (released holds, paid orders) are skipped; they leave the index when
+        // they reach its front.
+        .filter_map(|&(at, hold)| state.live_deadline(at, hold))
         .take(EXPIRE_BATCH_MAX)
-        .map(|(_, what)| match *what {
+        .map(|what| match what {
             Deadline::Hold(hold) => Event::HoldExpired { hold },
             Deadline::Order(order) => Event::OrderExpired { order },
         })
@@ -432,7 +435,7 @@ fn checkout(
         HoldState::Released => return Err(Rejection::Conflict("hold_released")),
         HoldState::Converted(_) => return Err(Rejection::Conflict("hold_converted")),
     }
-    let order = OrderId(state.last_order + 1);
+    let order = state.orders.next_id();
     Ok(one(
         Event::OrderPlaced {
             order,

@@ -4,7 +4,9 @@
 //! fit the state (impossible for a sequence `decide` produced) is skipped in release builds.
 //!
 //! It maintains every derived counter: held/sold per ticket type and per quota, tickets per
-//! buyer, the deadline index, remembered idempotent requests, and the last hold/order ids.
+//! buyer, the deadline index, and remembered idempotent requests.
+
+use std::collections::VecDeque;
 
 use rustc_hash::FxHashMap;
 
@@ -13,11 +15,16 @@ use crate::event::Event;
 use crate::fingerprint;
 use crate::ids::{HoldId, OrderId};
 use crate::state::{
-    Deadline, Hold, HoldState, IdempotencyEntry, Order, OrderState, Outcome, Quota, Sale, SaleState, Ticket, TicketType,
+    Hold, HoldState, IdempotencyEntry, Order, OrderState, Outcome, Quota, Sale, SaleState, Ticket, TicketType,
 };
-use crate::values::{BuyerId, MoneyMinor};
+use crate::values::{BuyerId, MoneyMinor, Timestamp};
 
 pub fn evolve(state: &mut SaleState, event: &Event) {
+    apply_event(state, event);
+    prune_deadlines(state);
+}
+
+fn apply_event(state: &mut SaleState, event: &Event) {
     match event {
         Event::SaleCreated {
             name,
@@ -107,7 +114,7 @@ pub fn evolve(state: &mut SaleState, event: &Event) {
                 Change::Add,
             );
             buyer_add(&mut state.buyer_tickets, buyer, quantity);
-            state.deadlines.insert((*expires_at, Deadline::Hold(*hold)));
+            insert_deadline(&mut state.deadlines, *expires_at, *hold);
             if let Some(key) = idempotency_key {
                 let entry = IdempotencyEntry {
                     fingerprint: fingerprint::place_hold(items),
@@ -115,9 +122,7 @@ pub fn evolve(state: &mut SaleState, event: &Event) {
                 };
                 state.idempotency.insert((buyer.clone(), key.clone()), entry);
             }
-            debug_assert_eq!(hold.0, state.last_hold + 1, "hold ids are contiguous");
-            state.last_hold = state.last_hold.max(hold.0);
-            state.holds.insert(
+            state.holds.push(
                 *hold,
                 Hold {
                     id: *hold,
@@ -144,9 +149,7 @@ pub fn evolve(state: &mut SaleState, event: &Event) {
             };
             debug_assert_eq!(h.state, HoldState::Active, "only an active hold is checked out");
             h.state = HoldState::Converted(*order);
-            // The order takes over the hold's deadline.
-            state.deadlines.remove(&(h.expires_at, Deadline::Hold(*hold)));
-            state.deadlines.insert((h.expires_at, Deadline::Order(*order)));
+            // The order inherits the hold's deadline: its entry in `deadlines` now expires it.
             if let Some(key) = idempotency_key {
                 let entry = IdempotencyEntry {
                     fingerprint: fingerprint::checkout(*hold),
@@ -154,9 +157,7 @@ pub fn evolve(state: &mut SaleState, event: &Event) {
                 };
                 state.idempotency.insert((h.buyer.clone(), key.clone()), entry);
             }
-            debug_assert_eq!(order.0, state.last_order + 1, "order ids are contiguous");
-            state.last_order = state.last_order.max(order.0);
-            state.orders.insert(
+            state.orders.push(
                 *order,
                 Order {
                     id: *order,
@@ -186,7 +187,6 @@ pub fn evolve(state: &mut SaleState, event: &Event) {
                 ticket_types,
                 quotas,
                 buyer_tickets,
-                deadlines,
                 tickets: all,
                 ..
             } = state;
@@ -199,7 +199,6 @@ pub fn evolve(state: &mut SaleState, event: &Event) {
                     debug_assert!(!reinstated);
                     count(ticket_types, quotas, &o.items, Counter::Held, Change::Remove);
                     count(ticket_types, quotas, &o.items, Counter::Sold, Change::Add);
-                    deadlines.remove(&(o.expires_at, Deadline::Order(*order)));
                 }
                 OrderState::Expired => {
                     // Reinstated: its inventory and the buyer's count went back on expiry.
@@ -381,7 +380,6 @@ fn end_hold(state: &mut SaleState, hold: HoldId, to: HoldState) {
         ticket_types,
         quotas,
         buyer_tickets,
-        deadlines,
         ..
     } = state;
     let Some(h) = holds.get_mut(&hold) else {
@@ -395,7 +393,6 @@ fn end_hold(state: &mut SaleState, hold: HoldId, to: HoldState) {
     h.state = to;
     count(ticket_types, quotas, &h.items, Counter::Held, Change::Remove);
     buyer_sub(buyer_tickets, &h.buyer, quantity(&h.items));
-    deadlines.remove(&(h.expires_at, Deadline::Hold(hold)));
 }
 
 /// An unpaid order failed, expired or was cancelled: like `end_hold`.
@@ -405,7 +402,6 @@ fn end_order(state: &mut SaleState, order: OrderId, to: OrderState) {
         ticket_types,
         quotas,
         buyer_tickets,
-        deadlines,
         ..
     } = state;
     let Some(o) = orders.get_mut(&order) else {
@@ -419,5 +415,27 @@ fn end_order(state: &mut SaleState, order: OrderId, to: OrderState) {
     o.state = to;
     count(ticket_types, quotas, &o.items, Counter::Held, Change::Remove);
     buyer_sub(buyer_tickets, &o.buyer, quantity(&o.items));
-    deadlines.remove(&(o.expires_at, Deadline::Order(order)));
+}
+
+/// Keeps `deadlines` sorted by time. Holds arrive in time order, so this is a push to the
+/// back unless the clock stepped backwards.
+fn insert_deadline(deadlines: &mut VecDeque<(Timestamp, HoldId)>, at: Timestamp, hold: HoldId) {
+    match deadlines.back() {
+        Some(&(last, _)) if last > at => {
+            let i = deadlines.partition_point(|&(t, _)| t <= at);
+            deadlines.insert(i, (at, hold));
+        }
+        _ => deadlines.push_back((at, hold)),
+    }
+}
+
+/// Drops stale entries (holds released, orders paid or ended) from the front, so that the
+/// front entry, if any, is live and `next_deadline` is exact.
+fn prune_deadlines(state: &mut SaleState) {
+    while let Some(&(at, hold)) = state.deadlines.front() {
+        if state.live_deadline(at, hold).is_some() {
+            break;
+        }
+        state.deadlines.pop_front();
+    }
 }

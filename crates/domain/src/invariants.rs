@@ -3,11 +3,9 @@
 //! tests after every step, and by the engine after recovery (it is O(state), not for the hot
 //! path).
 
-use std::collections::BTreeSet;
-
 use rustc_hash::FxHashMap;
 
-use crate::state::{Deadline, HoldState, OrderState, SaleState};
+use crate::state::{HoldState, OrderState, SaleState};
 use crate::values::BuyerId;
 
 /// Checks every invariant; the error names the first one broken.
@@ -16,7 +14,9 @@ pub fn check(state: &SaleState) -> Result<(), String> {
     let mut held = vec![0u64; n_types];
     let mut sold = vec![0u64; n_types];
     let mut buyers: FxHashMap<&BuyerId, u64> = FxHashMap::default();
-    let mut deadlines = BTreeSet::new();
+    buyers.reserve(state.buyer_tickets.len());
+    // Active holds and unpaid orders: each must have exactly one live deadline entry.
+    let mut pending_deadlines = 0usize;
 
     if state.sale.is_none() && (!state.ticket_types.is_empty() || !state.quotas.is_empty() || !state.holds.is_empty()) {
         return Err("catalog or holds without a sale".into());
@@ -36,9 +36,9 @@ pub fn check(state: &SaleState) -> Result<(), String> {
         }
     }
 
-    for (id, h) in &state.holds {
-        if h.id != *id || id.0 == 0 || id.0 > state.last_hold {
-            return Err(format!("hold {} misnumbered (last_hold {})", id.0, state.last_hold));
+    for (id, h) in state.holds.iter() {
+        if h.id != id {
+            return Err(format!("hold {} stored as hold {}", h.id.0, id.0));
         }
         for item in &h.items {
             if item.ticket_type.0 as usize >= n_types {
@@ -52,7 +52,7 @@ pub fn check(state: &SaleState) -> Result<(), String> {
             HoldState::Active => {
                 add_items(&mut held, &h.items);
                 *buyers.entry(&h.buyer).or_default() += u64::from(h.quantity());
-                deadlines.insert((h.expires_at, Deadline::Hold(h.id)));
+                pending_deadlines += 1;
             }
             HoldState::Converted(order) => match state.orders.get(&order) {
                 Some(o) if o.hold == h.id => {}
@@ -63,17 +63,9 @@ pub fn check(state: &SaleState) -> Result<(), String> {
             HoldState::Released | HoldState::Expired => {}
         }
     }
-    if state.holds.len() as u64 != state.last_hold {
-        return Err(format!(
-            "{} holds but last_hold is {}",
-            state.holds.len(),
-            state.last_hold
-        ));
-    }
-
-    for (id, o) in &state.orders {
-        if o.id != *id || id.0 == 0 || id.0 > state.last_order {
-            return Err(format!("order {} misnumbered (last_order {})", id.0, state.last_order));
+    for (id, o) in state.orders.iter() {
+        if o.id != id {
+            return Err(format!("order {} stored as order {}", o.id.0, id.0));
         }
         match state.holds.get(&o.hold) {
             Some(h) if h.state == HoldState::Converted(o.id) && h.buyer == o.buyer && h.items == o.items => {}
@@ -86,7 +78,7 @@ pub fn check(state: &SaleState) -> Result<(), String> {
             OrderState::AwaitingPayment => {
                 add_items(&mut held, &o.items);
                 *buyers.entry(&o.buyer).or_default() += u64::from(quantity);
-                deadlines.insert((o.expires_at, Deadline::Order(o.id)));
+                pending_deadlines += 1;
             }
             // A refunded order either had all its tickets refunded or settled a late payment
             // with none issued.
@@ -105,14 +97,6 @@ pub fn check(state: &SaleState) -> Result<(), String> {
             return Err(format!("paid order {} without tickets", id.0));
         }
     }
-    if state.orders.len() as u64 != state.last_order {
-        return Err(format!(
-            "{} orders but last_order is {}",
-            state.orders.len(),
-            state.last_order
-        ));
-    }
-
     for (code, t) in &state.tickets {
         if t.code != *code {
             return Err(format!("ticket {code} stored under another code"));
@@ -192,11 +176,38 @@ pub fn check(state: &SaleState) -> Result<(), String> {
         }
     }
 
-    if deadlines != state.deadlines {
+    check_deadline_index(state, pending_deadlines)
+}
+
+/// The deadline index is sorted by time, names each hold at most once, has a live entry at
+/// its front, and its live entries are exactly the active holds and unpaid orders: every live
+/// entry is one of them (`live_deadline` checks that), no hold twice, and as many as there are.
+fn check_deadline_index(state: &SaleState, pending: usize) -> Result<(), String> {
+    let index = &state.deadlines;
+    if index.iter().zip(index.iter().skip(1)).any(|(a, b)| a.0 > b.0) {
+        return Err("deadline index not sorted by time".into());
+    }
+    if let Some(&(at, hold)) = index.front()
+        && state.live_deadline(at, hold).is_none()
+    {
+        return Err(format!("stale deadline of hold {} at the front", hold.0));
+    }
+    let mut seen = vec![false; state.holds.len()];
+    let mut live = 0usize;
+    for &(at, hold) in index {
+        let Some(slot) = hold.0.checked_sub(1).and_then(|i| seen.get_mut(i as usize)) else {
+            return Err(format!("deadline of missing hold {}", hold.0));
+        };
+        if std::mem::replace(slot, true) {
+            return Err(format!("hold {} indexed twice", hold.0));
+        }
+        if state.live_deadline(at, hold).is_some() {
+            live += 1;
+        }
+    }
+    if live != pending {
         return Err(format!(
-            "deadlines: {} indexed, {} active holds and unpaid orders",
-            state.deadlines.len(),
-            deadlines.len()
+            "deadlines: {live} live in the index, {pending} active holds and unpaid orders"
         ));
     }
     Ok(())

@@ -1,7 +1,8 @@
 //! The state of one sale: the fold of its events. Owned by exactly one writer (the engine's
 //! shard); readers see it through the engine's read path.
 
-use std::collections::BTreeSet;
+use std::collections::VecDeque;
+use std::marker::PhantomData;
 
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -154,11 +155,100 @@ pub struct IdempotencyEntry {
     pub outcome: Outcome,
 }
 
-/// Something with a deadline, ordered by time in `SaleState::deadlines`.
+/// What a deadline entry expires when it falls due: the hold itself while it is active, or
+/// the order it was checked out into while that order awaits payment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Deadline {
     Hold(HoldId),
     Order(OrderId),
+}
+
+/// Ids numbered 1, 2, 3… inside a sale, usable as indexes into a [`Dense`] table.
+pub trait DenseId: Copy {
+    fn from_index(i: usize) -> Self;
+    fn index(self) -> Option<usize>;
+}
+
+impl DenseId for HoldId {
+    fn from_index(i: usize) -> Self {
+        HoldId(i as u64 + 1)
+    }
+    fn index(self) -> Option<usize> {
+        self.0.checked_sub(1).and_then(|i| usize::try_from(i).ok())
+    }
+}
+
+impl DenseId for OrderId {
+    fn from_index(i: usize) -> Self {
+        OrderId(i as u64 + 1)
+    }
+    fn index(self) -> Option<usize> {
+        self.0.checked_sub(1).and_then(|i| usize::try_from(i).ok())
+    }
+}
+
+/// A table of values keyed by a dense id: a `Vec` (holds and orders are numbered in order and
+/// never deleted), with the lookup surface of a map. Faster than hashing on the hot path and
+/// on replay, and growth is a `memcpy` rather than a rehash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Dense<K, V> {
+    values: Vec<V>,
+    #[serde(skip)]
+    _key: PhantomData<K>,
+}
+
+impl<K, V> Default for Dense<K, V> {
+    fn default() -> Self {
+        Dense {
+            values: Vec::new(),
+            _key: PhantomData,
+        }
+    }
+}
+
+impl<K: DenseId, V> Dense<K, V> {
+    pub fn get(&self, id: &K) -> Option<&V> {
+        self.values.get(id.index()?)
+    }
+    pub fn get_mut(&mut self, id: &K) -> Option<&mut V> {
+        let i = id.index()?;
+        self.values.get_mut(i)
+    }
+    pub fn contains_key(&self, id: &K) -> bool {
+        self.get(id).is_some()
+    }
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+    /// The id the next pushed value gets.
+    pub fn next_id(&self) -> K {
+        K::from_index(self.values.len())
+    }
+    /// Appends the value of `id`, which must be `next_id()`.
+    pub(crate) fn push(&mut self, id: K, value: V) {
+        debug_assert_eq!(id.index(), Some(self.values.len()), "dense ids are contiguous");
+        self.values.push(value);
+    }
+    pub fn values(&self) -> std::slice::Iter<'_, V> {
+        self.values.iter()
+    }
+    pub fn iter(&self) -> impl Iterator<Item = (K, &V)> {
+        self.values.iter().enumerate().map(|(i, v)| (K::from_index(i), v))
+    }
+}
+
+impl<K: DenseId, V> std::ops::Index<&K> for Dense<K, V> {
+    type Output = V;
+    fn index(&self, id: &K) -> &V {
+        match self.get(id) {
+            Some(v) => v,
+            None => panic!("no entry for this id"),
+        }
+    }
 }
 
 /// The whole state of one sale. `Default` is the state of a partition before `SaleCreated`.
@@ -169,22 +259,40 @@ pub struct SaleState {
     pub ticket_types: Vec<TicketType>,
     /// Indexed by `QuotaId`.
     pub quotas: Vec<Quota>,
-    pub holds: FxHashMap<HoldId, Hold>,
-    pub orders: FxHashMap<OrderId, Order>,
+    pub holds: Dense<HoldId, Hold>,
+    pub orders: Dense<OrderId, Order>,
     pub tickets: FxHashMap<TicketCode, Ticket>,
     /// Tickets counted against each buyer's limit: active holds, unpaid and paid orders.
     pub buyer_tickets: FxHashMap<BuyerId, u32>,
     pub idempotency: FxHashMap<(BuyerId, IdempotencyKey), IdempotencyEntry>,
-    /// Active holds and unpaid orders by deadline.
-    pub deadlines: BTreeSet<(Timestamp, Deadline)>,
-    pub last_hold: u64,
-    pub last_order: u64,
+    /// One entry per hold, sorted by time: the hold's deadline, which its order inherits on
+    /// checkout. Holds are placed in time order with one TTL per sale, so entries are almost
+    /// always appended at the back and expired from the front (O(1) each). An entry whose
+    /// hold was released or paid is left in place ("stale") and dropped when it reaches the
+    /// front: the front entry is always live, so it is the next deadline.
+    pub deadlines: VecDeque<(Timestamp, HoldId)>,
 }
 
 impl SaleState {
     /// When the engine must next send `ExpireDue`, if anything is pending.
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        self.deadlines.first().map(|(t, _)| *t)
+        self.deadlines.front().map(|(t, _)| *t)
+    }
+
+    /// What the deadline entry of `hold` at `at` would expire, or `None` if it is stale.
+    pub fn live_deadline(&self, at: Timestamp, hold: HoldId) -> Option<Deadline> {
+        let h = self.holds.get(&hold)?;
+        if h.expires_at != at {
+            return None;
+        }
+        match h.state {
+            HoldState::Active => Some(Deadline::Hold(hold)),
+            HoldState::Converted(order) => {
+                let o = self.orders.get(&order)?;
+                (o.state == OrderState::AwaitingPayment && o.expires_at == at).then_some(Deadline::Order(order))
+            }
+            HoldState::Released | HoldState::Expired => None,
+        }
     }
 
     /// Tickets of this type that could be held now: the minimum over its quotas; 0 when the

@@ -26,6 +26,12 @@ pub struct RecoveryStats {
     /// Records not covered by a snapshot, decoded and folded into state.
     pub records_replayed: u64,
     pub events_replayed: u64,
+    /// Loading and decoding snapshots.
+    pub snapshot_duration: Duration,
+    /// Reading the log and folding the records snapshots do not cover.
+    pub replay_duration: Duration,
+    /// Checking every invariant of every rebuilt sale.
+    pub check_duration: Duration,
     pub duration: Duration,
 }
 
@@ -92,6 +98,8 @@ pub(crate) fn recover(
         );
     }
 
+    stats.snapshot_duration = started.elapsed();
+    let replay_started = Instant::now();
     let mut events: Vec<Event> = Vec::with_capacity(16);
     let mut failure: Option<EngineError> = None;
     log.scan(0, &mut |r| {
@@ -134,6 +142,8 @@ pub(crate) fn recover(
     if let Some(e) = failure {
         return Err(e);
     }
+    stats.replay_duration = replay_started.elapsed();
+    let check_started = Instant::now();
     for (sale, rec) in &sales {
         if rec.seq + 1 != log.next_seq(sale.0) {
             return Err(EngineError::Recovery(format!(
@@ -146,6 +156,7 @@ pub(crate) fn recover(
         invariants::check(&rec.state)
             .map_err(|e| EngineError::Recovery(format!("sale {}: invariant broken after replay: {e}", sale.0)))?;
     }
+    stats.check_duration = check_started.elapsed();
     stats.sales = sales.len();
     stats.duration = started.elapsed();
     Ok((sales, stats))

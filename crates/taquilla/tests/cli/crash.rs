@@ -165,9 +165,6 @@ fn verify(dir: &Path, acked: &Acked) {
             for order in &acked.cancelled {
                 assert_eq!(s.orders[&OrderId(*order)].state, OrderState::Cancelled, "order {order}");
             }
-            // Ids are handed out in order and every record is whole: no gaps.
-            assert_eq!(s.holds.len() as u64, s.last_hold, "hold ids contiguous");
-            assert_eq!(s.orders.len() as u64, s.last_order, "order ids contiguous");
         })
         .expect("the sale survived");
     engine.shutdown();
