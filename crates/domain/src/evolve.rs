@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 
-use rustc_hash::FxHashMap;
+type BuyerTickets = hashbrown::HashMap<BuyerId, u32, rustc_hash::FxBuildHasher>;
 
 use crate::command::{Item, SaleStatus};
 use crate::event::Event;
@@ -345,21 +345,15 @@ fn quantity(items: &[Item]) -> u32 {
     items.iter().map(|i| i.quantity.get()).sum()
 }
 
-fn buyer_add(buyer_tickets: &mut FxHashMap<BuyerId, u32>, buyer: &BuyerId, n: u32) {
+fn buyer_add(buyer_tickets: &mut BuyerTickets, buyer: &BuyerId, n: u32) {
     if n == 0 {
         return;
     }
-    // `get_mut` first: the common repeat buyer costs no key clone.
-    match buyer_tickets.get_mut(buyer) {
-        Some(count) => *count += n,
-        None => {
-            buyer_tickets.insert(buyer.clone(), n);
-        }
-    }
+    *buyer_tickets.entry_ref(buyer).or_insert(0) += n;
 }
 
 /// Buyers back at zero are removed so that the map holds only buyers with tickets.
-fn buyer_sub(buyer_tickets: &mut FxHashMap<BuyerId, u32>, buyer: &BuyerId, n: u32) {
+fn buyer_sub(buyer_tickets: &mut BuyerTickets, buyer: &BuyerId, n: u32) {
     if n == 0 {
         return;
     }

@@ -263,7 +263,8 @@ pub struct SaleState {
     pub orders: Dense<OrderId, Order>,
     pub tickets: FxHashMap<TicketCode, Ticket>,
     /// Tickets counted against each buyer's limit: active holds, unpaid and paid orders.
-    pub buyer_tickets: FxHashMap<BuyerId, u32>,
+    /// (hashbrown for `entry_ref`: one probe per update, and a key clone only for a new buyer.)
+    pub buyer_tickets: hashbrown::HashMap<BuyerId, u32, rustc_hash::FxBuildHasher>,
     pub idempotency: FxHashMap<(BuyerId, IdempotencyKey), IdempotencyEntry>,
     /// One entry per hold, sorted by time: the hold's deadline, which its order inherits on
     /// checkout. Holds are placed in time order with one TTL per sale, so entries are almost

@@ -142,10 +142,95 @@ bounded_string!(
     /// A display name (sale, ticket type, quota).
     Name, "name", limits::NAME_MAX_BYTES, false
 );
-bounded_string!(
-    /// The integrator's id of a buyer. Opaque to us; a signed token proves it (API layer).
-    BuyerId, "buyer_id", limits::BUYER_ID_MAX_BYTES, false
-);
+/// The integrator's id of a buyer. Opaque to us; a signed token proves it (API layer).
+///
+/// Buyers key the per-buyer limit map, which every hold touches (in `decide` and in `evolve`,
+/// live and on replay), so the id carries its hash, computed once when parsed.
+#[derive(Debug, Clone)]
+pub struct BuyerId {
+    text: CompactString,
+    hash: u64,
+}
+
+impl BuyerId {
+    pub fn parse(s: &str) -> Result<Self, InvalidValue> {
+        if s.len() > limits::BUYER_ID_MAX_BYTES {
+            return Err(invalid("buyer_id", "too long"));
+        }
+        if s.trim().is_empty() {
+            return Err(invalid("buyer_id", "must not be empty"));
+        }
+        if s.chars().any(|c| c.is_control()) {
+            return Err(invalid("buyer_id", "must not contain control characters"));
+        }
+        let mut h = rustc_hash::FxHasher::default();
+        std::hash::Hasher::write(&mut h, s.as_bytes());
+        Ok(BuyerId {
+            text: CompactString::from(s),
+            hash: std::hash::Hasher::finish(&h),
+        })
+    }
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl PartialEq for BuyerId {
+    fn eq(&self, other: &Self) -> bool {
+        // Equal text implies equal hash; comparing the hash first is a cheap early exit.
+        self.hash == other.hash && self.text == other.text
+    }
+}
+
+impl Eq for BuyerId {}
+
+impl std::hash::Hash for BuyerId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+impl PartialOrd for BuyerId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for BuyerId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.text.cmp(&other.text)
+    }
+}
+
+impl Serialize for BuyerId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.text)
+    }
+}
+
+impl From<&BuyerId> for BuyerId {
+    fn from(b: &BuyerId) -> Self {
+        b.clone()
+    }
+}
+
+impl<'de> Deserialize<'de> for BuyerId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // A visitor rather than `String`: snapshots hold millions of buyer ids, and borrowing
+        // formats (postcard) then parse each without an intermediate allocation.
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = BuyerId;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a buyer id")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<BuyerId, E> {
+                BuyerId::parse(s).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(Visitor)
+    }
+}
 bounded_string!(
     /// A client-chosen key that makes a command safe to retry.
     IdempotencyKey, "idempotency_key", limits::IDEMPOTENCY_KEY_MAX_BYTES, false
