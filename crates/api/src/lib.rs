@@ -1,7 +1,8 @@
 //! HTTP API v1 of taquilla (axum). This crate turns HTTP into engine commands and engine state
 //! into JSON; it holds no sales state of its own.
 //!
-//! Request path: correlation middleware (id, metrics, error rendering) → router → extractors
+//! Request path: keep-alive check (`Connection: close` when the body was left unread) →
+//! correlation middleware (id, metrics, error rendering) → router → extractors
 //! (auth, JSON with our error codes) → handler → `Engine::submit` (bounded queue; full =
 //! `503 overloaded`) → reply after the command is durable → view built from the engine's
 //! in-memory state.
@@ -11,6 +12,7 @@ pub mod correlation;
 pub mod error;
 mod extract;
 pub mod ids;
+mod keepalive;
 pub mod openapi;
 mod routes;
 pub mod views;
@@ -122,5 +124,7 @@ pub fn router(state: AppState) -> Router {
             timeout,
         ))
         .layer(middleware::from_fn(correlation::middleware))
+        // Outermost: the correlation middleware renders errors into fresh responses.
+        .layer(middleware::from_fn(keepalive::middleware))
         .with_state(state)
 }

@@ -1,3 +1,4 @@
 //! Tests of the real `taquilla` binary as a child process. One test binary for the crate.
 
 mod crash;
+mod http;
