@@ -24,7 +24,8 @@ curl -sf "${auth[@]}" -d '{"name":"ga","price_minor":1000}' "$url/v1/admin/event
 curl -sf "${auth[@]}" -d '{"name":"all","capacity":100000000,"ticket_type_ids":[0]}' "$url/v1/admin/events/$event/quotas" >/dev/null
 curl -sf "${auth[@]}" -X POST "$url/v1/admin/events/$event/open" >/dev/null
 for i in $(seq 200); do
-  curl -sf "${auth[@]}" -d "{\"buyer_id\":\"wrk-$i\"}" "$url/v1/admin/buyer-tokens" | sed 's/.*"token":"\([^"]*\)".*/\1/'
+  token=$(curl -sf "${auth[@]}" -d "{\"buyer_id\":\"wrk-$i\"}" "$url/v1/admin/buyer-tokens" | sed 's/.*"token":"\([^"]*\)".*/\1/')
+  echo "$token"
 done > "$dir/tokens"
 echo "== GET /healthz (server on core 0, wrk on core 1, $connections connections, $duration)"
 taskset -c 1 wrk -t1 -c"$connections" -d"$duration" "$url/healthz"

@@ -4,11 +4,13 @@ local tokens = {}
 local path
 
 function init(args)
-  path = "/v1/events/" .. args[1] .. "/holds"
-  for line in io.lines(args[2]) do
+  -- The last two arguments (wrk may pass the URL or "--" before them).
+  local n = #args
+  path = "/v1/events/" .. args[n - 1] .. "/holds"
+  for line in io.lines(args[n]) do
     tokens[#tokens + 1] = line
   end
-  math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16))
+  math.randomseed(os.time())
 end
 
 local body = '{"items":[{"ticket_type_id":0,"quantity":1}]}'

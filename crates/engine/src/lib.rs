@@ -3,8 +3,10 @@
 //! A command travels: [`Engine::submit`] → the shard's **bounded** queue (full = an immediate
 //! [`EngineError::Overloaded`], never a wait) → the shard takes everything queued, up to
 //! `batch_max`, as one batch → for each command `decide` + `evolve` on the partition's state →
-//! the batch's events are appended to the log as one record per command → **one** `flush`
-//! (fsync) for the whole batch → only then every reply is sent. A reply therefore means durable.
+//! the batch's events are appended to the log as one record per command → the batch's replies
+//! go to the shard's flusher thread, which makes everything appended so far durable with
+//! **one** fsync and only then sends them. A reply therefore means durable. The shard decides
+//! the next batch while the fsync runs (pipelined group commit).
 //!
 //! Reads ([`Engine::read`]) take the partition's read lock and never wait behind the queue or
 //! the fsync. They may observe effects of the batch currently being made durable; nobody has
@@ -14,6 +16,7 @@
 //! a schedule of its partitions' next deadlines and sends itself `ExpireDue` when one passes.
 
 mod clock;
+mod flusher;
 mod recovery;
 mod shard;
 
@@ -32,6 +35,7 @@ use taquilla_log::snapshot::SnapshotStore;
 use taquilla_log::{EventLog, LogError, RecoveryReport};
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use flusher::FLUSH_QUEUE_BATCHES;
 pub use recovery::RecoveryStats;
 
 /// Limits and tuning. Every queue has a bound.

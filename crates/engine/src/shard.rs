@@ -1,26 +1,27 @@
 //! One shard writer: the only thread that changes its partitions.
 //!
-//! Its loop is the group commit. Take every queued message (up to `batch_max` commands),
-//! decide and evolve each command on its partition, encode each command's events as one log
-//! record, append the batch, fsync once, and only then reply to everyone in the batch —
-//! rejections included, since they were decided against state that includes earlier,
-//! not yet durable commands of the same batch.
+//! Its loop is the first half of group commit: take every queued message (up to `batch_max`
+//! commands), decide and evolve each command on its partition, encode each command's events
+//! as one log record, append the batch, and pass the batch's replies to the flusher
+//! (`flusher.rs`), which sends them after the fsync that covers them. The shard does not wait
+//! for that fsync: it decides the next batch meanwhile.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use compact_str::CompactString;
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rustc_hash::{FxHashMap, FxHashSet};
 use taquilla_domain::{
     Command, Ctx, Entropy, Rejection, SaleId, SaleState, TicketCode, Timestamp, codec, decide, evolve,
 };
-use taquilla_log::Append;
+use taquilla_log::{Append, Lsn};
 
+use crate::flusher::{Durable, FLUSH_QUEUE_BATCHES};
 use crate::{BatchReply, CommandResult, EngineError, Envelope, Msg, Partition, Reply, Shared};
 
 /// Longest a shard sleeps without a message or a deadline; bounds how late it notices a
@@ -60,10 +61,41 @@ struct PendingRecord {
     correlation_id: Option<CompactString>,
 }
 
-enum PendingReply {
+pub(crate) enum PendingReply {
     One(Reply, CommandResult),
     Many(BatchReply, Vec<CommandResult>),
     Tick(tokio::sync::oneshot::Sender<()>),
+}
+
+impl PendingReply {
+    /// Sends the decided result. A caller that went away (e.g. a closed HTTP connection) is
+    /// not an error.
+    pub(crate) fn send(self) {
+        match self {
+            PendingReply::One(tx, res) => {
+                let _ = tx.send(res);
+            }
+            PendingReply::Many(tx, res) => {
+                let _ = tx.send(res);
+            }
+            PendingReply::Tick(tx) => {
+                let _ = tx.send(());
+            }
+        }
+    }
+
+    /// Tells the caller the command may not be durable: nothing is acknowledged.
+    pub(crate) fn fail(self, why: EngineError) {
+        match self {
+            PendingReply::One(tx, _) => {
+                let _ = tx.send(Err(why));
+            }
+            PendingReply::Many(tx, res) => {
+                let _ = tx.send(res.into_iter().map(|_| Err(EngineError::Stopped)).collect());
+            }
+            PendingReply::Tick(_) => {}
+        }
+    }
 }
 
 struct Shard {
@@ -79,9 +111,27 @@ struct Shard {
     records: Vec<PendingRecord>,
     replies: Vec<PendingReply>,
     touched: FxHashSet<SaleId>,
+    /// Where appended batches' replies go to wait for their fsync.
+    flusher: Sender<Durable>,
+    /// The last LSN this shard appended.
+    last_appended: Lsn,
 }
 
 pub(crate) fn run(id: usize, shared: Arc<Shared>, rx: Receiver<Msg>, owned: Vec<Owned>) {
+    let (flush_tx, flush_rx) = crossbeam_channel::bounded(FLUSH_QUEUE_BATCHES);
+    let flusher_shared = shared.clone();
+    let flusher = match std::thread::Builder::new()
+        .name(format!("taquilla-flush-{id}"))
+        .spawn(move || crate::flusher::run(flusher_shared, flush_rx))
+    {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!(shard = id, error = %e, "cannot start the flusher thread");
+            shared.failed.store(true, Ordering::Release);
+            return;
+        }
+    };
+    let last_appended = shared.log.last_lsn();
     let mut shard = Shard {
         id,
         shared,
@@ -93,6 +143,8 @@ pub(crate) fn run(id: usize, shared: Arc<Shared>, rx: Receiver<Msg>, owned: Vec<
         records: Vec::new(),
         replies: Vec::new(),
         touched: FxHashSet::default(),
+        flusher: flush_tx,
+        last_appended,
     };
     for o in owned {
         shard.parts.insert(
@@ -107,12 +159,21 @@ pub(crate) fn run(id: usize, shared: Arc<Shared>, rx: Receiver<Msg>, owned: Vec<
         shard.reschedule(o.sale);
     }
     shard.run_loop(&rx);
+    // Closing the channel lets the flusher answer what it holds and exit; joining it means
+    // every reply was sent before `Engine::stop` returns.
+    drop(shard);
+    if flusher.join().is_err() {
+        tracing::error!(shard = id, "the flusher thread panicked");
+    }
 }
 
 impl Shard {
     fn run_loop(&mut self, rx: &Receiver<Msg>) {
         let batch_max = self.shared.config.batch_max;
         loop {
+            if self.shared.failed.load(Ordering::Acquire) {
+                return;
+            }
             let wait = self.wait_for_next_deadline();
             let first = match rx.recv_timeout(wait) {
                 Ok(m) => Some(m),
@@ -278,55 +339,46 @@ impl Shard {
         }
     }
 
-    /// Appends the batch's records, makes them durable with one flush, then replies.
+    /// Appends the batch's records and hands its replies to the flusher, which sends them
+    /// once everything appended so far is durable.
     fn commit(&mut self, commands: usize) -> Result<(), EngineError> {
         let touched: Vec<SaleId> = self.touched.drain().collect();
         for sale in touched {
             self.reschedule(sale);
         }
-        let result = self.append_and_flush();
-        if result.is_ok() {
-            self.shared.stats.commands.fetch_add(commands as u64, Ordering::Relaxed);
-            if commands > 0 {
-                self.shared.stats.batches.fetch_add(1, Ordering::Relaxed);
-                metrics::histogram!("taquilla_batch_commands").record(commands as f64);
-            }
-            for r in self.replies.drain(..) {
-                // A caller that went away (e.g. a closed HTTP connection) is not an error.
-                match r {
-                    PendingReply::One(tx, res) => {
-                        let _ = tx.send(res);
-                    }
-                    PendingReply::Many(tx, res) => {
-                        let _ = tx.send(res);
-                    }
-                    PendingReply::Tick(tx) => {
-                        let _ = tx.send(());
-                    }
-                }
-            }
-        } else {
-            // Nobody in this batch may be told "done": their events may not be durable. Mark
-            // the engine failed first, so whoever hears "stopped" also sees why.
-            self.shared.failed.store(true, Ordering::Release);
-            for r in self.replies.drain(..) {
-                match r {
-                    PendingReply::One(tx, _) => {
-                        let _ = tx.send(Err(EngineError::Stopped));
-                    }
-                    PendingReply::Many(tx, res) => {
-                        let _ = tx.send(res.into_iter().map(|_| Err(EngineError::Stopped)).collect());
-                    }
-                    PendingReply::Tick(_) => {}
-                }
-            }
-        }
+        let appended = self.append();
         self.payload.clear();
         self.records.clear();
-        result
+        if let Err(e) = appended {
+            self.shared.failed.store(true, Ordering::Release);
+            for r in self.replies.drain(..) {
+                r.fail(EngineError::Stopped);
+            }
+            return Err(e);
+        }
+        self.shared.stats.commands.fetch_add(commands as u64, Ordering::Relaxed);
+        if commands > 0 {
+            self.shared.stats.batches.fetch_add(1, Ordering::Relaxed);
+            metrics::histogram!("taquilla_batch_commands").record(commands as f64);
+        }
+        if !self.replies.is_empty() {
+            let replies = std::mem::take(&mut self.replies);
+            let durable = Durable {
+                upto: self.last_appended,
+                replies,
+            };
+            if let Err(lost) = self.flusher.send(durable) {
+                // The flusher only exits when this shard drops its sender.
+                for r in lost.into_inner().replies {
+                    r.fail(EngineError::Stopped);
+                }
+                return Err(EngineError::Stopped);
+            }
+        }
+        Ok(())
     }
 
-    fn append_and_flush(&mut self) -> Result<(), EngineError> {
+    fn append(&mut self) -> Result<(), EngineError> {
         if self.records.is_empty() {
             return Ok(());
         }
@@ -343,14 +395,13 @@ impl Shard {
             })
             .collect();
         let last = self.shared.log.append(&appends)?;
-        let stats = &self.shared.stats;
-        stats.records.fetch_add(appends.len() as u64, Ordering::Relaxed);
         drop(appends);
-        let started = Instant::now();
-        self.shared.log.flush(last)?;
-        metrics::histogram!("taquilla_fsync_seconds").record(started.elapsed().as_secs_f64());
-        self.shared.stats.flushes.fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .stats
+            .records
+            .fetch_add(self.records.len() as u64, Ordering::Relaxed);
         metrics::histogram!("taquilla_batch_records").record(self.records.len() as f64);
+        self.last_appended = last;
         let first = last + 1 - self.records.len() as u64;
         for (i, r) in self.records.iter().enumerate() {
             if let Some(p) = self.parts.get_mut(&r.sale) {
@@ -371,6 +422,13 @@ impl Shard {
                 p.records_since_snapshot >= every
             };
             if !due {
+                continue;
+            }
+            // A snapshot must never hold what the log could still lose.
+            if p.last_lsn > self.shared.log.durable_lsn()
+                && let Err(e) = self.shared.log.flush(p.last_lsn)
+            {
+                tracing::warn!(sale = sale.0, error = %e, "cannot snapshot: flush failed");
                 continue;
             }
             let bytes = match crate::recovery::encode_snapshot(&p.partition.state.read()) {
