@@ -86,7 +86,10 @@ pub async fn middleware(mut req: Request, next: Next) -> Response {
     let labels = [("route", route), ("method", method.to_string()), ("status", status)];
     metrics::counter!("taquilla_http_requests_total", &labels).increment(1);
     metrics::histogram!("taquilla_http_request_duration_seconds", &labels[..2]).record(started.elapsed().as_secs_f64());
-    if res.status().is_server_error() {
+    if res.status() == axum::http::StatusCode::SERVICE_UNAVAILABLE {
+        // Overload is a state, not a fault: a flash crowd must not flood the log with it.
+        tracing::debug!(correlation_id = id.as_str(), route = labels[0].1, "503");
+    } else if res.status().is_server_error() {
         tracing::error!(
             correlation_id = id.as_str(),
             route = labels[0].1,

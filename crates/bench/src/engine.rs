@@ -28,6 +28,8 @@ pub struct Args {
     pub submit_batch: usize,
     pub in_flight: usize,
     pub shards: usize,
+    /// Distinct buyers the holds cycle through (every hold is a new buyer up to this many).
+    pub buyers: u64,
     /// Where the data directories go (a fresh temporary directory inside it per scenario).
     pub dir: Option<PathBuf>,
 }
@@ -40,6 +42,7 @@ impl Default for Args {
             submit_batch: 4096,
             in_flight: 4,
             shards: 1,
+            buyers: 1_000_000,
             dir: None,
         }
     }
@@ -78,6 +81,7 @@ pub struct Report {
     pub scenarios: Vec<Scenario>,
     pub shards: usize,
     pub submit_batch: usize,
+    pub buyers: u64,
 }
 
 pub fn run(args: &Args, progress: &mut dyn FnMut(&str)) -> anyhow::Result<Report> {
@@ -124,6 +128,7 @@ pub fn run(args: &Args, progress: &mut dyn FnMut(&str)) -> anyhow::Result<Report
         scenarios,
         shards: args.shards,
         submit_batch: args.submit_batch,
+        buyers: args.buyers,
     })
 }
 
@@ -153,7 +158,7 @@ fn run_scenario(args: &Args, partitions: usize, dir: &Path) -> anyhow::Result<Sc
     let mut current = Vec::with_capacity(args.submit_batch);
     for i in 0..args.holds {
         let sale = sales[(i % partitions as u64) as usize];
-        let buyer = BuyerId::parse(&format!("b{i}"))?;
+        let buyer = BuyerId::parse(&format!("b{}", i % args.buyers.max(1)))?;
         let mut items = Items::new();
         items.push(Item {
             ticket_type: TicketTypeId(0),
@@ -227,20 +232,17 @@ fn snapshot_counters(engine: &Engine) -> (u64, u64) {
 async fn setup_sales(engine: &Engine, partitions: usize, capacity: u32) -> anyhow::Result<Vec<SaleId>> {
     let mut sales = Vec::with_capacity(partitions);
     for i in 0..partitions {
-        let sale = engine
-            .create_sale(
-                CreateSale {
-                    name: Name::parse(&format!("bench sale {i}"))?,
-                    currency: Currency::parse("EUR")?,
-                    hold_ttl_ms: taquilla_domain::limits::HOLD_TTL_MS_MAX,
-                    max_tickets_per_buyer: Some(4),
-                    opens_at: None,
-                    closes_at: None,
-                },
-                None,
-            )
-            .await?;
-        for cmd in [
+        let sale = CreateSale {
+            name: Name::parse(&format!("bench sale {i}"))?,
+            currency: Currency::parse("EUR")?,
+            hold_ttl_ms: taquilla_domain::limits::HOLD_TTL_MS_MAX,
+            // A limit the bench never reaches, so that every hold still pays for the
+            // per-buyer check.
+            max_tickets_per_buyer: Some(1_000_000),
+            opens_at: None,
+            closes_at: None,
+        };
+        let setup = vec![
             Command::AddTicketType {
                 name: Name::parse("general")?,
                 price: MoneyMinor::new(2500)?,
@@ -252,16 +254,8 @@ async fn setup_sales(engine: &Engine, partitions: usize, capacity: u32) -> anyho
                 ticket_types: vec![TicketTypeId(0)],
             },
             Command::SetStatus(SaleStatus::Open),
-        ] {
-            engine
-                .submit(Envelope {
-                    sale,
-                    command: cmd,
-                    correlation_id: None,
-                })?
-                .await?;
-        }
-        sales.push(sale);
+        ];
+        sales.push(engine.create_sale_with(sale, setup, None).await?);
     }
     Ok(sales)
 }

@@ -266,6 +266,26 @@ impl Engine {
         Ok(sale)
     }
 
+    /// Creates a sale, then applies its setup commands (ticket types, quotas, status) in
+    /// order, each once the previous is durable. Stops at the first failure.
+    pub async fn create_sale_with(
+        &self,
+        cmd: CreateSale,
+        setup: Vec<Command>,
+        correlation_id: Option<CompactString>,
+    ) -> Result<SaleId, EngineError> {
+        let sale = self.create_sale(cmd, correlation_id.clone()).await?;
+        for command in setup {
+            self.submit(Envelope {
+                sale,
+                command,
+                correlation_id: correlation_id.clone(),
+            })?
+            .await?;
+        }
+        Ok(sale)
+    }
+
     /// Submits one command; the future resolves once its effects are durable (or it was
     /// rejected). Fails at once with `Overloaded` when the shard's queue is full.
     pub fn submit(&self, env: Envelope) -> Result<impl Future<Output = CommandResult> + use<>, EngineError> {

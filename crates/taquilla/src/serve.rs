@@ -15,7 +15,7 @@ use rand::Rng;
 use serde::Deserialize;
 use taquilla_api::{ApiSettings, AppState, Secrets};
 use taquilla_domain::{BuyerId, Command, CreateSale, Currency, MoneyMinor, Name, SaleId, SaleStatus, TicketTypeId};
-use taquilla_engine::{Clock, Engine, EngineConfig, Envelope, SystemClock};
+use taquilla_engine::{Clock, Engine, EngineConfig, SystemClock};
 
 #[derive(clap::Args, Debug, Default)]
 pub struct Args {
@@ -296,20 +296,15 @@ async fn ensure_demo_sale(engine: &Engine) -> anyhow::Result<SaleId> {
     if let Some(s) = engine.sales().first() {
         return Ok(*s);
     }
-    let sale = engine
-        .create_sale(
-            CreateSale {
-                name: Name::parse("Demo festival")?,
-                currency: Currency::parse("EUR")?,
-                hold_ttl_ms: 10 * 60_000,
-                max_tickets_per_buyer: Some(6),
-                opens_at: None,
-                closes_at: None,
-            },
-            None,
-        )
-        .await?;
-    let cmds = [
+    let sale = CreateSale {
+        name: Name::parse("Demo festival")?,
+        currency: Currency::parse("EUR")?,
+        hold_ttl_ms: 10 * 60_000,
+        max_tickets_per_buyer: Some(6),
+        opens_at: None,
+        closes_at: None,
+    };
+    let setup = vec![
         Command::AddTicketType {
             name: Name::parse("General admission")?,
             price: MoneyMinor::new(3_500)?,
@@ -332,16 +327,7 @@ async fn ensure_demo_sale(engine: &Engine) -> anyhow::Result<SaleId> {
         },
         Command::SetStatus(SaleStatus::Open),
     ];
-    for command in cmds {
-        engine
-            .submit(Envelope {
-                sale,
-                command,
-                correlation_id: None,
-            })?
-            .await?;
-    }
-    Ok(sale)
+    Ok(engine.create_sale_with(sale, setup, None).await?)
 }
 
 fn print_banner(addr: SocketAddr, admin_token: &str, buyer_secret: &str, demo: Option<SaleId>, now_ms: i64) {

@@ -69,20 +69,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 async fn create_sale(engine: &Engine) -> anyhow::Result<SaleId> {
-    let sale = engine
-        .create_sale(
-            CreateSale {
-                name: Name::parse("torture")?,
-                currency: Currency::parse("EUR")?,
-                hold_ttl_ms: taquilla_domain::limits::HOLD_TTL_MS_MIN,
-                max_tickets_per_buyer: Some(6),
-                opens_at: None,
-                closes_at: None,
-            },
-            None,
-        )
-        .await?;
-    let cmds = [
+    let sale = CreateSale {
+        name: Name::parse("torture")?,
+        currency: Currency::parse("EUR")?,
+        hold_ttl_ms: taquilla_domain::limits::HOLD_TTL_MS_MIN,
+        max_tickets_per_buyer: Some(6),
+        opens_at: None,
+        closes_at: None,
+    };
+    let setup = vec![
         Command::AddTicketType {
             name: Name::parse("standing")?,
             price: MoneyMinor::new(3000)?,
@@ -105,16 +100,7 @@ async fn create_sale(engine: &Engine) -> anyhow::Result<SaleId> {
         },
         Command::SetStatus(SaleStatus::Open),
     ];
-    for command in cmds {
-        engine
-            .submit(Envelope {
-                sale,
-                command,
-                correlation_id: None,
-            })?
-            .await?;
-    }
-    Ok(sale)
+    Ok(engine.create_sale_with(sale, setup, None).await?)
 }
 
 fn say(line: &str) {
