@@ -115,6 +115,8 @@ struct Shard {
     flusher: Sender<Durable>,
     /// The last LSN this shard appended.
     last_appended: Lsn,
+    /// The last LSN this shard asked the flusher to make durable.
+    handed_to_flusher: Lsn,
 }
 
 pub(crate) fn run(id: usize, shared: Arc<Shared>, rx: Receiver<Msg>, owned: Vec<Owned>) {
@@ -145,6 +147,7 @@ pub(crate) fn run(id: usize, shared: Arc<Shared>, rx: Receiver<Msg>, owned: Vec<
         touched: FxHashSet::default(),
         flusher: flush_tx,
         last_appended,
+        handed_to_flusher: last_appended,
     };
     for o in owned {
         shard.parts.insert(
@@ -361,7 +364,10 @@ impl Shard {
             self.shared.stats.batches.fetch_add(1, Ordering::Relaxed);
             metrics::histogram!("taquilla_batch_commands").record(commands as f64);
         }
-        if !self.replies.is_empty() {
+        // A batch of timer expiries has records but no replies: it is flushed all the same,
+        // so that readers of the log see it without waiting for the next command.
+        if !self.replies.is_empty() || self.last_appended > self.handed_to_flusher {
+            self.handed_to_flusher = self.last_appended;
             let replies = std::mem::take(&mut self.replies);
             let durable = Durable {
                 upto: self.last_appended,

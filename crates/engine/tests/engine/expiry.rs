@@ -48,3 +48,21 @@ async fn holds_that_fell_due_while_down_expire_right_after_restart() {
     );
     assert_eq!(engine.read(sale, |s| s.available(TicketTypeId(0))).unwrap(), 5);
 }
+
+#[tokio::test]
+async fn expiries_alone_become_durable_without_waiting_for_another_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let engine = Engine::open(dir.path(), config(), clock.clone()).unwrap();
+    let sale = open_sale(&engine, 5).await;
+    engine.submit(env(sale, hold_cmd("ana", 1))).unwrap().await.unwrap();
+    let before = engine.log().durable_lsn();
+    clock.advance_ms(1_000);
+    // No tick and no command: the shard's own timer (it re-reads the clock at least every
+    // 250 ms) expires the hold in a batch with no reply in it.
+    let log = engine.log().clone();
+    let durable = tokio::task::spawn_blocking(move || log.wait_durable(before, std::time::Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert_eq!(durable, before + 1, "the expiry record was not flushed");
+}
