@@ -43,3 +43,17 @@ pub fn parse_cores(s: &str) -> Result<Vec<usize>, String> {
     }
     Ok(out)
 }
+
+/// The cores the current process may run on.
+pub fn allowed_cores() -> std::io::Result<Vec<usize>> {
+    // SAFETY: as in `pin_process`; sched_getaffinity fills the set we pass.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok((0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect())
+    }
+}

@@ -3,3 +3,4 @@
 
 pub mod affinity;
 pub mod engine;
+pub mod flash_sale;

@@ -1,0 +1,606 @@
+//! `taquilla bench flash-sale`: the reproducible flash-sale benchmark and its audit.
+//!
+//! One run: start the server (or use `--url`), open the connections, measure the ceiling
+//! (`GET /healthz` with the same client and connections), create and open a sale through the
+//! admin API, let the buyers loose (closed loop, or open loop at `--rate`), then audit the
+//! outcome through the admin API and the event feed, and report. The figures are the
+//! scenario's requests per second of busy time, their ratio to the ceiling, and the latency
+//! per operation; the audit is what makes them mean something.
+//!
+//! - [`client`]: connections, pool, pacer, recorder.
+//! - [`scenario`]: the sale and the buyers.
+//! - [`audit`]: the checks after the run.
+//! - [`server`]: the self-hosted `taquilla serve` child.
+//! - [`report`]: the human table and the JSON object.
+
+pub mod audit;
+pub mod client;
+pub mod report;
+pub mod scenario;
+pub mod server;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use hdrhistogram::Histogram;
+use hyper::Method;
+use hyper::header::HeaderValue;
+use taquilla_domain::BuyerId;
+
+use crate::affinity;
+use client::{Client, Pacer, Pool, Recorder, Target};
+use report::Report;
+use scenario::{Admin, Mix, SaleSpec, Scenario};
+
+/// New buyers join the open loop only while fewer than this much time of slots is claimed,
+/// so buyers in a purchase are not queued behind a crowd of arrivals.
+const ARRIVAL_HORIZON: Duration = Duration::from_millis(10);
+/// Buyers started between two yields of the spawning task.
+const SPAWN_BATCH: usize = 64;
+/// How long `/readyz` may take to answer 200 (recovery of a fresh data dir is instant).
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections opened at once.
+const CONNECT_PARALLEL: usize = 256;
+/// After the deadline, unfinished buyers get this long before they are cancelled.
+const CANCEL_GRACE: Duration = Duration::from_secs(10);
+/// Buyer tokens live this long: far longer than any run.
+const TOKEN_TTL_SECS: i64 = 86_400;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// A running server (http://IP:PORT); without it, the bench starts `taquilla serve`
+    /// itself on a free port with a fresh data directory.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// The server's admin token (with --url).
+    #[arg(long, env = "TAQUILLA_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// The server's buyer-token secret (with --url); tokens are minted locally.
+    #[arg(long, env = "TAQUILLA_BUYER_SECRET", hide_env_values = true)]
+    pub buyer_secret: Option<String>,
+    /// Pin the self-hosted server to these cores (e.g. "0"), one HTTP worker per core; the
+    /// bench then runs on the other cores.
+    #[arg(long)]
+    pub server_cores: Option<String>,
+    /// Pin the bench client to these cores [default: the cores the server does not use].
+    #[arg(long)]
+    pub client_cores: Option<String>,
+    /// Client runtime threads [default: one per client core].
+    #[arg(long)]
+    pub client_threads: Option<usize>,
+    /// Tickets for sale (the venue quota; the VIP area quota is a tenth of it).
+    #[arg(long, default_value_t = 20_000)]
+    pub tickets: u32,
+    /// Distinct buyers.
+    #[arg(long, default_value_t = 50_000)]
+    pub buyers: u32,
+    /// Buyers in the sale at once (closed loop) [default: all of them].
+    #[arg(long)]
+    pub virtual_buyers: Option<u32>,
+    /// Keep-alive connections the buyers are multiplexed over (up to 100,000; past 20,000
+    /// they are spread over 127.0.0.x source addresses).
+    #[arg(long, default_value_t = 256)]
+    pub connections: usize,
+    /// Open loop: requests per second on a fixed schedule, latency measured from each
+    /// request's intended send time. Without it: closed loop, as fast as answers come.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// The sale's per-buyer ticket limit.
+    #[arg(long, default_value_t = 4)]
+    pub max_per_buyer: u32,
+    /// Each buyer wants 1..=this many tickets.
+    #[arg(long, default_value_t = 4)]
+    pub quantity_max: u32,
+    /// Hold time-to-live: short, so expiries happen within the run.
+    #[arg(long, default_value_t = 3)]
+    pub hold_ttl_secs: u64,
+    /// Share of buyers who release their hold (DELETE) instead of paying.
+    #[arg(long, default_value_t = 0.10)]
+    pub abandon_share: f64,
+    /// Share of buyers who let their hold expire.
+    #[arg(long, default_value_t = 0.05)]
+    pub expire_share: f64,
+    /// Share of paying buyers who then try to buy past the per-buyer limit.
+    #[arg(long, default_value_t = 0.05)]
+    pub greedy_share: f64,
+    /// Share of buyers who prefer VIP tickets.
+    #[arg(long, default_value_t = 0.15)]
+    pub vip_share: f64,
+    /// Seconds of `GET /healthz` before the scenario, for the ceiling (0 skips it).
+    #[arg(long, default_value_t = 3.0)]
+    pub ceiling_secs: f64,
+    /// The whole scenario must end within this many seconds.
+    #[arg(long, default_value_t = 300)]
+    pub timeout_secs: u64,
+    /// Seed of the buyers' draws (who pays, abandons, how many, which type).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Directory for the self-hosted server's temporary data directory.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl Args {
+    fn validate(&self) -> anyhow::Result<()> {
+        ensure!(
+            (1..=10_000_000).contains(&self.tickets),
+            "--tickets must be 1..=10000000"
+        );
+        ensure!((1..=10_000_000).contains(&self.buyers), "--buyers must be 1..=10000000");
+        ensure!(
+            (1..=100_000).contains(&self.connections),
+            "--connections must be 1..=100000"
+        );
+        ensure!(
+            (1..=100).contains(&self.max_per_buyer) && (1..=self.max_per_buyer).contains(&self.quantity_max),
+            "--max-per-buyer must be 1..=100 and --quantity-max 1..=--max-per-buyer"
+        );
+        ensure!(
+            (1..=86_400).contains(&self.hold_ttl_secs),
+            "--hold-ttl-secs must be 1..=86400"
+        );
+        for (name, v) in [
+            ("--abandon-share", self.abandon_share),
+            ("--expire-share", self.expire_share),
+            ("--greedy-share", self.greedy_share),
+            ("--vip-share", self.vip_share),
+        ] {
+            ensure!((0.0..=1.0).contains(&v), "{name} must be between 0 and 1");
+        }
+        ensure!(
+            self.abandon_share + self.expire_share <= 1.0,
+            "--abandon-share + --expire-share must be at most 1"
+        );
+        if let Some(r) = self.rate {
+            ensure!(
+                r.is_finite() && (1.0..=10_000_000.0).contains(&r),
+                "--rate must be 1..=10000000"
+            );
+        }
+        ensure!(
+            self.ceiling_secs.is_finite() && (0.0..=600.0).contains(&self.ceiling_secs),
+            "--ceiling-secs must be 0..=600"
+        );
+        ensure!(
+            (1..=86_400).contains(&self.timeout_secs),
+            "--timeout-secs must be 1..=86400"
+        );
+        ensure!(
+            self.virtual_buyers.is_none_or(|v| v >= 1),
+            "--virtual-buyers must be at least 1"
+        );
+        if self.url.is_some() {
+            ensure!(
+                self.admin_token.is_some() && self.buyer_secret.is_some(),
+                "--url needs --admin-token and --buyer-secret"
+            );
+            ensure!(
+                self.server_cores.is_none(),
+                "--server-cores pins the self-hosted server; it does not apply to --url"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Raises the soft limit on open files to at least `want` (up to the hard limit, or past it
+/// when allowed), so `--connections` sockets fit. A self-hosted server inherits it.
+fn raise_nofile(want: u64) -> anyhow::Result<()> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a plain struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return Err(std::io::Error::last_os_error()).context("getrlimit(RLIMIT_NOFILE)");
+        }
+        if lim.rlim_cur >= want {
+            return Ok(());
+        }
+        let raised = libc::rlimit {
+            rlim_cur: want.max(lim.rlim_max.min(1 << 20)),
+            rlim_max: lim.rlim_max.max(want),
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) != 0 {
+            bail!(
+                "--connections needs {want} open files; the hard limit is {} (raise it with ulimit -Hn)",
+                lim.rlim_max
+            );
+        }
+    }
+    Ok(())
+}
+
+fn random_hex() -> anyhow::Result<String> {
+    use std::io::Read;
+    let mut b = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .context("reading /dev/urandom")?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+/// Runs the benchmark and returns its report. `Err` is a failure to run at all; a failed
+/// audit is in the report.
+pub fn run(args: &Args) -> anyhow::Result<Report> {
+    args.validate()?;
+    raise_nofile(args.connections as u64 + 1024)?;
+    let server_cores = args
+        .server_cores
+        .as_deref()
+        .map(affinity::parse_cores)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let (admin_token, buyer_secret) = match (&args.admin_token, &args.buyer_secret, &args.url) {
+        (Some(a), Some(b), Some(_)) => (a.clone(), b.clone()),
+        _ => (random_hex()?, random_hex()?),
+    };
+    let mut server = match &args.url {
+        Some(_) => None,
+        None => Some(server::Server::start(&server::Options {
+            cores: server_cores.as_deref(),
+            admin_token: &admin_token,
+            buyer_secret: &buyer_secret,
+            dir: args.dir.as_deref(),
+        })?),
+    };
+    let url = match (&args.url, &server) {
+        (Some(u), _) => u.clone(),
+        (None, Some(s)) => s.url.clone(),
+        (None, None) => unreachable!("a server was started when no --url was given"),
+    };
+    let client_cores = match (&args.client_cores, &server_cores) {
+        (Some(c), _) => Some(affinity::parse_cores(c).map_err(anyhow::Error::msg)?),
+        (None, Some(sc)) => {
+            let rest: Vec<usize> = affinity::allowed_cores()?
+                .into_iter()
+                .filter(|c| !sc.contains(c))
+                .collect();
+            if rest.is_empty() {
+                eprintln!("warning: no core left for the client; it shares the server's");
+                None
+            } else {
+                Some(rest)
+            }
+        }
+        (None, None) => None,
+    };
+    if let Some(cores) = &client_cores {
+        affinity::pin_process(cores).context("pinning the client")?;
+    }
+    let threads = args
+        .client_threads
+        .or(client_cores.as_ref().map(|c| c.len()))
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .clamp(1, 256);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name("flash-sale-client")
+        .enable_all()
+        .build()?;
+    let target = Target::parse(&url)?;
+    let setup = Setup {
+        admin_token,
+        buyer_secret,
+        server_cores: server_cores.clone(),
+        client_cores,
+        client_threads: threads,
+        self_hosted: server.is_some(),
+    };
+    let result = rt.block_on(run_async(args, target, &setup));
+    drop(rt);
+    if let Some(s) = server.as_mut() {
+        let stopped = s.stop();
+        match (&result, stopped) {
+            (_, Ok(status)) if status.success() => {}
+            (Ok(_), Ok(status)) => bail!("taquilla serve exited with {status}; its log:\n{}", s.log_tail()),
+            (Ok(_), Err(e)) => return Err(e),
+            (Err(_), _) => {}
+        }
+        if let Err(e) = &result {
+            return Err(anyhow::anyhow!("{e:#}\nserver log:\n{}", s.log_tail()));
+        }
+    }
+    result
+}
+
+/// What `run` decided before the async part.
+struct Setup {
+    admin_token: String,
+    buyer_secret: String,
+    server_cores: Option<Vec<usize>>,
+    client_cores: Option<Vec<usize>>,
+    client_threads: usize,
+    self_hosted: bool,
+}
+
+async fn run_async(args: &Args, target: Target, setup: &Setup) -> anyhow::Result<Report> {
+    let mut admin = Admin {
+        conn: client::connect(&target, None).await?,
+        target: target.clone(),
+        auth: HeaderValue::from_str(&format!("Bearer {}", setup.admin_token))?,
+    };
+    wait_ready(&mut admin).await?;
+    let conns = client::open_connections(&target, args.connections, CONNECT_PARALLEL).await?;
+    let client = Client {
+        target: target.clone(),
+        pool: Pool::new(conns),
+        pacer: None,
+        recorder: Recorder::default(),
+    };
+    let (ceiling_ops_per_sec, ceiling_latency) = if args.ceiling_secs > 0.0 {
+        progress_note(args, "measuring the ceiling (GET /healthz)");
+        ceiling(&client, Duration::from_secs_f64(args.ceiling_secs)).await?
+    } else {
+        (0.0, histogram())
+    };
+    let client = Client {
+        pacer: args.rate.map(Pacer::new),
+        ..client
+    };
+
+    let spec = SaleSpec {
+        tickets: args.tickets,
+        hold_ttl_secs: args.hold_ttl_secs,
+        max_per_buyer: args.max_per_buyer,
+    };
+    let sale = scenario::create_sale(&mut admin, &spec).await?;
+    let mix = Mix {
+        abandon_share: args.abandon_share,
+        expire_share: args.expire_share,
+        greedy_share: args.greedy_share,
+        vip_share: args.vip_share,
+        quantity_max: args.quantity_max,
+    };
+    let expires_at_secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs() as i64
+        + TOKEN_TTL_SECS;
+    let mut plans = Vec::with_capacity(args.buyers as usize);
+    for i in 0..args.buyers as u64 {
+        let buyer = BuyerId::parse(&format!("fs-{i}")).map_err(|e| anyhow::anyhow!("buyer id: {}", e.reason))?;
+        let token = taquilla_api::mint_buyer_token(setup.buyer_secret.as_bytes(), &buyer, expires_at_secs);
+        plans.push(scenario::plan(
+            args.seed,
+            i,
+            &mix,
+            HeaderValue::from_str(&format!("Bearer {token}"))?,
+        ));
+    }
+    let demand: u64 = plans
+        .iter()
+        .filter(|p| p.fate == scenario::Fate::Pay)
+        .map(|p| p.want as u64)
+        .sum();
+
+    progress_note(args, "running the sale");
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(args.timeout_secs);
+    let sc = Arc::new(Scenario::new(client, sale, deadline));
+    let done = Arc::new(AtomicBool::new(false));
+    let coordinator = tokio::spawn({
+        let (sc, done) = (sc.clone(), done.clone());
+        async move { sc.coordinate(&done).await }
+    });
+    let progress = tokio::spawn({
+        let (sc, done, json) = (sc.clone(), done.clone(), args.json);
+        async move { progress_line(&sc, &done, started, json).await }
+    });
+    let unfinished = run_buyers(&sc, plans, args.virtual_buyers).await?;
+    done.store(true, Ordering::Release);
+    let _ = coordinator.await;
+    let _ = progress.await;
+    let elapsed = started.elapsed();
+
+    let server_counters = match admin.call(Method::GET, "/metrics", None).await {
+        Ok((200, body)) => report::ServerCounters::parse(&String::from_utf8_lossy(&body)),
+        _ => None,
+    };
+    progress_note(args, "auditing through the admin API and the feed");
+    let audit = {
+        // Every buyer has finished: the acknowledgements are final.
+        let acks = std::mem::take(&mut *sc.acks.lock().unwrap_or_else(|e| e.into_inner()));
+        audit::run(&mut admin, &sc.sale, &acks, demand).await?
+    };
+    Ok(report::build(report::Inputs {
+        args,
+        sc: &sc,
+        audit,
+        elapsed,
+        unfinished,
+        ceiling_ops_per_sec,
+        ceiling_latency: &ceiling_latency,
+        server_cores: setup.server_cores.clone(),
+        client_cores: setup.client_cores.clone(),
+        client_threads: setup.client_threads,
+        self_hosted: setup.self_hosted,
+        server: server_counters,
+    }))
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 600_000_000, 3).unwrap_or_else(|_| unreachable!("valid histogram bounds"))
+}
+
+fn progress_note(args: &Args, what: &str) {
+    if !args.json {
+        eprintln!("flash-sale: {what}");
+    }
+}
+
+async fn wait_ready(admin: &mut Admin) -> anyhow::Result<()> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        let (status, _) = admin.call(Method::GET, "/readyz", None).await?;
+        if status == 200 {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!("the server was not ready within {READY_TIMEOUT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every connection asks `GET /healthz` as fast as it can for `duration`.
+async fn ceiling(client: &Client, duration: Duration) -> anyhow::Result<(f64, Histogram<u64>)> {
+    // One untimed request per connection first: with thousands of connections, each one's
+    // first request (the server's first read on it, its buffers) is a start-up cost that
+    // would otherwise dominate a short measurement.
+    let mut warm = tokio::task::JoinSet::new();
+    for mut conn in client.pool.take_all() {
+        let target = client.target.clone();
+        warm.spawn(async move {
+            client::exchange(&mut conn, &target, Method::GET, "/healthz", None, None)
+                .await
+                .map(|_| conn)
+        });
+    }
+    let mut conns = Vec::new();
+    while let Some(r) = warm.join_next().await {
+        conns.push(r.context("a warm-up task failed")??);
+    }
+    let started = Instant::now();
+    let stop_at = started + duration;
+    let mut set = tokio::task::JoinSet::new();
+    for mut conn in conns {
+        let target = client.target.clone();
+        set.spawn(async move {
+            let mut hist = histogram();
+            let mut ok = 0u64;
+            while Instant::now() < stop_at {
+                let t = Instant::now();
+                match client::exchange(&mut conn, &target, Method::GET, "/healthz", None, None).await {
+                    Ok(r) if r.status == 200 => {
+                        ok += 1;
+                        hist.saturating_record(t.elapsed().as_micros().max(1) as u64);
+                    }
+                    Ok(r) => return Err(anyhow::anyhow!("GET /healthz answered {}", r.status)),
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok((conn, ok, hist))
+        });
+    }
+    let mut total = 0u64;
+    let mut hist = histogram();
+    let mut back = Vec::new();
+    while let Some(r) = set.join_next().await {
+        let (conn, ok, h) = r.context("a ceiling task failed")??;
+        total += ok;
+        hist.add(&h).context("merging histograms")?;
+        back.push(conn);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    client.pool.put_all(back);
+    Ok((total as f64 / elapsed, hist))
+}
+
+/// Starts every buyer (all at once in the closed loop, at most `virtual_buyers` at a time if
+/// given; paced by the schedule in the open loop) and waits for them, bounded by the
+/// deadline. Returns how many had to be cancelled.
+async fn run_buyers(
+    sc: &Arc<Scenario>,
+    plans: Vec<scenario::Plan>,
+    virtual_buyers: Option<u32>,
+) -> anyhow::Result<u64> {
+    let limit = virtual_buyers.map(|v| Arc::new(tokio::sync::Semaphore::new(v as usize)));
+    let mut set = tokio::task::JoinSet::new();
+    let mut spawned = 0usize;
+    for plan in plans {
+        // Open loop: the arrival takes its slot here, so the backlog is current for the next.
+        let arrival = match &sc.client.pacer {
+            Some(p) => {
+                while p.backlog() > ARRIVAL_HORIZON && Instant::now() < sc.deadline {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Some(p.slot(Instant::now()))
+            }
+            None => None,
+        };
+        let permit = match &limit {
+            Some(l) => Some(l.clone().acquire_owned().await?),
+            None => None,
+        };
+        if Instant::now() >= sc.deadline {
+            break;
+        }
+        let sc = sc.clone();
+        set.spawn(async move {
+            sc.buyer(&plan, arrival).await;
+            drop(permit);
+        });
+        // Reap finished buyers as we go, so the set does not keep them all; and let the
+        // buyers already in a purchase run between spawns, or tens of thousands of spawns
+        // would stall the first purchases on a one-thread client.
+        while set.try_join_next().is_some() {}
+        spawned += 1;
+        if spawned.is_multiple_of(SPAWN_BATCH) {
+            tokio::task::yield_now().await;
+        }
+    }
+    let hard_stop = sc.deadline + CANCEL_GRACE;
+    loop {
+        match tokio::time::timeout_at(hard_stop.into(), set.join_next()).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return Ok(0),
+            Err(_) => {
+                let left = set.len() as u64;
+                set.abort_all();
+                while set.join_next().await.is_some() {}
+                return Ok(left);
+            }
+        }
+    }
+}
+
+/// The live line on stderr: elapsed, ops/s over the last interval, tickets sold, errors.
+async fn progress_line(sc: &Scenario, done: &AtomicBool, started: Instant, quiet: bool) {
+    let tty = std::io::stderr().is_terminal();
+    let every = if tty {
+        Duration::from_millis(250)
+    } else {
+        Duration::from_secs(1)
+    };
+    let mut last = (Instant::now(), 0u64);
+    while !done.load(Ordering::Acquire) {
+        tokio::time::sleep(every).await;
+        let (requests, errors) = {
+            let r = sc.client.recorder.lock();
+            let server_errors: u64 = r.statuses.range(500..).map(|(_, n)| n).sum();
+            (r.requests, server_errors + r.transport_errors)
+        };
+        let now = Instant::now();
+        let rate = (requests - last.1) as f64 / now.duration_since(last.0).as_secs_f64();
+        last = (now, requests);
+        if quiet {
+            continue;
+        }
+        let line = format!(
+            "[{:6.1}s] {:>9.0} ops/s  sold {:>8}/{}  buyers done {:>8}  waiting {:>7}  errors {}",
+            started.elapsed().as_secs_f64(),
+            rate,
+            sc.tally.tickets_paid.load(Ordering::Relaxed),
+            sc.sale.capacity,
+            sc.tally.buyers_done.load(Ordering::Relaxed),
+            sc.waiters.load(Ordering::Relaxed),
+            errors
+        );
+        if tty {
+            eprint!("\r{line}");
+        } else {
+            eprintln!("{line}");
+        }
+    }
+    if tty && !quiet {
+        eprintln!();
+    }
+}

@@ -1,0 +1,377 @@
+//! The report: one JSON object (`--json`) or a human table with the same figures.
+//!
+//! `ops_per_sec` is the scenario's requests divided by its busy time (time with at least one
+//! request in flight). The busy time leaves out the idle spells at the end where buyers only
+//! wait for holds to expire, which say nothing about the server; the wall-clock rate is
+//! reported next to it.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use super::Args;
+use super::audit::Audit;
+use super::client::Op;
+use super::scenario::Scenario;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Latency {
+    pub count: u64,
+    pub ops_per_sec: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+fn latency(h: &Histogram<u64>, busy_secs: f64) -> Latency {
+    let ms = |us: u64| us as f64 / 1000.0;
+    Latency {
+        count: h.len(),
+        ops_per_sec: if busy_secs > 0.0 {
+            h.len() as f64 / busy_secs
+        } else {
+            0.0
+        },
+        p50: ms(h.value_at_quantile(0.50)),
+        p90: ms(h.value_at_quantile(0.90)),
+        p99: ms(h.value_at_quantile(0.99)),
+        p999: ms(h.value_at_quantile(0.999)),
+        max: ms(h.max()),
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Buyers {
+    pub total: u64,
+    pub bought: u64,
+    pub abandoned: u64,
+    pub expired: u64,
+    pub left_sold_out: u64,
+    pub gave_up: u64,
+    /// Cancelled at the deadline.
+    pub unfinished: u64,
+    /// Paying buyers whose hold or order lapsed before payment and who tried again.
+    pub lapsed: u64,
+    pub greedy_refused: u64,
+    pub greedy_accepted: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    /// "closed" or "open".
+    pub mode: &'static str,
+    pub rate: Option<f64>,
+    pub connections: usize,
+    pub buyers: u32,
+    pub tickets: u32,
+    pub max_per_buyer: u32,
+    pub hold_ttl_secs: u64,
+    pub self_hosted: bool,
+    pub server_cores: Option<Vec<usize>>,
+    pub client_cores: Option<Vec<usize>>,
+    pub client_threads: usize,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Scenario requests per second of busy time.
+    pub ops_per_sec: f64,
+    /// Scenario requests per second of wall-clock time (expiry waits included).
+    pub ops_per_sec_wall: f64,
+    pub ceiling_ops_per_sec: f64,
+    pub ceiling_ratio: f64,
+    pub ceiling_latency_ms: Latency,
+    pub requests: u64,
+    pub busy_secs: f64,
+    pub elapsed_secs: f64,
+    pub sold: u64,
+    pub capacity: u64,
+    pub demand: u64,
+    pub oversold: u64,
+    pub lost_acknowledged: u64,
+    /// Per operation (read, hold, checkout, pay, release, hold_status).
+    pub latency_ms: BTreeMap<&'static str, Latency>,
+    /// Every non-2xx status, and how often.
+    pub errors_by_status: BTreeMap<String, u64>,
+    pub status_counts: BTreeMap<String, u64>,
+    pub error_codes: BTreeMap<String, u64>,
+    pub server_errors: u64,
+    pub transport_errors: u64,
+    pub buyers: Buyers,
+    pub audit: Audit,
+    /// The server's own counters (`/metrics`), when it exposes them.
+    pub server: Option<ServerCounters>,
+    /// The audit found nothing wrong, no 5xx, no transport error, no buyer cancelled.
+    pub passed: bool,
+    pub config: Config,
+}
+
+/// Engine counters from the server's `/metrics`, totals since it started: how well group
+/// commit batched (commands per flush is the fsync amortisation).
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerCounters {
+    pub commands: u64,
+    pub batches: u64,
+    pub log_flushes: u64,
+    pub commands_per_flush: f64,
+}
+
+impl ServerCounters {
+    /// Picks the engine gauges out of Prometheus text.
+    pub fn parse(text: &str) -> Option<ServerCounters> {
+        let get = |name: &str| -> Option<u64> {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .map(|v| v as u64)
+        };
+        let (commands, batches, log_flushes) = (
+            get("taquilla_commands")?,
+            get("taquilla_batches")?,
+            get("taquilla_log_flushes")?,
+        );
+        Some(ServerCounters {
+            commands,
+            batches,
+            log_flushes,
+            commands_per_flush: commands as f64 / log_flushes.max(1) as f64,
+        })
+    }
+}
+
+pub struct Inputs<'a> {
+    pub args: &'a Args,
+    pub sc: &'a Scenario,
+    pub audit: Audit,
+    pub elapsed: Duration,
+    pub unfinished: u64,
+    pub ceiling_ops_per_sec: f64,
+    pub ceiling_latency: &'a Histogram<u64>,
+    pub server_cores: Option<Vec<usize>>,
+    pub client_cores: Option<Vec<usize>>,
+    pub client_threads: usize,
+    pub self_hosted: bool,
+    pub server: Option<ServerCounters>,
+}
+
+pub fn build(i: Inputs<'_>) -> Report {
+    let rec = i.sc.client.recorder.lock();
+    let busy_secs = rec.busy.as_secs_f64();
+    let elapsed_secs = i.elapsed.as_secs_f64();
+    let ops_per_sec = if busy_secs > 0.0 {
+        rec.requests as f64 / busy_secs
+    } else {
+        0.0
+    };
+    let latency_ms = Op::ALL
+        .iter()
+        .map(|op| (op.name(), latency(&rec.latency_us[*op as usize], busy_secs)))
+        .collect();
+    let status_counts: BTreeMap<String, u64> = rec.statuses.iter().map(|(s, n)| (s.to_string(), *n)).collect();
+    let errors_by_status = rec
+        .statuses
+        .iter()
+        .filter(|(s, _)| !(200..300).contains(*s))
+        .map(|(s, n)| (s.to_string(), *n))
+        .collect();
+    let server_errors = rec.statuses.range(500..).map(|(_, n)| n).sum();
+    let t = &i.sc.tally;
+    let buyers = Buyers {
+        total: i.args.buyers as u64,
+        bought: t.bought.load(Ordering::Relaxed),
+        abandoned: t.abandoned.load(Ordering::Relaxed),
+        expired: t.expired.load(Ordering::Relaxed),
+        left_sold_out: t.left_sold_out.load(Ordering::Relaxed),
+        gave_up: t.gave_up.load(Ordering::Relaxed),
+        unfinished: i.unfinished,
+        lapsed: t.lapsed.load(Ordering::Relaxed),
+        greedy_refused: t.greedy_refused.load(Ordering::Relaxed),
+        greedy_accepted: t.greedy_accepted.load(Ordering::Relaxed),
+    };
+    let mut audit = i.audit;
+    if rec.codes.contains_key("test_payments_disabled") {
+        audit
+            .failures
+            .push("the server refused test payments: start it with --allow-test-payments".into());
+    }
+    let passed = audit.failures.is_empty()
+        && audit.oversold == 0
+        && server_errors == 0
+        && rec.transport_errors == 0
+        && i.unfinished == 0;
+    Report {
+        ops_per_sec,
+        ops_per_sec_wall: if elapsed_secs > 0.0 {
+            rec.requests as f64 / elapsed_secs
+        } else {
+            0.0
+        },
+        ceiling_ops_per_sec: i.ceiling_ops_per_sec,
+        ceiling_ratio: if i.ceiling_ops_per_sec > 0.0 {
+            ops_per_sec / i.ceiling_ops_per_sec
+        } else {
+            0.0
+        },
+        ceiling_latency_ms: latency(i.ceiling_latency, 0.0),
+        requests: rec.requests,
+        busy_secs,
+        elapsed_secs,
+        sold: audit.sold,
+        capacity: audit.capacity,
+        demand: audit.demand,
+        oversold: audit.oversold,
+        lost_acknowledged: audit.lost_acknowledged,
+        latency_ms,
+        errors_by_status,
+        status_counts,
+        error_codes: rec.codes.clone(),
+        server_errors,
+        transport_errors: rec.transport_errors,
+        buyers,
+        passed,
+        audit,
+        server: i.server,
+        config: Config {
+            mode: if i.args.rate.is_some() { "open" } else { "closed" },
+            rate: i.args.rate,
+            connections: i.args.connections,
+            buyers: i.args.buyers,
+            tickets: i.args.tickets,
+            max_per_buyer: i.args.max_per_buyer,
+            hold_ttl_secs: i.args.hold_ttl_secs,
+            self_hosted: i.self_hosted,
+            server_cores: i.server_cores,
+            client_cores: i.client_cores,
+            client_threads: i.client_threads,
+            seed: i.args.seed,
+        },
+    }
+}
+
+fn cores(c: &Option<Vec<usize>>) -> String {
+    match c {
+        Some(c) => c.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(","),
+        None => "any".into(),
+    }
+}
+
+/// The human table.
+pub fn render(r: &Report) -> String {
+    let mut s = String::new();
+    let c = &r.config;
+    let _ = writeln!(
+        s,
+        "\nflash sale: {} tickets, {} buyers, {} connections, {} loop{}, server cores {}, client cores {} ({} threads)",
+        c.tickets,
+        c.buyers,
+        c.connections,
+        c.mode,
+        c.rate.map(|r| format!(" at {r:.0} req/s")).unwrap_or_default(),
+        cores(&c.server_cores),
+        cores(&c.client_cores),
+        c.client_threads
+    );
+    let _ = writeln!(
+        s,
+        "\n{:<12} {:>9} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "operation", "count", "ops/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms"
+    );
+    let row = |s: &mut String, name: &str, l: &super::report::Latency, rate: f64| {
+        let _ = writeln!(
+            s,
+            "{:<12} {:>9} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+            name, l.count, rate, l.p50, l.p90, l.p99, l.p999, l.max
+        );
+    };
+    for op in Op::ALL {
+        if let Some(l) = r.latency_ms.get(op.name()).filter(|l| l.count > 0) {
+            row(&mut s, op.name(), l, l.ops_per_sec);
+        }
+    }
+    let _ = writeln!(
+        s,
+        "{:<12} {:>9} {:>10.0}   (busy {:.2} s of {:.2} s; {:.0} ops/s wall clock)",
+        "total", r.requests, r.ops_per_sec, r.busy_secs, r.elapsed_secs, r.ops_per_sec_wall
+    );
+    if r.ceiling_ops_per_sec > 0.0 {
+        row(&mut s, "healthz", &r.ceiling_latency_ms, r.ceiling_ops_per_sec);
+        let _ = writeln!(
+            s,
+            "\nceiling (GET /healthz, same client and connections): {:.0} ops/s; scenario / ceiling = {:.2}{}",
+            r.ceiling_ops_per_sec,
+            r.ceiling_ratio,
+            if c.rate.is_some() {
+                " (open loop: the scenario ran at the chosen rate)"
+            } else {
+                ""
+            }
+        );
+    }
+    let statuses: Vec<String> = r.status_counts.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    let _ = writeln!(s, "\nstatus codes: {}", statuses.join(", "));
+    let codes: Vec<String> = r.error_codes.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    if !codes.is_empty() {
+        let _ = writeln!(s, "error codes:  {}", codes.join(", "));
+    }
+    let _ = writeln!(s, "transport errors: {}", r.transport_errors);
+    if let Some(c) = &r.server {
+        let _ = writeln!(
+            s,
+            "server: {} commands in {} batches, {} log flushes ({:.1} commands per fsync)",
+            c.commands, c.batches, c.log_flushes, c.commands_per_flush
+        );
+    }
+    let b = &r.buyers;
+    let _ = writeln!(
+        s,
+        "buyers: {} bought, {} abandoned, {} let expire, {} left sold out, {} gave up, {} cancelled; {} lapsed and retried; past-limit tries {} refused, {} accepted",
+        b.bought,
+        b.abandoned,
+        b.expired,
+        b.left_sold_out,
+        b.gave_up,
+        b.unfinished,
+        b.lapsed,
+        b.greedy_refused,
+        b.greedy_accepted
+    );
+    let a = &r.audit;
+    let _ = writeln!(
+        s,
+        "\naudit (stats + {} feed events): sold {} (feed {}) of capacity {}, demand {} → expected {}; oversold {}; lost acknowledged {}; duplicate codes {}; buyers over limit {}; held at end {}",
+        a.feed_events,
+        a.sold,
+        a.sold_in_feed,
+        a.capacity,
+        a.demand,
+        a.expected_sold,
+        a.oversold,
+        a.lost_acknowledged,
+        a.duplicate_ticket_codes,
+        a.buyers_over_limit,
+        a.held_at_end
+    );
+    let _ = writeln!(
+        s,
+        "  holds placed {}, released {}, expired {}; orders placed {}, paid {}, expired {}; buyers with tickets {}",
+        a.holds_placed,
+        a.holds_released,
+        a.holds_expired,
+        a.orders_placed,
+        a.orders_paid,
+        a.orders_expired,
+        a.buyers_with_tickets
+    );
+    for f in &a.failures {
+        let _ = writeln!(s, "  FAILED: {f}");
+    }
+    let _ = writeln!(s, "result: {}", if r.passed { "PASS" } else { "FAIL" });
+    s
+}

@@ -1,0 +1,97 @@
+//! `taquilla bench flash-sale` end to end, with small numbers: the bench starts its own server
+//! (a child of the binary), sells out a sale to a crowd, and audits the outcome through the
+//! admin API and the event feed. These tests assert the audit, never the speed.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+/// Runs the bench with `--json` and returns its report; panics with its output if it failed.
+fn bench(args: &[&str]) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_taquilla"))
+        .args([
+            "bench",
+            "flash-sale",
+            "--json",
+            "--ceiling-secs",
+            "0.2",
+            "--timeout-secs",
+            "120",
+        ])
+        .args(["--connections", "16", "--hold-ttl-secs", "2"])
+        .args(args)
+        .output()
+        .expect("running taquilla bench flash-sale");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the bench failed ({}):\nstdout: {stdout}\nstderr: {stderr}",
+        out.status
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not one JSON object ({e}): {stdout}"))
+}
+
+fn u(v: &Value, path: &str) -> u64 {
+    v.pointer(path)
+        .and_then(Value::as_u64)
+        .unwrap_or_else(|| panic!("{path} missing in {v}"))
+}
+
+/// What every run must show: the audit passed, nothing oversold or lost, codes unique, every
+/// buyer within the limit, nothing left held, no 5xx and no transport error.
+fn assert_clean(r: &Value) {
+    assert_eq!(r["passed"], Value::Bool(true), "{r:#}");
+    assert_eq!(u(r, "/oversold"), 0);
+    assert_eq!(u(r, "/lost_acknowledged"), 0);
+    assert_eq!(u(r, "/audit/duplicate_ticket_codes"), 0);
+    assert_eq!(u(r, "/audit/buyers_over_limit"), 0);
+    assert_eq!(u(r, "/audit/held_at_end"), 0);
+    assert_eq!(u(r, "/server_errors"), 0);
+    assert_eq!(u(r, "/transport_errors"), 0);
+    let statuses = r["errors_by_status"].as_object().expect("errors_by_status");
+    assert!(
+        statuses.keys().all(|s| !s.starts_with('5')),
+        "5xx answers: {statuses:?}"
+    );
+    assert!(r["audit"]["failures"].as_array().is_some_and(Vec::is_empty), "{r:#}");
+    // The stats and the feed agree on what was sold.
+    assert_eq!(u(r, "/audit/sold"), u(r, "/audit/sold_in_feed"));
+    for op in ["read", "hold", "checkout", "pay"] {
+        assert!(u(r, &format!("/latency_ms/{op}/count")) > 0, "no {op} measured");
+    }
+}
+
+#[test]
+fn a_crowd_sells_out_the_sale_exactly_and_the_audit_holds() {
+    let r = bench(&["--tickets", "500", "--buyers", "2000", "--seed", "7"]);
+    assert_clean(&r);
+    // Demand (what paying buyers want) is far above capacity: everything sells, no more.
+    assert!(u(&r, "/demand") > u(&r, "/capacity"));
+    assert_eq!(u(&r, "/capacity"), 500);
+    assert_eq!(u(&r, "/sold"), 500);
+    // The run exercised what the audit checks: releases, real expiries, refused excess.
+    assert!(u(&r, "/audit/holds_released") > 0, "{r:#}");
+    assert!(u(&r, "/audit/holds_expired") > 0, "{r:#}");
+    assert!(u(&r, "/buyers/greedy_refused") > 0, "{r:#}");
+    assert_eq!(u(&r, "/buyers/greedy_accepted"), 0);
+    assert_eq!(u(&r, "/audit/orders_paid"), u(&r, "/buyers/bought"));
+    assert_eq!(u(&r, "/buyers/unfinished"), 0);
+}
+
+#[test]
+fn when_demand_is_below_capacity_every_paying_buyer_gets_what_they_wanted() {
+    let r = bench(&["--tickets", "1000", "--buyers", "150", "--seed", "3"]);
+    assert_clean(&r);
+    let demand = u(&r, "/demand");
+    assert!(demand < 1000);
+    assert_eq!(u(&r, "/sold"), demand);
+}
+
+#[test]
+fn the_open_loop_paces_requests_and_still_passes_the_audit() {
+    let r = bench(&["--tickets", "200", "--buyers", "600", "--rate", "2000", "--seed", "11"]);
+    assert_clean(&r);
+    assert_eq!(r["config"]["mode"], "open");
+    assert_eq!(u(&r, "/sold"), 200);
+}
