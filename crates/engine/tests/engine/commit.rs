@@ -22,7 +22,7 @@ fn gated_engine() -> (Engine, Arc<GatedLog>, tempfile::TempDir) {
 async fn a_reply_waits_for_the_flush_and_reads_do_not() {
     let (engine, log, _dir) = gated_engine();
     let sale = open_sale(&engine, 10).await;
-    log.close();
+    let gate = log.close_guarded();
     let mut reply = Box::pin(engine.submit(env(sale, hold_cmd("ana", 2))).unwrap());
     log.wait_in_flush();
     // The shard has applied the hold and is inside flush: no reply may exist yet.
@@ -30,54 +30,82 @@ async fn a_reply_waits_for_the_flush_and_reads_do_not() {
     // Reads are served from memory while the writer waits on the disk.
     let available = engine.read(sale, |s| s.available(TicketTypeId(0))).unwrap();
     assert_eq!(available, 8);
-    log.open();
+    drop(gate);
     assert!(matches!(reply.await, Ok(Outcome::Hold(_))));
 }
 
 #[tokio::test]
 async fn a_full_queue_answers_overloaded_at_once_and_recovers() {
     let (engine, log, _dir) = gated_engine();
-    let sale = open_sale(&engine, 100_000).await;
-    log.close();
+    let sale = open_sale(&engine, 1_000).await;
+    // Gate the append, which the shard makes itself: the shard is then stuck with the first
+    // command and its queue is all that is left.
+    log.gate_appends.store(true, std::sync::atomic::Ordering::SeqCst);
+    let gate = log.close_guarded();
     let first = engine.submit(env(sale, hold_cmd("b0", 1))).unwrap();
     log.wait_in_flush();
-    // The fsync is stuck. The shard goes on deciding until the flusher's queue is full, then
-    // waits; after that its own queue fills. So this many submissions must hit the bound:
-    // batches queued for the flusher, one being flushed, one blocked handing over, the queue.
-    let bound = (taquilla_engine::FLUSH_QUEUE_BATCHES + 2) * config().batch_max + engine.queue_capacity() + 1;
-    let mut accepted = Vec::new();
-    let mut overloaded = false;
-    for i in 0..bound {
-        match engine.submit(env(sale, hold_cmd(&format!("q{i}"), 1))) {
-            Ok(f) => accepted.push(f),
-            Err(EngineError::Overloaded) => {
-                overloaded = true;
-                break;
-            }
-            Err(e) => panic!("expected Overloaded, got {e:?}"),
-        }
+    let mut queued = Vec::new();
+    for i in 0..engine.queue_capacity() {
+        queued.push(
+            engine
+                .submit(env(sale, hold_cmd(&format!("q{i}"), 1)))
+                .expect("room in the queue"),
+        );
     }
-    assert!(
-        overloaded,
-        "{bound} submissions against a stuck disk never hit the queue bound"
-    );
     assert_eq!(engine.queue_depths(), vec![engine.queue_capacity()]);
-    // Still full: the answer is immediate and repeatable, not a wait.
-    assert!(matches!(
-        engine.submit(env(sale, hold_cmd("late", 1))),
-        Err(EngineError::Overloaded)
-    ));
-    log.open();
+    for _ in 0..3 {
+        // Refused at once, and again: a state, not a wait.
+        assert!(matches!(
+            engine.submit(env(sale, hold_cmd("late", 1))),
+            Err(EngineError::Overloaded)
+        ));
+    }
+    drop(gate);
     assert!(first.await.is_ok());
-    let n = accepted.len() as u32;
-    for f in accepted {
-        assert!(f.await.is_ok());
+    for q in queued {
+        assert!(q.await.is_ok());
     }
     // Room again, and exactly the accepted commands took tickets.
     assert!(engine.submit(env(sale, hold_cmd("after", 1))).unwrap().await.is_ok());
     assert_eq!(
         engine.read(sale, |s| s.available(TicketTypeId(0))).unwrap(),
-        100_000 - 2 - n
+        1_000 - 2 - engine.queue_capacity() as u32
+    );
+}
+
+#[tokio::test]
+async fn a_slow_disk_backs_up_into_overloaded_too() {
+    let (engine, log, _dir) = gated_engine();
+    let sale = open_sale(&engine, 100_000).await;
+    let gate = log.close_guarded();
+    let first = engine.submit(env(sale, hold_cmd("b0", 1))).unwrap();
+    log.wait_in_flush();
+    // The fsync is stuck; the shard goes on deciding until the flusher's queue is full, then
+    // waits, and its own queue fills. This many submissions must meet the bound: batches
+    // queued for the flusher, one being flushed, one blocked handing over, the queue.
+    let bound = (taquilla_engine::FLUSH_QUEUE_BATCHES + 2) * config().batch_max + engine.queue_capacity() + 1;
+    let mut accepted = Vec::new();
+    let mut overloaded = 0;
+    for i in 0..bound {
+        match engine.submit(env(sale, hold_cmd(&format!("q{i}"), 1))) {
+            Ok(f) => accepted.push(f),
+            Err(EngineError::Overloaded) => overloaded += 1,
+            Err(e) => panic!("expected Overloaded, got {e:?}"),
+        }
+    }
+    assert!(
+        overloaded > 0,
+        "{bound} submissions against a stuck disk never met the queue bound"
+    );
+    drop(gate);
+    assert!(first.await.is_ok());
+    let n = accepted.len() as u32;
+    for f in accepted {
+        assert!(f.await.is_ok());
+    }
+    assert_eq!(
+        engine.read(sale, |s| s.available(TicketTypeId(0))).unwrap(),
+        100_000 - 1 - n
     );
 }
 

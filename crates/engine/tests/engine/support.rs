@@ -88,6 +88,8 @@ pub struct GatedLog {
     cv: Condvar,
     pub in_flush: AtomicBool,
     pub fail_flush: AtomicBool,
+    /// Whether `append` waits at the gate too (then the shard itself is stuck).
+    pub gate_appends: AtomicBool,
 }
 
 impl GatedLog {
@@ -98,16 +100,34 @@ impl GatedLog {
             cv: Condvar::new(),
             in_flush: AtomicBool::new(false),
             fail_flush: AtomicBool::new(false),
+            gate_appends: AtomicBool::new(false),
         })
     }
     pub fn close(&self) {
         *self.closed.lock() = true;
     }
+    /// Closes the gate until the returned guard is dropped, so that a failing assertion
+    /// reopens it while unwinding instead of leaving the engine's stop waiting forever.
+    pub fn close_guarded(self: &Arc<Self>) -> GateGuard {
+        self.close();
+        GateGuard(self.clone())
+    }
     pub fn open(&self) {
         *self.closed.lock() = false;
         self.cv.notify_all();
     }
-    /// Waits until a shard is blocked inside `flush`.
+    /// Blocks while the gate is closed, saying so through `in_flush`.
+    fn pass_gate(&self) {
+        let mut closed = self.closed.lock();
+        while *closed {
+            self.in_flush.store(true, Ordering::SeqCst);
+            self.cv.notify_all();
+            self.cv.wait(&mut closed);
+        }
+        self.in_flush.store(false, Ordering::SeqCst);
+    }
+
+    /// Waits until a thread is blocked at the gate (inside `flush`, or `append` if gated).
     pub fn wait_in_flush(&self) {
         let mut closed = self.closed.lock();
         while !self.in_flush.load(Ordering::SeqCst) {
@@ -118,18 +138,13 @@ impl GatedLog {
 
 impl EventLog for GatedLog {
     fn append(&self, batch: &[Append<'_>]) -> Result<Lsn, LogError> {
+        if self.gate_appends.load(Ordering::SeqCst) {
+            self.pass_gate();
+        }
         self.inner.append(batch)
     }
     fn flush(&self, upto: Lsn) -> Result<(), LogError> {
-        {
-            let mut closed = self.closed.lock();
-            while *closed {
-                self.in_flush.store(true, Ordering::SeqCst);
-                self.cv.notify_all();
-                self.cv.wait(&mut closed);
-            }
-            self.in_flush.store(false, Ordering::SeqCst);
-        }
+        self.pass_gate();
         if self.fail_flush.load(Ordering::SeqCst) {
             return Err(LogError::Io(std::io::Error::other("injected fsync failure")));
         }
@@ -149,5 +164,14 @@ impl EventLog for GatedLog {
     }
     fn wait_durable(&self, after: Lsn, timeout: Duration) -> Lsn {
         self.inner.wait_durable(after, timeout)
+    }
+}
+
+/// Reopens the gate when dropped.
+pub struct GateGuard(Arc<GatedLog>);
+
+impl Drop for GateGuard {
+    fn drop(&mut self) {
+        self.0.open();
     }
 }
