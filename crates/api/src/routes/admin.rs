@@ -12,7 +12,7 @@ use taquilla_domain::{
 };
 use utoipa::IntoParams;
 
-use super::{exec, unexpected};
+use super::{exec, order_of, sale_of, unexpected};
 use crate::AppState;
 use crate::auth::{Admin, mint_buyer_token};
 use crate::correlation::CorrelationId;
@@ -26,10 +26,6 @@ pub const FEED_LIMIT_MAX: usize = 1000;
 const TOKEN_TTL_SECS_DEFAULT: u64 = 86_400;
 const TOKEN_TTL_SECS_MIN: u64 = 60;
 const TOKEN_TTL_SECS_MAX: u64 = 30 * 86_400;
-
-fn sale_of(event_id: &str) -> Result<SaleId, ApiError> {
-    ids::parse_event_id(event_id).ok_or_else(|| ApiError::not_found("event"))
-}
 
 fn name(s: &str) -> Result<Name, ApiError> {
     Name::parse(s).map_err(|e| ApiError::invalid(format!("name: {}", e.reason)))
@@ -228,10 +224,6 @@ pub(crate) async fn checkin(
         }
         other => Err(unexpected(other)),
     }
-}
-
-fn order_of(order_id: &str) -> Result<(SaleId, taquilla_domain::OrderId), ApiError> {
-    ids::parse_order_id(order_id).ok_or_else(|| ApiError::not_found("order"))
 }
 
 fn order_json(state: &AppState, sale: SaleId, order: taquilla_domain::OrderId) -> Result<Json<OrderView>, ApiError> {

@@ -14,7 +14,7 @@ use taquilla_domain::{
     Actor, BuyerId, Command, HoldId, Item, Items, OrderId, Outcome, PaymentRef, Quantity, SaleId, TicketTypeId, limits,
 };
 
-use super::{exec, unexpected};
+use super::{exec, hold_of, order_of, sale_of, unexpected};
 use crate::AppState;
 use crate::auth::Buyer;
 use crate::correlation::CorrelationId;
@@ -25,18 +25,6 @@ use crate::views::{self, *};
 
 /// The sale page may be served from a cache for this long.
 const EVENT_MAX_AGE_SECS: u32 = 1;
-
-fn sale_of(event_id: &str) -> Result<SaleId, ApiError> {
-    ids::parse_event_id(event_id).ok_or_else(|| ApiError::not_found("event"))
-}
-
-fn hold_of(hold_id: &str) -> Result<(SaleId, HoldId), ApiError> {
-    ids::parse_hold_id(hold_id).ok_or_else(|| ApiError::not_found("hold"))
-}
-
-fn order_of(order_id: &str) -> Result<(SaleId, OrderId), ApiError> {
-    ids::parse_order_id(order_id).ok_or_else(|| ApiError::not_found("order"))
-}
 
 #[utoipa::path(get, path = "/v1/events", tag = "public", responses((status = 200, body = EventList)))]
 pub(crate) async fn list_events(State(state): State<AppState>) -> Result<Json<EventList>, ApiError> {

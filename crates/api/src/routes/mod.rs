@@ -8,12 +8,13 @@ pub(crate) mod ops;
 use axum::Router;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use taquilla_domain::{Command, Outcome, SaleId};
+use taquilla_domain::{Command, HoldId, OrderId, Outcome, SaleId};
 use taquilla_engine::{Engine, Envelope};
 
 use crate::AppState;
 use crate::correlation::CorrelationId;
 use crate::error::{ApiError, Code};
+use crate::ids;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -44,6 +45,20 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/v1/orders/{order_id}", get(buyer::get_order))
         .route("/v1/orders/{order_id}/pay", post(buyer::pay))
         .route("/v1/orders/{order_id}/cancel", post(buyer::cancel_order))
+}
+
+/// Public ids from the path. A malformed id cannot name anything that exists: 404, like an
+/// unknown one.
+pub(crate) fn sale_of(event_id: &str) -> Result<SaleId, ApiError> {
+    ids::parse_event_id(event_id).ok_or_else(|| ApiError::not_found("event"))
+}
+
+pub(crate) fn hold_of(hold_id: &str) -> Result<(SaleId, HoldId), ApiError> {
+    ids::parse_hold_id(hold_id).ok_or_else(|| ApiError::not_found("hold"))
+}
+
+pub(crate) fn order_of(order_id: &str) -> Result<(SaleId, OrderId), ApiError> {
+    ids::parse_order_id(order_id).ok_or_else(|| ApiError::not_found("order"))
 }
 
 /// Sends a command and waits until it is durable (or rejected).
