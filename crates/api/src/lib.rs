@@ -1,8 +1,8 @@
 //! HTTP API v1 of taquilla (axum). This crate turns HTTP into engine commands and engine state
 //! into JSON; it holds no sales state of its own.
 //!
-//! Request path: keep-alive check (`Connection: close` when the body was left unread) →
-//! correlation middleware (id, metrics, error rendering) → router → extractors
+//! Request path: [`front`] (correlation id, error rendering, panic and timeout, keep-alive
+//! check, metrics) → router (route label, body limit) → extractors
 //! (auth, JSON with our error codes) → handler → `Engine::submit` (bounded queue; full =
 //! `503 overloaded`) → reply after the command is durable → view built from the engine's
 //! in-memory state.
@@ -11,9 +11,11 @@ pub mod auth;
 pub mod correlation;
 pub mod error;
 mod extract;
+pub mod front;
 pub mod ids;
 mod keepalive;
 pub mod openapi;
+mod pages;
 mod routes;
 pub mod views;
 
@@ -22,10 +24,10 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::middleware;
 use metrics_exporter_prometheus::PrometheusHandle;
 use taquilla_domain::Timestamp;
 use taquilla_engine::{Clock, Engine};
+use tower::Layer;
 
 pub use auth::{Secrets, mint_buyer_token, verify_buyer_token};
 pub use error::{ApiError, Code};
@@ -59,6 +61,8 @@ pub struct Inner {
     pub settings: ApiSettings,
     pub clock: Arc<dyn Clock>,
     pub prometheus: Option<PrometheusHandle>,
+    /// Rendered sale pages, by sale version.
+    pages: pages::EventPages,
 }
 
 /// Shared by every handler. Cheap to clone.
@@ -85,6 +89,7 @@ impl AppState {
             settings,
             clock,
             prometheus,
+            pages: pages::EventPages::default(),
         }))
     }
 
@@ -109,22 +114,24 @@ impl AppState {
     }
 }
 
-/// The whole application: every route, the fallbacks, and the layers.
-pub fn router(state: AppState) -> Router {
+/// The whole application as a service: [`front::Front`] around the router (every route and
+/// the fallbacks). Serve it with `axum::serve(listener, app.into_make_service())` (through
+/// `axum::ServiceExt`), or call it directly in tests.
+pub fn app(state: AppState) -> App {
     let timeout = state.settings.request_timeout;
     let body_limit = state.settings.body_limit_bytes;
-    routes::routes()
-        .route_layer(middleware::from_fn(correlation::record_route))
+    let router = routes::routes()
+        // One route layer (one boxed level per route): the route label and the body limit.
+        .route_layer(
+            tower::ServiceBuilder::new()
+                .layer(front::RouteLabelLayer)
+                .layer(DefaultBodyLimit::max(body_limit)),
+        )
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
-        .layer(DefaultBodyLimit::max(body_limit))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(routes::panic_response))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            timeout,
-        ))
-        .layer(middleware::from_fn(correlation::middleware))
-        // Outermost: the correlation middleware renders errors into fresh responses.
-        .layer(middleware::from_fn(keepalive::middleware))
-        .with_state(state)
+        .with_state(state);
+    front::FrontLayer::new(timeout).layer(router)
 }
+
+/// The type [`app`] returns.
+pub type App = front::Front<Router>;

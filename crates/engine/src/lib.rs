@@ -120,6 +120,19 @@ pub(crate) enum Msg {
 /// What readers see of a partition. The shard write-locks it for one command at a time.
 pub(crate) struct Partition {
     pub state: RwLock<SaleState>,
+    /// The partition's next log seq, i.e. how many records its state reflects. The shard
+    /// stores it while it holds the write lock, so under a read lock it names the state
+    /// exactly; read without the lock it names a state that existed (a cache key for views).
+    pub version: AtomicU64,
+}
+
+impl Partition {
+    pub(crate) fn new(state: SaleState, version: u64) -> Partition {
+        Partition {
+            state: RwLock::new(state),
+            version: AtomicU64::new(version),
+        }
+    }
 }
 
 pub(crate) type Partitions = RwLock<FxHashMap<SaleId, Arc<Partition>>>;
@@ -198,9 +211,7 @@ impl Engine {
         {
             let mut parts = shared.partitions.write();
             for (sale, rec) in states {
-                let p = Arc::new(Partition {
-                    state: RwLock::new(rec.state),
-                });
+                let p = Arc::new(Partition::new(rec.state, rec.seq + 1));
                 parts.insert(sale, p.clone());
                 per_shard[shard_of(sale, config.shards)].push(shard::Owned {
                     sale,
@@ -336,6 +347,23 @@ impl Engine {
         let p = self.shared.partitions.read().get(&sale).cloned()?;
         let state = p.state.read();
         Some(f(&state))
+    }
+
+    /// Like [`Engine::read`], with the sale's version: it changes whenever the state does, so
+    /// a view rendered from this state can be reused while [`Engine::version`] still returns it.
+    pub fn read_versioned<R>(&self, sale: SaleId, f: impl FnOnce(&SaleState) -> R) -> Option<(u64, R)> {
+        let p = self.shared.partitions.read().get(&sale).cloned()?;
+        let state = p.state.read();
+        Some((p.version.load(Ordering::Acquire), f(&state)))
+    }
+
+    /// The sale's current version (see [`Engine::read_versioned`]), without locking its state.
+    pub fn version(&self, sale: SaleId) -> Option<u64> {
+        self.shared
+            .partitions
+            .read()
+            .get(&sale)
+            .map(|p| p.version.load(Ordering::Acquire))
     }
 
     /// The ids of all sales, in order.

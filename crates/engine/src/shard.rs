@@ -247,9 +247,7 @@ impl Shard {
                         Err(EngineError::Rejected(Rejection::AlreadyExists))
                     }
                     std::collections::hash_map::Entry::Vacant(slot) => {
-                        let partition = Arc::new(Partition {
-                            state: parking_lot::RwLock::new(SaleState::default()),
-                        });
+                        let partition = Arc::new(Partition::new(SaleState::default(), 0));
                         slot.insert(OwnedPart {
                             partition: partition.clone(),
                             next_seq: 1,
@@ -301,6 +299,7 @@ impl Shard {
             for e in &decision.events {
                 evolve(&mut state, e);
             }
+            part.partition.version.store(part.next_seq, Ordering::Release);
             self.touched.insert(env.sale);
         }
         Ok(decision.outcome)

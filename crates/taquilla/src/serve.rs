@@ -219,15 +219,18 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .with_context(|| format!("listening on {}", settings.listen))?;
     let addr: SocketAddr = listener.local_addr()?;
     tracing::info!(%addr, "listening; recovering");
-    let app = taquilla_api::router(state.clone());
+    let app = taquilla_api::app(state.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut server_stop = stop_rx.clone();
     let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = server_stop.wait_for(|s| *s).await;
-            })
-            .await
+        axum::serve(
+            listener,
+            axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = server_stop.wait_for(|s| *s).await;
+        })
+        .await
     });
 
     // Recovery reads the whole log: off the async workers, while /healthz already answers.

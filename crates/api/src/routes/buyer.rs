@@ -1,15 +1,12 @@
 //! Public and buyer routes. The sale page is public and cacheable; holds and orders need a
 //! buyer token, and a buyer sees only their own (anyone else gets `404`, so ids leak nothing).
 
-use std::hash::Hasher;
-
 use axum::Extension;
 use axum::Json;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use rustc_hash::FxHasher;
 use taquilla_domain::{
     Actor, BuyerId, Command, HoldId, Item, Items, OrderId, Outcome, PaymentRef, Quantity, SaleId, TicketTypeId, limits,
 };
@@ -23,8 +20,8 @@ use crate::extract::{ApiJson, ApiPath, idempotency_key};
 use crate::ids;
 use crate::views::{self, *};
 
-/// The sale page may be served from a cache for this long.
-const EVENT_MAX_AGE_SECS: u32 = 1;
+/// The sale page may be served from a cache for a second.
+const EVENT_CACHE_CONTROL: &str = "public, max-age=1";
 
 #[utoipa::path(get, path = "/v1/events", tag = "public", responses((status = 200, body = EventList)))]
 pub(crate) async fn list_events(State(state): State<AppState>) -> Result<Json<EventList>, ApiError> {
@@ -43,37 +40,26 @@ pub(crate) async fn list_events(State(state): State<AppState>) -> Result<Json<Ev
 pub(crate) async fn get_event(
     State(state): State<AppState>,
     ApiPath(event_id): ApiPath,
-    headers: HeaderMap,
+    req: Request,
 ) -> Result<Response, ApiError> {
     let sale = sale_of(&event_id)?;
-    let view = state.engine()?.read(sale, |s| views::event_view(sale, s)).flatten();
-    let view = view.ok_or_else(|| ApiError::not_found("event"))?;
-    let body = serde_json::to_vec(&view).map_err(|_| ApiError::new(Code::Internal, "encoding failed"))?;
-    let mut h = FxHasher::default();
-    h.write(&body);
-    let etag = format!("\"{:016x}\"", h.finish());
-    let matches = headers
+    let page = state.pages.get(state.engine()?, sale)?;
+    let not_modified = req
+        .headers()
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|t| t.trim() == etag || t.trim() == "*" || t.trim().strip_prefix("W/") == Some(&etag))
-        });
-    let mut res = if matches {
+        .is_some_and(|v| page.matches(v));
+    let mut res = if not_modified {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        let mut r = Response::new(Body::from(body));
+        let mut r = Response::new(Body::from(page.body.clone()));
         r.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         r
     };
     let hs = res.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&etag) {
-        hs.insert(header::ETAG, v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={EVENT_MAX_AGE_SECS}")) {
-        hs.insert(header::CACHE_CONTROL, v);
-    }
+    hs.insert(header::ETAG, page.etag.clone());
+    hs.insert(header::CACHE_CONTROL, HeaderValue::from_static(EVENT_CACHE_CONTROL));
     Ok(res)
 }
 

@@ -6,7 +6,6 @@ pub(crate) mod buyer;
 pub(crate) mod ops;
 
 use axum::Router;
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use taquilla_domain::{Command, HoldId, OrderId, Outcome, SaleId};
 use taquilla_engine::{Engine, Envelope};
@@ -88,9 +87,4 @@ pub(crate) async fn not_found() -> ApiError {
 
 pub(crate) async fn method_not_allowed() -> ApiError {
     ApiError::new(Code::MethodNotAllowed, "method not allowed on this route")
-}
-
-pub(crate) fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    tracing::error!("a handler panicked");
-    ApiError::new(Code::Internal, "internal error").into_response()
 }
