@@ -41,6 +41,13 @@ use scenario::{Admin, Mix, SaleSpec, Scenario};
 const ARRIVAL_HORIZON: Duration = Duration::from_millis(10);
 /// Buyers started between two yields of the spawning task.
 const SPAWN_BATCH: usize = 64;
+/// Closed loop: new buyers that may wait for their first answer at once, per connection
+/// (and at least [`ARRIVALS_AHEAD_MIN`]). Enough that connections never run out of work;
+/// few enough that the client does not hold tens of thousands of parked buyers, whose
+/// memory (fresh pages) and wake-ups made the client, not the server, the limit at the start.
+/// The server sees the same thing either way: arrivals queue for a connection in order.
+const ARRIVALS_AHEAD_PER_CONNECTION: usize = 4;
+const ARRIVALS_AHEAD_MIN: usize = 1024;
 /// How long `/readyz` may take to answer 200 (recovery of a fresh data dir is instant).
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Connections opened at once.
@@ -281,11 +288,18 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         .or(client_cores.as_ref().map(|c| c.len()))
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .clamp(1, 256);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .thread_name("flash-sale-client")
-        .enable_all()
-        .build()?;
+    // One thread: a current-thread runtime, so the spawner, the buyers and the I/O driver
+    // share it without waking each other across threads (which, on one core, cost the
+    // client a context switch per handoff).
+    let rt = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("flash-sale-client")
+            .enable_all()
+            .build()?
+    };
     let target = Target::parse(&url)?;
     let setup = Setup {
         admin_token,
@@ -394,7 +408,7 @@ async fn run_async(args: &Args, target: Target, setup: &Setup) -> anyhow::Result
         let (sc, done, json) = (sc.clone(), done.clone(), args.json);
         async move { progress_line(&sc, &done, started, json).await }
     });
-    let unfinished = run_buyers(&sc, plans, args.virtual_buyers).await?;
+    let unfinished = run_buyers(&sc, plans, args.virtual_buyers, args.connections).await?;
     done.store(true, Ordering::Release);
     let _ = coordinator.await;
     let _ = progress.await;
@@ -511,8 +525,17 @@ async fn run_buyers(
     sc: &Arc<Scenario>,
     plans: Vec<scenario::Plan>,
     virtual_buyers: Option<u32>,
+    connections: usize,
 ) -> anyhow::Result<u64> {
     let limit = virtual_buyers.map(|v| Arc::new(tokio::sync::Semaphore::new(v as usize)));
+    // Open loop: arrivals are paced by their slots instead.
+    let arriving = sc.client.pacer.is_none().then(|| {
+        Arc::new(tokio::sync::Semaphore::new(
+            connections
+                .saturating_mul(ARRIVALS_AHEAD_PER_CONNECTION)
+                .max(ARRIVALS_AHEAD_MIN),
+        ))
+    });
     let mut set = tokio::task::JoinSet::new();
     let mut spawned = 0usize;
     for plan in plans {
@@ -530,12 +553,16 @@ async fn run_buyers(
             Some(l) => Some(l.clone().acquire_owned().await?),
             None => None,
         };
+        let admitted = match &arriving {
+            Some(a) => Some(a.clone().acquire_owned().await?),
+            None => None,
+        };
         if Instant::now() >= sc.deadline {
             break;
         }
         let sc = sc.clone();
         set.spawn(async move {
-            sc.buyer(&plan, arrival).await;
+            sc.buyer(&plan, arrival, admitted).await;
             drop(permit);
         });
         // Reap finished buyers as we go, so the set does not keep them all; and let the

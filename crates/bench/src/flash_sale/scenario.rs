@@ -21,7 +21,7 @@ use bytes::Bytes;
 use hyper::Method;
 use hyper::header::HeaderValue;
 use serde::Deserialize;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OwnedSemaphorePermit};
 
 use super::client::{Answer, Call, Client, Conn, Op, Priority, Target, exchange};
 
@@ -425,9 +425,10 @@ impl Scenario {
     /// Runs one buyer to its end and counts it. The steps are boxed so that a buyer waiting
     /// for a connection (most of the crowd, most of the time) is a small future: tens of
     /// thousands of them must not cost the client gigabytes and page faults.
-    /// `arrival` is the open-loop slot of the buyer's first request.
-    pub async fn buyer(&self, plan: &Plan, arrival: Option<Instant>) {
-        let end = self.buy(plan, arrival).await;
+    /// `arrival` is the open-loop slot of the buyer's first request; `admitted`, in closed
+    /// loop, a place among the arrivals, given back once the first answer is in.
+    pub async fn buyer(&self, plan: &Plan, arrival: Option<Instant>, admitted: Option<OwnedSemaphorePermit>) {
+        let end = self.buy(plan, arrival, admitted).await;
         let t = &self.tally;
         match end {
             End::Bought(n) => {
@@ -450,7 +451,7 @@ impl Scenario {
         t.buyers_done.fetch_add(1, Ordering::Relaxed);
     }
 
-    async fn buy(&self, plan: &Plan, mut arrival: Option<Instant>) -> End {
+    async fn buy(&self, plan: &Plan, mut arrival: Option<Instant>, mut admitted: Option<OwnedSemaphorePermit>) -> End {
         let mut want = plan.want;
         let mut priority = Priority::Arrival;
         for _ in 0..HOLD_ATTEMPTS_MAX {
@@ -460,7 +461,9 @@ impl Scenario {
             if Instant::now() >= self.deadline {
                 return End::GaveUp;
             }
-            let Some(page) = Box::pin(self.read_sale(priority, arrival.take())).await else {
+            let page = Box::pin(self.read_sale(priority, arrival.take())).await;
+            drop(admitted.take());
+            let Some(page) = page else {
                 return End::GaveUp;
             };
             priority = Priority::InPurchase;
