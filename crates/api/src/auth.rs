@@ -33,11 +33,59 @@ pub struct Secrets {
     pub buyer_secret: Vec<u8>,
 }
 
-fn sign(secret: &[u8], payload: &str) -> Vec<u8> {
+fn keyed(secret: &[u8]) -> HmacSha256 {
     // HMAC takes keys of any length; new_from_slice cannot fail for it.
-    let mut mac = HmacSha256::new_from_slice(secret).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+    HmacSha256::new_from_slice(secret).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"))
+}
+
+fn sign(secret: &[u8], payload: &str) -> Vec<u8> {
+    let mut mac = keyed(secret);
     mac.update(payload.as_bytes());
     mac.finalize().into_bytes().to_vec()
+}
+
+/// The buyer-token secret with its HMAC key schedule done once: verifying a token then
+/// costs the hash of the token, not also the two blocks of the key (about a third less).
+#[derive(Clone)]
+pub struct BuyerKey(HmacSha256);
+
+impl BuyerKey {
+    pub fn new(secret: &[u8]) -> BuyerKey {
+        BuyerKey(keyed(secret))
+    }
+
+    /// Checks a buyer token's signature and expiry; returns the buyer.
+    pub fn verify(&self, token: &str, now_secs: i64) -> Result<BuyerId, &'static str> {
+        if token.len() > TOKEN_MAX_BYTES {
+            return Err("token too long");
+        }
+        let (payload, sig) = token.rsplit_once('.').ok_or("malformed token")?;
+        let mut parts = payload.splitn(3, '.');
+        let (Some("v1"), Some(buyer_b64), Some(exp)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err("malformed token");
+        };
+        // 32 bytes of signature; a longer one does not fit and is refused as malformed.
+        let mut given = [0u8; 32];
+        let n = URL_SAFE_NO_PAD
+            .decode_slice(sig, &mut given)
+            .map_err(|_| "malformed token")?;
+        let mut mac = self.0.clone();
+        mac.update(payload.as_bytes());
+        let expected = mac.finalize().into_bytes();
+        if n != expected.len() || !bool::from(expected.as_slice().ct_eq(&given[..n])) {
+            return Err("bad token signature");
+        }
+        let exp: i64 = exp.parse().map_err(|_| "malformed token")?;
+        if exp <= now_secs {
+            return Err("token expired");
+        }
+        let mut raw = [0u8; 64];
+        let n = URL_SAFE_NO_PAD
+            .decode_slice(buyer_b64, &mut raw)
+            .map_err(|_| "malformed token")?;
+        let s = std::str::from_utf8(&raw[..n]).map_err(|_| "malformed token")?;
+        BuyerId::parse(s).map_err(|_| "malformed token")
+    }
 }
 
 /// Mints a buyer token valid until `expires_at_secs` (Unix seconds).
@@ -49,26 +97,7 @@ pub fn mint_buyer_token(secret: &[u8], buyer: &BuyerId, expires_at_secs: i64) ->
 
 /// Checks a buyer token's signature and expiry; returns the buyer.
 pub fn verify_buyer_token(secret: &[u8], token: &str, now_secs: i64) -> Result<BuyerId, &'static str> {
-    if token.len() > TOKEN_MAX_BYTES {
-        return Err("token too long");
-    }
-    let (payload, sig) = token.rsplit_once('.').ok_or("malformed token")?;
-    let mut parts = payload.splitn(3, '.');
-    let (Some("v1"), Some(buyer_b64), Some(exp)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err("malformed token");
-    };
-    let sig = URL_SAFE_NO_PAD.decode(sig).map_err(|_| "malformed token")?;
-    let expected = sign(secret, payload);
-    if !bool::from(expected.ct_eq(&sig)) {
-        return Err("bad token signature");
-    }
-    let exp: i64 = exp.parse().map_err(|_| "malformed token")?;
-    if exp <= now_secs {
-        return Err("token expired");
-    }
-    let raw = URL_SAFE_NO_PAD.decode(buyer_b64).map_err(|_| "malformed token")?;
-    let s = std::str::from_utf8(&raw).map_err(|_| "malformed token")?;
-    BuyerId::parse(s).map_err(|_| "malformed token")
+    BuyerKey::new(secret).verify(token, now_secs)
 }
 
 fn bearer(parts: &Parts) -> Result<&str, ApiError> {
@@ -114,7 +143,9 @@ impl FromRequestParts<AppState> for Buyer {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer(parts)?;
         let now_secs = state.now().0.div_euclid(1000);
-        verify_buyer_token(&state.secrets.buyer_secret, token, now_secs)
+        state
+            .buyer_key
+            .verify(token, now_secs)
             .map(Buyer)
             .map_err(|reason| ApiError::new(Code::Unauthorized, reason))
     }

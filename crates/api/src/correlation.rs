@@ -21,9 +21,11 @@ impl CorrelationId {
         ok.then(|| CorrelationId(CompactString::from(s)))
     }
 
+    /// 96 random bits as 24 hex digits: short enough to live inline in a `CompactString`,
+    /// so the id is copied, never allocated, as it travels with the request.
     pub fn generate() -> CorrelationId {
-        let v: u128 = rand::rng().random();
-        CorrelationId(compact_str::format_compact!("{v:032x}"))
+        let v: u128 = rand::rng().random::<u128>() >> 32;
+        CorrelationId(compact_str::format_compact!("{v:024x}"))
     }
 
     pub fn as_str(&self) -> &str {

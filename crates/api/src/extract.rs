@@ -73,6 +73,18 @@ impl<S: Send + Sync> FromRequestParts<S> for ApiPath {
 
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 
+/// The `Idempotency-Key` header, read without copying the header map. Its error is kept for
+/// the handler to raise where it checks the key, after the path and body.
+pub struct Idempotency(pub Result<Option<IdempotencyKey>, ApiError>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Idempotency {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Idempotency(idempotency_key(&parts.headers)))
+    }
+}
+
 /// The optional `Idempotency-Key` header: 1–64 printable characters.
 pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiError> {
     let Some(v) = headers.get(IDEMPOTENCY_HEADER) else {

@@ -417,7 +417,7 @@ mod tests {
             (status, code.as_str()),
             (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
         );
-        assert_eq!(id.len(), 32, "a generated correlation id: {id}");
+        assert_eq!(id.len(), 24, "a generated correlation id: {id}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -63,6 +63,7 @@ pub struct Inner {
     pub prometheus: Option<PrometheusHandle>,
     /// Rendered sale pages, by sale version.
     pages: pages::EventPages,
+    buyer_key: auth::BuyerKey,
 }
 
 /// Shared by every handler. Cheap to clone.
@@ -85,6 +86,7 @@ impl AppState {
     ) -> AppState {
         AppState(Arc::new(Inner {
             engine: OnceLock::new(),
+            buyer_key: auth::BuyerKey::new(&secrets.buyer_secret),
             secrets,
             settings,
             clock,

@@ -5,7 +5,7 @@ use axum::Extension;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use taquilla_domain::{
     Actor, BuyerId, Command, HoldId, Item, Items, OrderId, Outcome, PaymentRef, Quantity, SaleId, TicketTypeId, limits,
@@ -16,7 +16,7 @@ use crate::AppState;
 use crate::auth::Buyer;
 use crate::correlation::CorrelationId;
 use crate::error::{ApiError, Code, ErrorBody};
-use crate::extract::{ApiJson, ApiPath, idempotency_key};
+use crate::extract::{ApiJson, ApiPath, Idempotency};
 use crate::ids;
 use crate::views::{self, *};
 
@@ -129,14 +129,14 @@ pub(crate) async fn create_hold(
     Extension(corr): Extension<CorrelationId>,
     Buyer(buyer): Buyer,
     ApiPath(event_id): ApiPath,
-    headers: HeaderMap,
+    idempotency: Idempotency,
     ApiJson(req): ApiJson<HoldRequest>,
 ) -> Result<(StatusCode, Json<HoldView>), ApiError> {
     let sale = sale_of(&event_id)?;
     let cmd = Command::PlaceHold {
         buyer: buyer.clone(),
         items: items(&req)?,
-        idempotency_key: idempotency_key(&headers)?,
+        idempotency_key: idempotency.0?,
     };
     match exec(state.engine()?, sale, cmd, &corr).await? {
         Outcome::Hold(hold) => Ok((StatusCode::CREATED, hold_json(&state, &buyer, sale, hold)?)),
@@ -187,13 +187,13 @@ pub(crate) async fn checkout(
     Extension(corr): Extension<CorrelationId>,
     Buyer(buyer): Buyer,
     ApiPath(hold_id): ApiPath,
-    headers: HeaderMap,
+    idempotency: Idempotency,
 ) -> Result<(StatusCode, Json<OrderView>), ApiError> {
     let (sale, hold) = hold_of(&hold_id)?;
     let cmd = Command::Checkout {
         buyer: buyer.clone(),
         hold,
-        idempotency_key: idempotency_key(&headers)?,
+        idempotency_key: idempotency.0?,
     };
     match exec(state.engine()?, sale, cmd, &corr).await? {
         Outcome::Order(order) => Ok((StatusCode::CREATED, order_json(&state, &buyer, sale, order)?)),
