@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The README's flash-sale figures in one go: the closed loop N times (server pinned to core
+# 0, the bench on the other cores), then the open loop at 70 % of the closed loop's median
+# ops/s, N times. Prints each run's line and the medians. Every run is audited; a failed
+# audit stops the script.
+# Usage: scripts/bench-flash-sale.sh [runs, default 5] [extra bench flags...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-5}
+shift || true
+cargo build --release -q -p taquilla
+bin=./target/release/taquilla
+
+median() { sort -g | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+
+closed_ops=() ratios=() closed_hold_p99=()
+for i in $(seq "$runs"); do
+  out=$("$bin" bench flash-sale --server-cores 0 "$@" 2>/dev/null)
+  grep -q '^result: PASS' <<<"$out" || { echo "$out"; echo "audit failed" >&2; exit 1; }
+  ops=$(awk '/^total/{print $3}' <<<"$out")
+  ceiling=$(awk -F": " "/^ceiling/{print \$2}" <<<"$out" | awk "{print \$1}")
+  ratio=$(awk '/^ceiling/{print $NF}' <<<"$out")
+  p99=$(awk '/^hold /{print $6}' <<<"$out")
+  echo "closed loop run $i: $ops ops/s, ceiling $ceiling ops/s, ratio $ratio, hold p99 $p99 ms"
+  closed_ops+=("$ops") ratios+=("$ratio") closed_hold_p99+=("$p99")
+done
+m_ops=$(printf '%s\n' "${closed_ops[@]}" | median)
+m_ratio=$(printf '%s\n' "${ratios[@]}" | median)
+echo "closed loop median: $m_ops ops/s, ratio $m_ratio"
+
+rate=$(awk -v m="$m_ops" 'BEGIN{printf "%d", m * 0.7}')
+hold_p99=() read_p99=()
+for i in $(seq "$runs"); do
+  out=$("$bin" bench flash-sale --server-cores 0 --ceiling-secs 0 --rate "$rate" "$@" 2>/dev/null)
+  grep -q '^result: PASS' <<<"$out" || { echo "$out"; echo "audit failed" >&2; exit 1; }
+  hp=$(awk '/^hold /{print $6}' <<<"$out")
+  hp50=$(awk '/^hold /{print $4}' <<<"$out")
+  rp=$(awk '/^read /{print $6}' <<<"$out")
+  echo "open loop run $i at $rate req/s: hold p50 $hp50 ms, p99 $hp ms; read p99 $rp ms"
+  hold_p99+=("$hp") read_p99+=("$rp")
+done
+echo "open loop median at $rate req/s: hold p99 $(printf '%s\n' "${hold_p99[@]}" | median) ms," \
+  "read p99 $(printf '%s\n' "${read_p99[@]}" | median) ms"
