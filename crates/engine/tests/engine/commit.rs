@@ -165,3 +165,27 @@ async fn unknown_sale_and_oversized_batch_are_refused() {
     assert!(results[..10].iter().all(|r| r.is_ok()));
     assert!(matches!(&results[10], Err(EngineError::Rejected(r)) if r.code() == "sold_out"));
 }
+
+#[tokio::test]
+async fn the_version_moves_with_every_applied_command_and_only_then() {
+    let (engine, _log, _dir) = gated_engine();
+    let sale = open_sale(&engine, 2).await;
+    let v0 = engine.version(sale).expect("the sale exists");
+    assert_eq!(engine.read_versioned(sale, |_| ()).map(|(v, _)| v), Some(v0));
+
+    engine.submit(env(sale, hold_cmd("ana", 2))).unwrap().await.unwrap();
+    let v1 = engine.version(sale).unwrap();
+    assert!(v1 > v0, "an applied command moves the version: {v0} -> {v1}");
+    let (v, available) = engine.read_versioned(sale, |s| s.available(TicketTypeId(0))).unwrap();
+    assert_eq!(
+        (v, available),
+        (v1, 0),
+        "the version names the state read under the same lock"
+    );
+
+    // A rejection changes nothing, so the version stays: a cached view is still right.
+    let refused = engine.submit(env(sale, hold_cmd("bob", 1))).unwrap().await;
+    assert!(refused.is_err(), "sold out: {refused:?}");
+    assert_eq!(engine.version(sale), Some(v1));
+    assert_eq!(engine.version(taquilla_domain::SaleId(9_999)), None);
+}
