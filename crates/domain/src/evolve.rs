@@ -90,6 +90,9 @@ fn apply_event(state: &mut SaleState, event: &Event) {
             if let Some(sale) = state.sale.as_mut() {
                 sale.status = *status;
             }
+            if *status == SaleStatus::Open {
+                state.reserve_for_capacity();
+            }
         }
         Event::HoldPlaced {
             hold,

@@ -228,6 +228,10 @@ impl<K: DenseId, V> Dense<K, V> {
     pub fn next_id(&self) -> K {
         K::from_index(self.values.len())
     }
+    /// Capacity for `total` values in all.
+    pub(crate) fn reserve_total(&mut self, total: usize) {
+        self.values.reserve(total.saturating_sub(self.values.len()));
+    }
     /// Appends the value of `id`, which must be `next_id()`.
     pub(crate) fn push(&mut self, id: K, value: V) {
         debug_assert_eq!(id.index(), Some(self.values.len()), "dense ids are contiguous");
@@ -274,7 +278,25 @@ pub struct SaleState {
     pub deadlines: VecDeque<(Timestamp, HoldId)>,
 }
 
+/// Most entries [`SaleState::reserve_for_capacity`] sets aside per table.
+pub const RESERVE_MAX_ENTRIES: usize = 1 << 18;
+
 impl SaleState {
+    /// Sets table capacity aside for a sale of this size, so that the opening rush does not
+    /// grow (copy, rehash, fault in) the tables while the writer holds the partition's lock.
+    /// Only address space until used; bounded by [`RESERVE_MAX_ENTRIES`]. Capacity is not
+    /// state: replay and snapshots give equal states whatever was reserved.
+    pub fn reserve_for_capacity(&mut self) {
+        let tickets: u64 = self.quotas.iter().map(|q| u64::from(q.capacity)).sum();
+        let n = usize::try_from(tickets).unwrap_or(usize::MAX).min(RESERVE_MAX_ENTRIES);
+        self.holds.reserve_total(n);
+        self.orders.reserve_total(n / 2);
+        self.tickets.reserve(n.saturating_sub(self.tickets.len()));
+        self.buyer_tickets
+            .reserve((n / 2).saturating_sub(self.buyer_tickets.len()));
+        self.deadlines.reserve(n.saturating_sub(self.deadlines.len()));
+    }
+
     /// When the engine must next send `ExpireDue`, if anything is pending.
     pub fn next_deadline(&self) -> Option<Timestamp> {
         self.deadlines.front().map(|(t, _)| *t)
