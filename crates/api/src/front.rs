@@ -23,7 +23,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll, ready};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::{Body, HttpBody};
 use axum::extract::{MatchedPath, Request};
@@ -33,7 +33,7 @@ use metrics::{Counter, Histogram};
 use parking_lot::RwLock;
 use pin_project_lite::pin_project;
 use rustc_hash::FxHashMap;
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 use tower::{Layer, Service};
 
 use crate::correlation::{self, CorrelationId};
@@ -235,8 +235,10 @@ where
         // The service that was made ready goes into the future; its clone stays for the next.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
+        // `None`: `call` itself panicked; the future answers 500 on its first poll.
+        let inner = catch_unwind(AssertUnwindSafe(|| inner.call(req))).ok();
         FrontFuture {
-            inner: inner.call(req),
+            inner,
             sleep: None,
             state: Some(Pending {
                 started,
@@ -263,7 +265,7 @@ struct Pending {
 pin_project! {
     pub struct FrontFuture<F> {
         #[pin]
-        inner: F,
+        inner: Option<F>,
         // Made on the first `Pending` only: most reads answer in one poll and never pay for a timer.
         #[pin]
         sleep: Option<Sleep>,
@@ -280,13 +282,18 @@ impl<F: Future<Output = Result<Response, Infallible>>> Future for FrontFuture<F>
             // Polled after completion: a caller bug; stay pending rather than panic.
             return Poll::Pending;
         };
-        let inner = this.inner;
-        let res = match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+        let polled = match this.inner.as_pin_mut() {
+            Some(inner) => catch_unwind(AssertUnwindSafe(|| inner.poll(cx))),
+            None => Err(Box::new("the service panicked in call") as Box<dyn Any + Send>),
+        };
+        let res = match polled {
             Ok(Poll::Ready(Ok(res))) => res,
             Err(panic) => panic_response(panic),
             Ok(Poll::Pending) => {
                 if this.sleep.is_none() {
-                    this.sleep.set(Some(tokio::time::sleep(state.timeout)));
+                    // From when the request came in, as if the timer had started then.
+                    this.sleep
+                        .set(Some(tokio::time::sleep_until(state.started + state.timeout)));
                 }
                 match this.sleep.as_mut().as_pin_mut().map(|s| s.poll(cx)) {
                     Some(Poll::Ready(())) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
@@ -400,6 +407,25 @@ mod tests {
         assert_eq!(
             error_code(res).await,
             (StatusCode::INTERNAL_SERVER_ERROR, "internal".into(), "req-1".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_service_panicking_in_call_is_a_json_500_too() {
+        #[allow(unreachable_code)]
+        let svc = FrontLayer::new(Duration::from_secs(30)).layer(service_fn(|_: Request| {
+            panic!("in call");
+            async { Ok::<Response, Infallible>(StatusCode::OK.into_response()) }
+        }));
+        let req = Request::builder()
+            .uri("/x")
+            .header(HEADER, "req-2")
+            .body(Body::empty())
+            .unwrap();
+        let res = svc.oneshot(req).await.unwrap();
+        assert_eq!(
+            error_code(res).await,
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal".into(), "req-2".into())
         );
     }
 
