@@ -279,7 +279,7 @@ pub struct SaleState {
 }
 
 /// Most entries [`SaleState::reserve_for_capacity`] sets aside per table.
-pub const RESERVE_MAX_ENTRIES: usize = 1 << 18;
+pub const RESERVE_MAX_ENTRIES: usize = 1 << 16;
 
 impl SaleState {
     /// Sets table capacity aside for a sale of this size, so that the opening rush does not
