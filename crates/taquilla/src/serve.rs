@@ -218,6 +218,12 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", settings.listen))?;
     let addr: SocketAddr = listener.local_addr()?;
+    // Answers are small and written whole: Nagle could only hold one back behind a delayed ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |stream: &mut tokio::net::TcpStream| {
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY on an accepted connection");
+        }
+    });
     tracing::info!(%addr, "listening; recovering");
     let app = taquilla_api::app(state.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
