@@ -310,6 +310,7 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         client_cores,
         client_threads: threads,
         self_hosted: server.is_some(),
+        server_pid: server.as_ref().map(|s| s.pid()),
     };
     let result = rt.block_on(run_async(args, target, &setup));
     drop(rt);
@@ -336,6 +337,8 @@ struct Setup {
     client_cores: Option<Vec<usize>>,
     client_threads: usize,
     self_hosted: bool,
+    /// The self-hosted server's pid, to read its CPU time.
+    server_pid: Option<u32>,
 }
 
 async fn run_async(args: &Args, target: Target, setup: &Setup) -> anyhow::Result<Report> {
@@ -352,12 +355,15 @@ async fn run_async(args: &Args, target: Target, setup: &Setup) -> anyhow::Result
         pacer: None,
         recorder: Recorder::default(),
     };
+    let server_cpu = || setup.server_pid.and_then(server::cpu_time);
+    let cpu_ceiling_start = server_cpu();
     let (ceiling_before, mut ceiling_latency) = if args.ceiling_secs > 0.0 {
         progress_note(args, "measuring the ceiling (GET /healthz)");
         ceiling(&client, Duration::from_secs_f64(args.ceiling_secs)).await?
     } else {
         (0.0, histogram())
     };
+    let mut ceiling_cpu = CpuSpent::between(cpu_ceiling_start, server_cpu(), ceiling_latency.len());
     let client = Client {
         pacer: args.rate.map(Pacer::new),
         ..client
@@ -398,6 +404,7 @@ async fn run_async(args: &Args, target: Target, setup: &Setup) -> anyhow::Result
         .sum();
 
     progress_note(args, "running the sale");
+    let cpu_sale_start = server_cpu();
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.timeout_secs);
     let sc = Arc::new(Scenario::new(client, sale, deadline));
@@ -415,14 +422,20 @@ async fn run_async(args: &Args, target: Target, setup: &Setup) -> anyhow::Result
     let _ = coordinator.await;
     let _ = progress.await;
     let elapsed = started.elapsed();
+    let sale_requests = sc.client.recorder.lock().requests;
+    let sale_cpu = CpuSpent::between(cpu_sale_start, server_cpu(), sale_requests);
 
     // The ceiling again, after the sale: on a shared machine the speed drifts over seconds,
     // and the mean of the two brackets the scenario instead of trusting one moment.
     // Best effort: a speed figure must not cost the audit below.
     let ceiling_after = if args.ceiling_secs > 0.0 {
         progress_note(args, "measuring the ceiling again (GET /healthz)");
+        let cpu_start = server_cpu();
         match ceiling(&sc.client, Duration::from_secs_f64(args.ceiling_secs)).await {
-            Ok((ops, h)) if ceiling_latency.add(&h).is_ok() => ops,
+            Ok((ops, h)) if ceiling_latency.add(&h).is_ok() => {
+                ceiling_cpu = cpu_sum(ceiling_cpu, CpuSpent::between(cpu_start, server_cpu(), h.len()));
+                ops
+            }
             Ok(_) => ceiling_before,
             Err(e) => {
                 eprintln!("warning: the ceiling after the sale failed ({e:#}); using the one before");
@@ -451,12 +464,43 @@ async fn run_async(args: &Args, target: Target, setup: &Setup) -> anyhow::Result
         ceiling_before,
         ceiling_after,
         ceiling_latency: &ceiling_latency,
+        server_cpu: sale_cpu.zip(ceiling_cpu),
         server_cores: setup.server_cores.clone(),
         client_cores: setup.client_cores.clone(),
         client_threads: setup.client_threads,
         self_hosted: setup.self_hosted,
         server: server_counters,
     }))
+}
+
+/// Server CPU time over a phase, and the requests it served (self-hosted runs only).
+#[derive(Debug, Clone, Copy)]
+pub struct CpuSpent {
+    pub cpu: Duration,
+    pub requests: u64,
+}
+
+impl CpuSpent {
+    fn between(start: Option<Duration>, end: Option<Duration>, requests: u64) -> Option<CpuSpent> {
+        Some(CpuSpent {
+            cpu: end?.checked_sub(start?)?,
+            requests,
+        })
+    }
+
+    /// Microseconds of server CPU per request.
+    pub fn us_per_request(&self) -> Option<f64> {
+        (self.requests > 0).then(|| self.cpu.as_secs_f64() * 1e6 / self.requests as f64)
+    }
+}
+
+/// Both phases together; `None` if either is unknown.
+fn cpu_sum(a: Option<CpuSpent>, b: Option<CpuSpent>) -> Option<CpuSpent> {
+    let (a, b) = (a?, b?);
+    Some(CpuSpent {
+        cpu: a.cpu + b.cpu,
+        requests: a.requests + b.requests,
+    })
 }
 
 fn histogram() -> Histogram<u64> {

@@ -111,6 +111,12 @@ pub struct Report {
     pub audit: Audit,
     /// The server's own counters (`/metrics`), when it exposes them.
     pub server: Option<ServerCounters>,
+    /// Self-hosted runs: the server's CPU time per scenario request and per ceiling request,
+    /// and their ratio (ceiling / scenario): what the ceiling ratio would be if the server's
+    /// CPU were the only limit. Steadier than the ops/s ratio on a shared machine.
+    pub server_cpu_us_per_op: Option<f64>,
+    pub server_cpu_us_per_ceiling_request: Option<f64>,
+    pub server_cpu_ratio: Option<f64>,
     /// The audit found nothing wrong, no 5xx, no transport error, no buyer cancelled.
     pub passed: bool,
     pub config: Config,
@@ -163,6 +169,8 @@ pub struct Inputs<'a> {
     pub client_threads: usize,
     pub self_hosted: bool,
     pub server: Option<ServerCounters>,
+    /// Server CPU in the scenario and in the ceiling phases (self-hosted runs).
+    pub server_cpu: Option<(super::CpuSpent, super::CpuSpent)>,
 }
 
 pub fn build(i: Inputs<'_>) -> Report {
@@ -211,6 +219,8 @@ pub fn build(i: Inputs<'_>) -> Report {
         && rec.transport_errors == 0
         && i.unfinished == 0;
     let ceiling = (i.ceiling_before + i.ceiling_after) / 2.0;
+    let server_cpu_us_per_op = i.server_cpu.and_then(|(sale, _)| sale.us_per_request());
+    let server_cpu_us_per_ceiling_request = i.server_cpu.and_then(|(_, c)| c.us_per_request());
     Report {
         ops_per_sec,
         ops_per_sec_wall: if elapsed_secs > 0.0 {
@@ -241,6 +251,12 @@ pub fn build(i: Inputs<'_>) -> Report {
         passed,
         audit,
         server: i.server,
+        server_cpu_us_per_op,
+        server_cpu_us_per_ceiling_request,
+        server_cpu_ratio: server_cpu_us_per_op
+            .zip(server_cpu_us_per_ceiling_request)
+            .filter(|(op, _)| *op > 0.0)
+            .map(|(op, ceiling)| ceiling / op),
         config: Config {
             mode: if i.args.rate.is_some() { "open" } else { "closed" },
             rate: i.args.rate,
@@ -317,6 +333,16 @@ pub fn render(r: &Report) -> String {
             } else {
                 ""
             }
+        );
+    }
+    if let (Some(op), Some(ceiling), Some(ratio)) = (
+        r.server_cpu_us_per_op,
+        r.server_cpu_us_per_ceiling_request,
+        r.server_cpu_ratio,
+    ) {
+        let _ = writeln!(
+            s,
+            "server CPU: {op:.1} µs per scenario request, {ceiling:.1} µs per GET /healthz; CPU ratio {ratio:.2} (the ceiling ratio if the server's CPU were the only limit)"
         );
     }
     let statuses: Vec<String> = r.status_counts.iter().map(|(k, v)| format!("{k}: {v}")).collect();
