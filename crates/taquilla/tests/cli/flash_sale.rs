@@ -77,6 +77,17 @@ fn a_crowd_sells_out_the_sale_exactly_and_the_audit_holds() {
     assert_eq!(u(&r, "/buyers/greedy_accepted"), 0);
     assert_eq!(u(&r, "/audit/orders_paid"), u(&r, "/buyers/bought"));
     assert_eq!(u(&r, "/buyers/unfinished"), 0);
+    // Self-hosted: the server's own CPU time was read for both phases.
+    for f in [
+        "/server_cpu_us_per_op",
+        "/server_cpu_us_per_ceiling_request",
+        "/server_cpu_ratio",
+    ] {
+        assert!(
+            r.pointer(f).and_then(Value::as_f64).is_some_and(|v| v > 0.0),
+            "{f}: {r:#}"
+        );
+    }
 }
 
 #[test]
