@@ -236,7 +236,13 @@ pub(crate) async fn pay(
         ));
     }
     // Ownership first: someone else's order is a 404, exactly like a missing one.
-    let _owned = order_json(&state, &buyer, sale, order)?;
+    let owned = state
+        .engine()?
+        .read(sale, |s| s.orders.get(&order).is_some_and(|o| o.buyer == buyer))
+        .unwrap_or(false);
+    if !owned {
+        return Err(ApiError::not_found("order"));
+    }
     let payment_ref = PaymentRef::parse(&format!("test-{}", ids::order_id(sale, order)))
         .map_err(|_| ApiError::new(Code::Internal, "payment reference"))?;
     exec(
