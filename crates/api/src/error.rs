@@ -76,7 +76,7 @@ impl Code {
 /// Seconds a client should wait before retrying after `overloaded` / `unavailable`.
 pub const RETRY_AFTER_SECS: u32 = 1;
 
-/// An error answer. `correlation_id` is filled in by the correlation middleware when the
+/// An error answer. `correlation_id` is filled in by the front layer (`front.rs`) when the
 /// handler did not know it.
 #[derive(Debug)]
 pub struct ApiError {
@@ -124,7 +124,7 @@ pub struct ErrorDetail {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        // The correlation middleware rewrites the body with the request's id; until then
+        // The front layer (`front.rs`) rewrites the body with the request's id; until then
         // the error travels as an extension.
         let status = self.code.status();
         let mut res = status.into_response();
@@ -133,7 +133,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// An error waiting for the correlation middleware to render it.
+/// An error waiting for the front layer (`front.rs`) to render it.
 #[derive(Clone)]
 pub struct PendingError(pub std::sync::Arc<ApiError>);
 
