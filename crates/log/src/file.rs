@@ -6,6 +6,18 @@
 //! - `<first lsn, 20 digits>.seg`: segments, each an 8-byte magic header then frames (see
 //!   [`frame`]). A segment is rolled once it passes `segment_size_bytes`; the finished one is
 //!   fsynced then, so a flush only ever has to fsync the current segment.
+//! - `next.seg.prealloc`: the next segment being prepared (see below); not part of the log,
+//!   deleted at open.
+//!
+//! Segments are preallocated (`preallocate`, on by default): a segment starts as its header
+//! followed by zeros up to `segment_size_bytes`, written and fsynced by a background thread
+//! before the segment is used, and appends overwrite the zeros. An `fdatasync` after an
+//! overwrite inside the file writes only the data, while one after an append must also write
+//! the inode for the new size (on ext4, a second synchronous write): this is the commit path's
+//! largest cost. The data ends at the first all-zero frame header (a real frame's length is
+//! never 0). A sealed segment is cut to its data when it is rolled. The active segment is
+//! preallocated at open if it is empty; one that is not (an older log, or a roll that found no
+//! prepared segment ready) is rolled as soon as a prepared one is ready.
 //!
 //! Writes and durability are separate: `append` encodes a batch into a reused buffer and does
 //! one `write` under the writer mutex; `flush` does one `fdatasync` for everything written when
@@ -19,7 +31,9 @@
 //!
 //! Recovery (`open`) verifies every frame's CRC and the contiguity of LSNs and per-partition
 //! seqs. A damaged tail of the last segment with no valid frame after it is a torn, never
-//! acknowledged write and is cut off; any other damage is reported as [`LogError::Corrupt`].
+//! acknowledged write: it is cut off (or zeroed, inside a preallocated segment, so that no
+//! stale frame can ever follow new ones); any other damage is reported as
+//! [`LogError::Corrupt`]. After the data, a segment must hold only zeros.
 
 pub mod frame;
 mod reader;
@@ -30,6 +44,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -44,6 +59,10 @@ pub const SEGMENT_MAGIC: [u8; 8] = *b"TQLOG\0\0\x01";
 pub const SEGMENT_HEADER_BYTES: u64 = SEGMENT_MAGIC.len() as u64;
 /// Name of the lock file in the data directory.
 pub const LOCK_FILE_NAME: &str = "LOCK";
+/// Name of the segment being prepared (zero-filled) for the next roll.
+pub const PREPARED_FILE_NAME: &str = "next.seg.prealloc";
+/// Zeros written per `write` when preparing or checking a segment.
+const ZERO_CHUNK_BYTES: usize = 1 << 20;
 /// Read buffers kept for reuse by scans; more concurrent scans allocate their own.
 const READ_BUFFERS_KEPT: usize = 4;
 /// Where recent scans stopped, so a follower's next scan starts exactly there instead of at
@@ -62,6 +81,8 @@ pub struct FileLogOptions {
     pub append_batch_max_bytes: usize,
     /// Size of each read buffer used by scans and recovery.
     pub read_buffer_bytes: usize,
+    /// Zero-fill segments to `segment_size_bytes` before use (see the module docs).
+    pub preallocate: bool,
 }
 
 impl Default for FileLogOptions {
@@ -71,6 +92,7 @@ impl Default for FileLogOptions {
             index_interval_records: 1024,
             append_batch_max_bytes: 64 << 20,
             read_buffer_bytes: 1 << 20,
+            preallocate: true,
         }
     }
 }
@@ -104,16 +126,25 @@ pub struct FileLog {
     read_buffers: Mutex<Vec<Vec<u8>>>,
     /// Ring of recent scan end positions (lsn of the next frame, its segment and offset).
     resume_hints: Mutex<([IndexEntry; RESUME_HINTS], usize)>,
+    /// The background preparation of the next segment, if one was started.
+    preparer: Mutex<Option<JoinHandle<()>>>,
+    /// Set by the preparer once `PREPARED_FILE_NAME` is complete and durable.
+    prepared_ready: Arc<AtomicBool>,
+    /// Asks a running preparer to stop (the log is being dropped).
+    prepare_cancel: Arc<AtomicBool>,
     /// Declared last so it is dropped (unlocked) after everything else is closed.
     _lock_file: File,
 }
 
 /// State changed by appends.
 struct Writer {
-    /// The current segment, opened for appending; shared with flushers.
+    /// The current segment, opened for positional writes; shared with flushers.
     file: Arc<File>,
     segment_start_lsn: Lsn,
+    /// Where the data ends (the next frame goes here).
     segment_len_bytes: u64,
+    /// The file's length: past `segment_len_bytes` when the segment is preallocated.
+    file_len_bytes: u64,
     last_lsn: Lsn,
     next_seq: FxHashMap<PartitionId, Seq>,
     /// Per-batch scratch, reused: next seqs of the partitions a batch touches.
@@ -177,6 +208,13 @@ impl FileLog {
             Err(std::fs::TryLockError::Error(e)) => return Err(LogError::Io(e)),
         }
 
+        // A preparation cut off by a crash or a drop: never part of the log.
+        let prepared = dir.join(PREPARED_FILE_NAME);
+        match std::fs::remove_file(&prepared) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(LogError::Io(e)),
+            _ => {}
+        }
+
         let read_buffer_bytes = opts.read_buffer_bytes.max(64 * 1024);
         let rec = recover(dir, &opts, read_buffer_bytes)?;
         let last = rec
@@ -184,11 +222,24 @@ impl FileLog {
             .segments
             .last()
             .ok_or_else(|| corrupt(dir, 0, "no segment after recovery"))?;
-        let file = OpenOptions::new().append(true).open(&last.path)?;
+        let mut file_len_bytes = rec.last_segment_file_len_bytes;
+        if opts.preallocate
+            && rec.last_segment_len_bytes == SEGMENT_HEADER_BYTES
+            && file_len_bytes < opts.segment_size_bytes
+        {
+            // An empty active segment (a new log, or a roll that found nothing prepared):
+            // swap in a preallocated one now, since nothing has to be carried over.
+            prepare_segment(&prepared, opts.segment_size_bytes, &AtomicBool::new(false))?;
+            std::fs::rename(&prepared, &last.path)?;
+            sync_dir(dir)?;
+            file_len_bytes = opts.segment_size_bytes;
+        }
+        let file = OpenOptions::new().write(true).open(&last.path)?;
         let writer = Writer {
             file: Arc::new(file),
             segment_start_lsn: last.first_lsn,
             segment_len_bytes: rec.last_segment_len_bytes,
+            file_len_bytes,
             last_lsn: rec.report.last_lsn,
             next_seq: rec.next_seq,
             pending_seq: FxHashMap::default(),
@@ -214,12 +265,16 @@ impl FileLog {
                 }; RESUME_HINTS],
                 0,
             )),
+            preparer: Mutex::new(None),
+            prepared_ready: Arc::new(AtomicBool::new(false)),
+            prepare_cancel: Arc::new(AtomicBool::new(false)),
             _lock_file: lock_file,
             opts: FileLogOptions {
                 read_buffer_bytes,
                 ..opts
             },
         };
+        log.start_preparing();
         Ok((log, rec.report))
     }
 
@@ -253,23 +308,97 @@ impl FileLog {
         e
     }
 
-    /// Closes the current segment (fsynced) and starts a new one at `w.last_lsn + 1`.
+    /// Starts preparing the next segment in the background, unless that is off or running.
+    fn start_preparing(&self) {
+        if !self.opts.preallocate {
+            return;
+        }
+        let mut slot = self.preparer.lock();
+        if let Some(running) = slot.take() {
+            if !running.is_finished() {
+                *slot = Some(running);
+                return;
+            }
+            let _ = running.join();
+        }
+        self.prepared_ready.store(false, Ordering::Release);
+        let path = self.dir.join(PREPARED_FILE_NAME);
+        let size = self.opts.segment_size_bytes;
+        let ready = Arc::clone(&self.prepared_ready);
+        let cancel = Arc::clone(&self.prepare_cancel);
+        let spawned =
+            std::thread::Builder::new()
+                .name("taquilla-log-prep".into())
+                .spawn(move || match prepare_segment(&path, size, &cancel) {
+                    Ok(true) => ready.store(true, Ordering::Release),
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(
+                        error = %e,
+                        "could not prepare the next log segment: it will not be preallocated"
+                    ),
+                });
+        match spawned {
+            Ok(handle) => *slot = Some(handle),
+            Err(e) => tracing::warn!(error = %e, "could not start preparing the next log segment"),
+        }
+    }
+
+    /// The prepared segment (open for writing, and its length), if one is complete.
+    fn take_prepared(&self) -> Option<(File, u64)> {
+        if !self.prepared_ready.swap(false, Ordering::AcqRel) {
+            return None;
+        }
+        if let Some(done) = self.preparer.lock().take() {
+            let _ = done.join();
+        }
+        let path = self.dir.join(PREPARED_FILE_NAME);
+        let opened = OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|f| Ok((f.metadata()?.len(), f)));
+        match opened {
+            Ok((len, file)) => Some((file, len)),
+            Err(e) => {
+                tracing::warn!(error = %e, "the prepared log segment could not be opened");
+                None
+            }
+        }
+    }
+
+    /// Closes the current segment (cut to its data, fsynced) and starts a new one at
+    /// `w.last_lsn + 1`: the prepared one if it is ready, else a new file.
     fn roll(&self, w: &mut Writer) -> Result<(), LogError> {
+        if w.file_len_bytes > w.segment_len_bytes {
+            w.file
+                .set_len(w.segment_len_bytes)
+                .map_err(|e| self.poison(LogError::Io(e)))?;
+            w.file_len_bytes = w.segment_len_bytes;
+        }
         w.file.sync_data().map_err(|e| self.poison(LogError::Io(e)))?;
         let first_lsn = w.last_lsn + 1;
         let path = self.dir.join(segment_file_name(first_lsn));
-        let mut file = OpenOptions::new()
-            .create_new(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| self.poison(LogError::Io(e)))?;
-        file.write_all(&SEGMENT_MAGIC)
-            .map_err(|e| self.poison(LogError::Io(e)))?;
+        let (file, file_len_bytes) = match self.take_prepared() {
+            Some((file, len)) => {
+                std::fs::rename(self.dir.join(PREPARED_FILE_NAME), &path).map_err(|e| self.poison(LogError::Io(e)))?;
+                (file, len)
+            }
+            None => {
+                let mut file = OpenOptions::new()
+                    .create_new(true)
+                    .write(true)
+                    .open(&path)
+                    .map_err(|e| self.poison(LogError::Io(e)))?;
+                file.write_all(&SEGMENT_MAGIC)
+                    .map_err(|e| self.poison(LogError::Io(e)))?;
+                (file, SEGMENT_HEADER_BYTES)
+            }
+        };
         // The new name must be durable before a flush can call records in it durable.
         sync_dir(&self.dir).map_err(|e| self.poison(LogError::Io(e)))?;
         w.file = Arc::new(file);
         w.segment_start_lsn = first_lsn;
         w.segment_len_bytes = SEGMENT_HEADER_BYTES;
+        w.file_len_bytes = file_len_bytes;
         let mut cat = self.catalog.write();
         let segment = cat.segments.len();
         cat.segments.push(SegmentMeta { first_lsn, path });
@@ -278,6 +407,8 @@ impl FileLog {
             segment,
             offset: SEGMENT_HEADER_BYTES,
         });
+        drop(cat);
+        self.start_preparing();
         Ok(())
     }
 
@@ -431,18 +562,21 @@ impl EventLog for FileLog {
             w.pending_seq.insert(p, next);
         }
 
-        if w.segment_len_bytes > SEGMENT_HEADER_BYTES
-            && w.segment_len_bytes + w.buf.len() as u64 > self.opts.segment_size_bytes
-        {
+        let nonempty = w.segment_len_bytes > SEGMENT_HEADER_BYTES;
+        let full = w.segment_len_bytes + w.buf.len() as u64 > self.opts.segment_size_bytes;
+        // A segment that is not preallocated is left as soon as a prepared one is ready.
+        let unprepared = w.file_len_bytes <= w.segment_len_bytes && self.prepared_ready.load(Ordering::Acquire);
+        if nonempty && (full || unprepared) {
             self.roll(w)?;
         }
         let base = w.segment_len_bytes;
-        if let Err(e) = (&*w.file).write_all(&w.buf) {
+        if let Err(e) = w.file.write_all_at(&w.buf, base) {
             // Part of the batch may be in the file: a later append after it would look like
             // corruption at recovery. Stop instead.
             return Err(self.poison(LogError::Io(e)));
         }
         w.segment_len_bytes += w.buf.len() as u64;
+        w.file_len_bytes = w.file_len_bytes.max(w.segment_len_bytes);
         for (&p, &next) in &w.pending_seq {
             w.next_seq.insert(p, next);
         }
@@ -542,11 +676,42 @@ impl EventLog for FileLog {
     }
 }
 
+impl Drop for FileLog {
+    fn drop(&mut self) {
+        self.prepare_cancel.store(true, Ordering::Release);
+        if let Some(preparer) = self.preparer.get_mut().take() {
+            let _ = preparer.join();
+        }
+        let _ = std::fs::remove_file(self.dir.join(PREPARED_FILE_NAME));
+    }
+}
+
+/// Writes a segment of `size` bytes to `path`: the header, then zeros; fsynced. False if
+/// `cancel` was set before it was done.
+fn prepare_segment(path: &Path, size: u64, cancel: &AtomicBool) -> std::io::Result<bool> {
+    let mut file = OpenOptions::new().create(true).truncate(true).write(true).open(path)?;
+    file.write_all(&SEGMENT_MAGIC)?;
+    let zeros = vec![0u8; ZERO_CHUNK_BYTES];
+    let mut at = SEGMENT_HEADER_BYTES;
+    while at < size {
+        if cancel.load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        let n = (size - at).min(ZERO_CHUNK_BYTES as u64) as usize;
+        file.write_all(&zeros[..n])?;
+        at += n as u64;
+    }
+    file.sync_all()?;
+    Ok(true)
+}
+
 /// What recovery rebuilt.
 struct Recovered {
     catalog: Catalog,
     next_seq: FxHashMap<PartitionId, Seq>,
     last_segment_len_bytes: u64,
+    /// The last segment's file length: past its data when it is preallocated.
+    last_segment_file_len_bytes: u64,
     report: RecoveryReport,
 }
 
@@ -584,6 +749,7 @@ fn recover(dir: &Path, opts: &FileLogOptions, read_buffer_bytes: usize) -> Resul
     };
     let mut expected: Lsn = 1;
     let mut last_segment_len_bytes = SEGMENT_HEADER_BYTES;
+    let mut last_segment_file_len_bytes = SEGMENT_HEADER_BYTES;
     let mut buf = vec![0u8; read_buffer_bytes];
     let count = segments.len();
 
@@ -597,7 +763,6 @@ fn recover(dir: &Path, opts: &FileLogOptions, read_buffer_bytes: usize) -> Resul
             ));
         }
         let file = OpenOptions::new().read(true).write(is_last).open(&path)?;
-        let len = file.metadata()?.len();
         let mut header = [0u8; SEGMENT_MAGIC.len()];
         let got = read_full_at(&file, &mut header, 0)?;
         if got < header.len() && is_last && header[..got] == SEGMENT_MAGIC[..got] {
@@ -611,6 +776,7 @@ fn recover(dir: &Path, opts: &FileLogOptions, read_buffer_bytes: usize) -> Resul
         } else if header != SEGMENT_MAGIC {
             return Err(corrupt(&path, 0, "bad segment header"));
         }
+        let mut len = file.metadata()?.len();
         let segment = catalog.segments.len();
         catalog.index.push(IndexEntry {
             lsn: first_lsn,
@@ -619,7 +785,7 @@ fn recover(dir: &Path, opts: &FileLogOptions, read_buffer_bytes: usize) -> Resul
         });
 
         let mut reader = FrameReader::new(file.try_clone()?, SEGMENT_HEADER_BYTES, buf);
-        let end = loop {
+        let (end, damage) = loop {
             match reader.next()? {
                 Next::Record { record, offset } => {
                     if record.lsn != expected {
@@ -648,38 +814,48 @@ fn recover(dir: &Path, opts: &FileLogOptions, read_buffer_bytes: usize) -> Resul
                     expected += 1;
                     report.records += 1;
                 }
-                Next::Eof => break reader.offset(),
-                Next::Bad { offset, reason } => {
-                    if !is_last {
-                        return Err(corrupt(&path, offset, reason));
-                    }
-                    if let Some(valid_at) = find_valid_frame_after(&file, offset, len)? {
-                        return Err(corrupt(
-                            &path,
-                            offset,
-                            format!("{reason}, but a valid frame follows at offset {valid_at}"),
-                        ));
-                    }
-                    // A torn write that was never acknowledged: cut it off, durably.
-                    file.set_len(offset)?;
-                    file.sync_all()?;
-                    let bytes = len - offset;
-                    tracing::warn!(
-                        segment = %path.display(), offset, bytes, reason,
-                        "truncated a torn tail of the event log"
-                    );
-                    report.truncated = Some(TruncatedTail {
-                        segment: path.clone(),
-                        offset,
-                        bytes,
-                    });
-                    break offset;
-                }
+                Next::Eof => break (reader.offset(), "data after the end of the records"),
+                Next::Bad { offset, reason } => break (offset, reason),
             }
         };
+        // After the records, only zeros (a preallocated rest) may follow.
+        if let Some(dirty_end) = last_nonzero_end(&file, end, len)? {
+            if !is_last {
+                return Err(corrupt(&path, end, damage));
+            }
+            // A frame may end in zero bytes: look a whole frame past the last non-zero one.
+            let search_end = dirty_end.saturating_add(frame::FRAME_MAX_BYTES as u64).min(len);
+            if let Some(valid_at) = find_valid_frame_after(&file, end, search_end)? {
+                return Err(corrupt(
+                    &path,
+                    end,
+                    format!("{damage}, but a valid frame follows at offset {valid_at}"),
+                ));
+            }
+            // A torn write that was never acknowledged: cut it off, or zero it where
+            // preallocated zeros follow, durably, before anything is appended after it.
+            if dirty_end == len {
+                file.set_len(end)?;
+                len = end;
+            } else {
+                write_zeros_at(&file, end, dirty_end)?;
+            }
+            file.sync_all()?;
+            let bytes = dirty_end - end;
+            tracing::warn!(
+                segment = %path.display(), offset = end, bytes, reason = damage,
+                "removed a torn tail of the event log"
+            );
+            report.truncated = Some(TruncatedTail {
+                segment: path.clone(),
+                offset: end,
+                bytes,
+            });
+        }
         buf = reader.into_buffer();
         if is_last {
             last_segment_len_bytes = end;
+            last_segment_file_len_bytes = len;
         }
         catalog.segments.push(SegmentMeta { first_lsn, path });
     }
@@ -688,6 +864,7 @@ fn recover(dir: &Path, opts: &FileLogOptions, read_buffer_bytes: usize) -> Resul
         catalog,
         next_seq,
         last_segment_len_bytes,
+        last_segment_file_len_bytes,
         report,
     })
 }
@@ -706,8 +883,43 @@ fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usi
     Ok(got)
 }
 
-/// Looks for any valid frame starting after `bad` (exclusive) in the file. Only run on the
-/// damaged tail of the last segment, which is bounded by the segment size plus one batch.
+/// The end of the last non-zero byte in `from..len`, or `None` if it is all zeros.
+fn last_nonzero_end(file: &File, from: u64, len: u64) -> Result<Option<u64>, LogError> {
+    let mut chunk = vec![0u8; ZERO_CHUNK_BYTES];
+    let mut at = from;
+    let mut last = None;
+    while at < len {
+        let want = (len - at).min(ZERO_CHUNK_BYTES as u64) as usize;
+        let got = read_full_at(file, &mut chunk[..want], at)?;
+        let part = &chunk[..got];
+        // The OR-fold vectorises; the byte search runs only on a chunk that has data.
+        if part.iter().fold(0u8, |acc, &b| acc | b) != 0
+            && let Some(i) = part.iter().rposition(|&b| b != 0)
+        {
+            last = Some(at + i as u64 + 1);
+        }
+        if got < want {
+            break;
+        }
+        at += got as u64;
+    }
+    Ok(last)
+}
+
+/// Overwrites `from..to` with zeros.
+fn write_zeros_at(file: &File, from: u64, to: u64) -> std::io::Result<()> {
+    let zeros = vec![0u8; ZERO_CHUNK_BYTES];
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(ZERO_CHUNK_BYTES as u64) as usize;
+        file.write_all_at(&zeros[..n], at)?;
+        at += n as u64;
+    }
+    Ok(())
+}
+
+/// Looks for any valid frame starting after `bad` (exclusive) and before `len`. Only run on
+/// the damaged tail of the last segment, which is bounded by the segment size plus one batch.
 fn find_valid_frame_after(file: &File, bad: u64, len: u64) -> Result<Option<u64>, LogError> {
     let from = bad + 1;
     if from >= len {

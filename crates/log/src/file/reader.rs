@@ -17,7 +17,8 @@ const FIRST_READ_BYTES: usize = 16 * 1024;
 pub(crate) enum Next<'a> {
     /// A valid frame at `offset`.
     Record { record: RecordRef<'a>, offset: u64 },
-    /// The end of the file, exactly at a frame boundary.
+    /// The end of the data, at a frame boundary: the end of the file, or an all-zero frame
+    /// header (the zero-filled rest of a preallocated segment; a frame's length is never 0).
     Eof,
     /// Bytes at `offset` are not a valid frame (or a frame runs past the end of the file).
     Bad { offset: u64, reason: &'static str },
@@ -70,7 +71,13 @@ impl FrameReader {
 
     pub(crate) fn next(&mut self) -> io::Result<Next<'_>> {
         let info = loop {
-            match frame::decode_info(&self.buf[self.start..self.end]) {
+            let unread = &self.buf[self.start..self.end];
+            if unread.len() >= frame::FRAME_HEADER_BYTES
+                && unread[..frame::FRAME_HEADER_BYTES] == [0u8; frame::FRAME_HEADER_BYTES]
+            {
+                return Ok(Next::Eof);
+            }
+            match frame::decode_info(unread) {
                 Ok(info) => break info,
                 Err(DecodeError::Incomplete { needed }) => {
                     debug_assert!(needed <= FRAME_MAX_BYTES);

@@ -101,6 +101,15 @@ suite!(
         ..FileLogOptions::default()
     })
 );
+suite!(
+    file_small_unprepared_segments,
+    FileHarness::new(FileLogOptions {
+        segment_size_bytes: 2048,
+        index_interval_records: 8,
+        preallocate: false,
+        ..FileLogOptions::default()
+    })
+);
 suite!(mem, MemHarness::default());
 
 #[test]

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use taquilla_log::file::{FileLog, FileLogOptions, SEGMENT_HEADER_BYTES, frame, segment_file_name};
+use taquilla_log::file::{FileLog, FileLogOptions, PREPARED_FILE_NAME, SEGMENT_HEADER_BYTES, frame, segment_file_name};
 use taquilla_log::{Append, EventLog, LogError};
 
 use crate::util::*;
@@ -31,6 +31,9 @@ fn segments_roll_and_are_named_by_first_lsn() {
             bytes.len() as u64 <= opts.segment_size_bytes + 512,
             "segment grew well past its size"
         );
+        if seg != segs.last().unwrap() {
+            assert_eq!(bytes.len() as u64, data_end(seg), "a sealed segment is cut to its data");
+        }
     }
     assert_eq!(expected_first, last + 1);
     assert_prefix(&read_all(&log));
@@ -54,6 +57,66 @@ fn segments_roll_and_are_named_by_first_lsn() {
 }
 
 #[test]
+fn a_new_log_is_preallocated_and_leaves_no_preparation_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = FileLogOptions {
+        segment_size_bytes: 64 * 1024,
+        ..FileLogOptions::default()
+    };
+    let log = open(dir.path(), &opts);
+    let seg = segments(dir.path()).pop().unwrap();
+    assert_eq!(std::fs::metadata(&seg).unwrap().len(), opts.segment_size_bytes);
+    fill(&log, 10, 3);
+    assert_eq!(std::fs::metadata(&seg).unwrap().len(), opts.segment_size_bytes);
+    drop(log);
+    assert!(!dir.path().join(PREPARED_FILE_NAME).exists());
+    // A preparation cut off by a crash is deleted at open, not mistaken for anything.
+    std::fs::write(dir.path().join(PREPARED_FILE_NAME), b"partial").unwrap();
+    let (log, report) = FileLog::open(dir.path(), opts).unwrap();
+    assert_eq!((report.records, report.truncated), (10, None));
+    assert_prefix(&read_all(&log));
+}
+
+#[test]
+fn an_unprepared_active_segment_is_left_once_a_prepared_one_is_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = FileLogOptions {
+        segment_size_bytes: 64 * 1024,
+        ..FileLogOptions::default()
+    };
+    // Written by a log without preallocation: the segment is exactly its data.
+    let log = open(dir.path(), &unprepared(opts.clone()));
+    fill(&log, 10, 3);
+    drop(log);
+    let first = segments(dir.path()).pop().unwrap();
+    let first_len = std::fs::metadata(&first).unwrap().len();
+    assert_eq!(first_len, data_end(&first));
+
+    let log = open(dir.path(), &opts);
+    // The next segment is prepared in the background; the first append after it is ready
+    // rolls to it. Poll for that, with a bound.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut written = 10;
+    while segments(dir.path()).len() == 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never rolled to a prepared segment"
+        );
+        fill(&log, 1, 1);
+        written += 1;
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let segs = segments(dir.path());
+    assert_eq!(segs.len(), 2);
+    assert_eq!(std::fs::metadata(&segs[1]).unwrap().len(), opts.segment_size_bytes);
+    assert_eq!(std::fs::metadata(&first).unwrap().len(), data_end(&first));
+    drop(log);
+    let (log, report) = FileLog::open(dir.path(), opts).unwrap();
+    assert_eq!((report.records, report.truncated), (written, None));
+    assert_prefix(&read_all(&log));
+}
+
+#[test]
 fn batch_larger_than_a_segment_stays_in_one_segment() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path(), &small_opts());
@@ -63,34 +126,104 @@ fn batch_larger_than_a_segment_stays_in_one_segment() {
     assert_prefix(&read_all(&log));
 }
 
+fn half_of_a_frame(lsn: u64) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let rec = Append {
+        partition: lsn % 3,
+        expected_seq: lsn / 3 + 1,
+        timestamp_ms: 0,
+        correlation_id: None,
+        payload: b"never acknowledged",
+    };
+    frame::encode(&mut buf, lsn, &rec);
+    buf.truncate(buf.len() / 2);
+    buf
+}
+
 #[test]
-fn torn_tail_is_truncated_and_reported() {
+fn torn_tail_inside_a_preallocated_segment_is_zeroed_and_reported() {
     let dir = tempfile::tempdir().unwrap();
     let opts = FileLogOptions::default();
     let log = open(dir.path(), &opts);
     fill(&log, 10, 4);
     drop(log);
     let seg = segments(dir.path()).pop().unwrap();
+    let len = std::fs::metadata(&seg).unwrap().len();
+    assert_eq!(len, opts.segment_size_bytes, "the segment is preallocated");
+    let end = data_end(&seg);
+    // Half of the next batch's frame made it to disk, over the zeros.
+    let torn = half_of_a_frame(11);
+    write_at(&seg, end, &torn);
+
+    let (log, report) = FileLog::open(dir.path(), opts.clone()).unwrap();
+    let t = report.truncated.clone().expect("torn tail reported");
+    assert_eq!((t.segment, t.offset, t.bytes), (seg.clone(), end, torn.len() as u64));
+    assert_eq!(report.last_lsn, 10);
+    // Zeroed in place: the segment stays preallocated and its data ends where it did.
+    assert_eq!(std::fs::metadata(&seg).unwrap().len(), len);
+    assert_eq!(data_end(&seg), end);
+    fill(&log, 5, 5);
+    drop(log);
+    let (log, report) = FileLog::open(dir.path(), opts).unwrap();
+    assert_eq!(report.truncated, None);
+    assert_eq!(read_all(&log).len(), 15);
+    assert_prefix(&read_all(&log));
+}
+
+#[test]
+fn a_valid_frame_behind_a_zero_gap_is_corrupt_not_dropped() {
+    // Zeros where a frame should start, then a valid next frame: either an acknowledged
+    // record was zeroed on disk or a torn write persisted out of order. Recovery cannot tell,
+    // so it stops instead of guessing.
+    let dir = tempfile::tempdir().unwrap();
+    let opts = FileLogOptions::default();
+    let log = open(dir.path(), &opts);
+    fill(&log, 10, 4);
+    drop(log);
+    let seg = segments(dir.path()).pop().unwrap();
+    let end = data_end(&seg);
+    let mut next = Vec::new();
+    frame::encode(
+        &mut next,
+        11,
+        &Append {
+            partition: 11 % 3,
+            expected_seq: 4,
+            timestamp_ms: 0,
+            correlation_id: None,
+            payload: b"after a gap",
+        },
+    );
+    write_at(&seg, end + 4096, &next);
+    match FileLog::open(dir.path(), opts) {
+        Err(LogError::Corrupt { offset, reason, .. }) => {
+            assert_eq!(offset, end);
+            assert!(reason.contains("valid frame follows"), "{reason}");
+        }
+        other => panic!("expected Corrupt, got {:?}", other.map(|(_, r)| r)),
+    }
+}
+
+#[test]
+fn torn_tail_is_truncated_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = unprepared(FileLogOptions::default());
+    let log = open(dir.path(), &opts);
+    fill(&log, 10, 4);
+    drop(log);
+    let seg = segments(dir.path()).pop().unwrap();
     let good_len = std::fs::metadata(&seg).unwrap().len();
     // Half of the next batch's frame made it to disk.
-    let mut buf = Vec::new();
-    let rec = Append {
-        partition: 11 % 3,
-        expected_seq: 4,
-        timestamp_ms: 0,
-        correlation_id: None,
-        payload: b"never acknowledged",
-    };
-    frame::encode(&mut buf, 11, &rec);
+    let torn = half_of_a_frame(11);
     let mut f = std::fs::OpenOptions::new().append(true).open(&seg).unwrap();
-    f.write_all(&buf[..buf.len() / 2]).unwrap();
+    f.write_all(&torn).unwrap();
     drop(f);
 
     let (log, report) = FileLog::open(dir.path(), opts.clone()).unwrap();
     let t = report.truncated.clone().expect("truncated tail reported");
     assert_eq!(t.segment, seg);
     assert_eq!(t.offset, good_len);
-    assert_eq!(t.bytes, buf.len() as u64 / 2);
+    assert_eq!(t.bytes, torn.len() as u64);
     assert_eq!(report.last_lsn, 10);
     assert_eq!(std::fs::metadata(&seg).unwrap().len(), good_len);
     assert_eq!(log.durable_lsn(), 10);
@@ -104,10 +237,16 @@ fn torn_tail_is_truncated_and_reported() {
 }
 
 #[test]
-fn garbage_and_zero_tails_are_truncated() {
-    for tail in [vec![0u8; 4096], vec![0xffu8; 3], b"\x05\x00\x00\x00garbage!".to_vec()] {
+fn garbage_tails_are_truncated_and_zero_tails_kept() {
+    let opts = unprepared(small_opts());
+    for tail in [
+        vec![0u8; 4096],
+        vec![0u8; 3],
+        vec![0xffu8; 3],
+        b"\x05\x00\x00\x00garbage!".to_vec(),
+    ] {
         let dir = tempfile::tempdir().unwrap();
-        let log = open(dir.path(), &small_opts());
+        let log = open(dir.path(), &opts);
         fill(&log, 20, 7);
         drop(log);
         let seg = segments(dir.path()).pop().unwrap();
@@ -118,10 +257,20 @@ fn garbage_and_zero_tails_are_truncated() {
             .unwrap()
             .write_all(&tail)
             .unwrap();
-        let (log, report) = FileLog::open(dir.path(), small_opts()).unwrap();
-        let t = report.truncated.expect("truncated");
-        assert_eq!((t.offset, t.bytes), (good_len, tail.len() as u64));
+        let (log, report) = FileLog::open(dir.path(), opts.clone()).unwrap();
+        if tail.iter().all(|&b| b == 0) {
+            // What a preallocated segment looks like: nothing to report.
+            assert_eq!(report.truncated, None);
+        } else {
+            let t = report.truncated.expect("truncated");
+            assert_eq!((t.offset, t.bytes), (good_len, tail.len() as u64));
+        }
         assert_eq!(read_all(&log).len(), 20);
+        fill(&log, 2, 2);
+        drop(log);
+        let (log, _) = FileLog::open(dir.path(), opts.clone()).unwrap();
+        assert_eq!(read_all(&log).len(), 22);
+        assert_prefix(&read_all(&log));
     }
 }
 
@@ -259,16 +408,11 @@ fn seq_gap_in_a_partition_is_corrupt() {
             payload: b"x",
         },
     );
-    let len = std::fs::metadata(&seg).unwrap().len();
-    std::fs::OpenOptions::new()
-        .append(true)
-        .open(&seg)
-        .unwrap()
-        .write_all(&buf)
-        .unwrap();
+    let end = data_end(&seg);
+    write_at(&seg, end, &buf);
     match FileLog::open(dir.path(), FileLogOptions::default()) {
         Err(LogError::Corrupt { offset, reason, .. }) => {
-            assert_eq!(offset, len);
+            assert_eq!(offset, end);
             assert!(reason.contains("seq"), "{reason}");
         }
         other => panic!("expected Corrupt, got {:?}", other.map(|(_, r)| r)),

@@ -77,17 +77,44 @@ pub fn segments(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
-/// Byte offsets of the frames in a segment file.
-pub fn frame_offsets(path: &Path) -> Vec<u64> {
+/// Byte offsets of the frames in a segment file, and where its data ends (the file's end, or
+/// the zeros of a preallocated segment).
+pub fn frames_and_end(path: &Path) -> (Vec<u64>, u64) {
     let bytes = std::fs::read(path).expect("read segment");
     let mut pos = SEGMENT_HEADER_BYTES as usize;
     let mut out = Vec::new();
-    while pos < bytes.len() {
+    while pos < bytes.len() && !bytes[pos..].starts_with(&[0u8; frame::FRAME_HEADER_BYTES]) {
         let (_, n) = frame::decode(&bytes[pos..]).expect("valid frame");
         out.push(pos as u64);
         pos += n;
     }
-    out
+    assert!(bytes[pos..].iter().all(|&b| b == 0), "only zeros after the data");
+    (out, pos as u64)
+}
+
+/// Byte offsets of the frames in a segment file.
+pub fn frame_offsets(path: &Path) -> Vec<u64> {
+    frames_and_end(path).0
+}
+
+/// Where a segment's data ends.
+pub fn data_end(path: &Path) -> u64 {
+    frames_and_end(path).1
+}
+
+/// Writes `bytes` at `offset` of a file, in place.
+pub fn write_at(path: &Path, offset: u64, bytes: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new().write(true).open(path).expect("open");
+    f.write_all_at(bytes, offset).expect("write");
+}
+
+/// The same options without preallocation: segments grow by appends (the older layout).
+pub fn unprepared(opts: FileLogOptions) -> FileLogOptions {
+    FileLogOptions {
+        preallocate: false,
+        ..opts
+    }
 }
 
 pub fn flip_bit(path: &Path, offset: u64) {
