@@ -63,6 +63,11 @@ pub const LOCK_FILE_NAME: &str = "LOCK";
 pub const PREPARED_FILE_NAME: &str = "next.seg.prealloc";
 /// Zeros written per `write` when preparing or checking a segment.
 const ZERO_CHUNK_BYTES: usize = 1 << 20;
+/// The unit a disk writes whole (at least): a torn write leaves whole sectors unwritten.
+const SECTOR_BYTES: u64 = 512;
+/// Pause between the background preparer's chunks, so its writes and fsyncs interleave with
+/// the commit path's instead of queueing one segment's worth of I/O in front of a flush.
+const PREPARE_PACE: Duration = Duration::from_millis(1);
 /// Read buffers kept for reuse by scans; more concurrent scans allocate their own.
 const READ_BUFFERS_KEPT: usize = 4;
 /// Where recent scans stopped, so a follower's next scan starts exactly there instead of at
@@ -132,6 +137,9 @@ pub struct FileLog {
     prepared_ready: Arc<AtomicBool>,
     /// Asks a running preparer to stop (the log is being dropped).
     prepare_cancel: Arc<AtomicBool>,
+    /// Set when a preparation failed (e.g. a full disk): no more are tried in this process,
+    /// so the preparer never competes with appends for the last free space.
+    prepare_failed: Arc<AtomicBool>,
     /// Declared last so it is dropped (unlocked) after everything else is closed.
     _lock_file: File,
 }
@@ -229,7 +237,7 @@ impl FileLog {
         {
             // An empty active segment (a new log, or a roll that found nothing prepared):
             // swap in a preallocated one now, since nothing has to be carried over.
-            prepare_segment(&prepared, opts.segment_size_bytes, &AtomicBool::new(false))?;
+            prepare_segment(&prepared, opts.segment_size_bytes, &AtomicBool::new(false), None)?;
             std::fs::rename(&prepared, &last.path)?;
             sync_dir(dir)?;
             file_len_bytes = opts.segment_size_bytes;
@@ -268,6 +276,7 @@ impl FileLog {
             preparer: Mutex::new(None),
             prepared_ready: Arc::new(AtomicBool::new(false)),
             prepare_cancel: Arc::new(AtomicBool::new(false)),
+            prepare_failed: Arc::new(AtomicBool::new(false)),
             _lock_file: lock_file,
             opts: FileLogOptions {
                 read_buffer_bytes,
@@ -310,7 +319,7 @@ impl FileLog {
 
     /// Starts preparing the next segment in the background, unless that is off or running.
     fn start_preparing(&self) {
-        if !self.opts.preallocate {
+        if !self.opts.preallocate || self.prepare_failed.load(Ordering::Acquire) {
             return;
         }
         let mut slot = self.preparer.lock();
@@ -321,22 +330,35 @@ impl FileLog {
             }
             let _ = running.join();
         }
-        self.prepared_ready.store(false, Ordering::Release);
+        if self.prepared_ready.load(Ordering::Acquire) {
+            // Finished just after a roll looked: keep it for the next one.
+            return;
+        }
         let path = self.dir.join(PREPARED_FILE_NAME);
         let size = self.opts.segment_size_bytes;
         let ready = Arc::clone(&self.prepared_ready);
         let cancel = Arc::clone(&self.prepare_cancel);
+        let failed = Arc::clone(&self.prepare_failed);
         let spawned =
             std::thread::Builder::new()
                 .name("taquilla-log-prep".into())
-                .spawn(move || match prepare_segment(&path, size, &cancel) {
-                    Ok(true) => ready.store(true, Ordering::Release),
-                    Ok(false) => {}
-                    Err(e) => tracing::warn!(
-                        error = %e,
-                        "could not prepare the next log segment: it will not be preallocated"
-                    ),
-                });
+                .spawn(
+                    move || match prepare_segment(&path, size, &cancel, Some(PREPARE_PACE)) {
+                        Ok(true) => ready.store(true, Ordering::Release),
+                        Ok(false) => {
+                            let _ = std::fs::remove_file(&path);
+                        }
+                        Err(e) => {
+                            failed.store(true, Ordering::Release);
+                            let _ = std::fs::remove_file(&path);
+                            tracing::warn!(
+                                error = %e,
+                                "could not prepare a log segment: segments are no longer preallocated \
+                                 until the next start"
+                            );
+                        }
+                    },
+                );
         match spawned {
             Ok(handle) => *slot = Some(handle),
             Err(e) => tracing::warn!(error = %e, "could not start preparing the next log segment"),
@@ -687,8 +709,9 @@ impl Drop for FileLog {
 }
 
 /// Writes a segment of `size` bytes to `path`: the header, then zeros; fsynced. False if
-/// `cancel` was set before it was done.
-fn prepare_segment(path: &Path, size: u64, cancel: &AtomicBool) -> std::io::Result<bool> {
+/// `cancel` was set before it was done. With `pace`, each chunk is synced and followed by that
+/// pause (the background preparer); without, it is written at full speed (at open).
+fn prepare_segment(path: &Path, size: u64, cancel: &AtomicBool, pace: Option<Duration>) -> std::io::Result<bool> {
     let mut file = OpenOptions::new().create(true).truncate(true).write(true).open(path)?;
     file.write_all(&SEGMENT_MAGIC)?;
     let zeros = vec![0u8; ZERO_CHUNK_BYTES];
@@ -700,6 +723,10 @@ fn prepare_segment(path: &Path, size: u64, cancel: &AtomicBool) -> std::io::Resu
         let n = (size - at).min(ZERO_CHUNK_BYTES as u64) as usize;
         file.write_all(&zeros[..n])?;
         at += n as u64;
+        if let Some(pause) = pace {
+            file.sync_data()?;
+            std::thread::sleep(pause);
+        }
     }
     file.sync_all()?;
     Ok(true)
@@ -825,7 +852,10 @@ fn recover(dir: &Path, opts: &FileLogOptions, read_buffer_bytes: usize) -> Resul
             }
             // A frame may end in zero bytes: look a whole frame past the last non-zero one.
             let search_end = dirty_end.saturating_add(frame::FRAME_MAX_BYTES as u64).min(len);
-            if let Some(valid_at) = find_valid_frame_after(&file, end, search_end)? {
+            if let Some(valid_at) = find_valid_frame_after(&file, end, search_end)?
+                && !has_unwritten_sector(&file, end, valid_at)?
+            {
+                // Damage in written bytes with records after it: not a torn tail.
                 return Err(corrupt(
                     &path,
                     end,
@@ -834,6 +864,10 @@ fn recover(dir: &Path, opts: &FileLogOptions, read_buffer_bytes: usize) -> Resul
             }
             // A torn write that was never acknowledged: cut it off, or zero it where
             // preallocated zeros follow, durably, before anything is appended after it.
+            // Frames behind a sector that never reached the disk are part of it: a flush
+            // succeeds only once every byte written before it is on disk, so no record after
+            // such a hole was acknowledged (overwrites of a preallocated file reach the disk
+            // in no particular order when power is lost).
             if dirty_end == len {
                 file.set_len(end)?;
                 len = end;
@@ -904,6 +938,29 @@ fn last_nonzero_end(file: &File, from: u64, len: u64) -> Result<Option<u64>, Log
         at += got as u64;
     }
     Ok(last)
+}
+
+/// Whether a sector in `from..to` was never written: the part of it inside the range runs
+/// to the sector's end and is all zeros. (A sector is the unit a disk writes whole; the
+/// part of the first sector before `from` holds earlier, durable data.)
+fn has_unwritten_sector(file: &File, from: u64, to: u64) -> Result<bool, LogError> {
+    let len = usize::try_from(to.saturating_sub(from))
+        .map_err(|_| LogError::InvalidRecord("segment tail too large to examine"))?;
+    let mut bytes = vec![0u8; len];
+    let got = read_full_at(file, &mut bytes, from)?;
+    let to = from + got as u64;
+    let mut start = from;
+    loop {
+        let sector_end = (start / SECTOR_BYTES + 1) * SECTOR_BYTES;
+        if sector_end > to {
+            return Ok(false);
+        }
+        let part = &bytes[(start - from) as usize..(sector_end - from) as usize];
+        if part.iter().all(|&b| b == 0) {
+            return Ok(true);
+        }
+        start = sector_end;
+    }
 }
 
 /// Overwrites `from..to` with zeros.

@@ -70,9 +70,11 @@ fn a_new_log_is_preallocated_and_leaves_no_preparation_behind() {
     assert_eq!(std::fs::metadata(&seg).unwrap().len(), opts.segment_size_bytes);
     drop(log);
     assert!(!dir.path().join(PREPARED_FILE_NAME).exists());
-    // A preparation cut off by a crash is deleted at open, not mistaken for anything.
+    // A preparation cut off by a crash is deleted at open (here by a log that prepares
+    // nothing itself, so the file's absence proves it).
     std::fs::write(dir.path().join(PREPARED_FILE_NAME), b"partial").unwrap();
-    let (log, report) = FileLog::open(dir.path(), opts).unwrap();
+    let (log, report) = FileLog::open(dir.path(), unprepared(opts)).unwrap();
+    assert!(!dir.path().join(PREPARED_FILE_NAME).exists());
     assert_eq!((report.records, report.truncated), (10, None));
     assert_prefix(&read_all(&log));
 }
@@ -108,6 +110,8 @@ fn an_unprepared_active_segment_is_left_once_a_prepared_one_is_ready() {
     }
     let segs = segments(dir.path());
     assert_eq!(segs.len(), 2);
+    // Left early, not because it was full.
+    assert!(data_end(&first) < opts.segment_size_bytes / 2, "rolled only when full");
     assert_eq!(std::fs::metadata(&segs[1]).unwrap().len(), opts.segment_size_bytes);
     assert_eq!(std::fs::metadata(&first).unwrap().len(), data_end(&first));
     drop(log);
@@ -170,11 +174,27 @@ fn torn_tail_inside_a_preallocated_segment_is_zeroed_and_reported() {
     assert_prefix(&read_all(&log));
 }
 
+fn frame_of(lsn: u64, payload: &[u8]) -> Vec<u8> {
+    let mut buf = Vec::new();
+    frame::encode(
+        &mut buf,
+        lsn,
+        &Append {
+            partition: lsn % 3,
+            expected_seq: lsn / 3 + 1,
+            timestamp_ms: 0,
+            correlation_id: None,
+            payload,
+        },
+    );
+    buf
+}
+
 #[test]
-fn a_valid_frame_behind_a_zero_gap_is_corrupt_not_dropped() {
-    // Zeros where a frame should start, then a valid next frame: either an acknowledged
-    // record was zeroed on disk or a torn write persisted out of order. Recovery cannot tell,
-    // so it stops instead of guessing.
+fn frames_behind_an_unwritten_sector_are_a_torn_write_and_dropped() {
+    // Power lost during a flush: in a preallocated file, the pages of the unacknowledged
+    // batches reach the disk in any order, so a later frame can be there behind zeros. No
+    // record after such a hole was acknowledged; recovery drops them all, durably.
     let dir = tempfile::tempdir().unwrap();
     let opts = FileLogOptions::default();
     let log = open(dir.path(), &opts);
@@ -182,19 +202,35 @@ fn a_valid_frame_behind_a_zero_gap_is_corrupt_not_dropped() {
     drop(log);
     let seg = segments(dir.path()).pop().unwrap();
     let end = data_end(&seg);
-    let mut next = Vec::new();
-    frame::encode(
-        &mut next,
-        11,
-        &Append {
-            partition: 11 % 3,
-            expected_seq: 4,
-            timestamp_ms: 0,
-            correlation_id: None,
-            payload: b"after a gap",
-        },
-    );
-    write_at(&seg, end + 4096, &next);
+    let stale = frame_of(11, b"behind a hole");
+    write_at(&seg, end + 4096, &stale);
+    let (log, report) = FileLog::open(dir.path(), opts.clone()).unwrap();
+    let t = report.truncated.expect("torn tail reported");
+    assert_eq!((t.offset, t.bytes), (end, 4096 + stale.len() as u64));
+    assert_eq!(report.last_lsn, 10);
+    assert_eq!(data_end(&seg), end);
+    // New records take lsn 11 on; the stale frame can never come back after them.
+    fill(&log, 5, 5);
+    drop(log);
+    let (log, report) = FileLog::open(dir.path(), opts).unwrap();
+    assert_eq!((report.records, report.truncated), (15, None));
+    assert_prefix(&read_all(&log));
+}
+
+#[test]
+fn damage_in_written_bytes_with_a_frame_after_it_is_corrupt() {
+    // Non-zero bytes that are not a frame, then a valid frame, with no unwritten sector in
+    // between: a record was damaged on disk, not torn. Recovery stops instead of guessing.
+    let dir = tempfile::tempdir().unwrap();
+    let opts = FileLogOptions::default();
+    let log = open(dir.path(), &opts);
+    fill(&log, 10, 4);
+    drop(log);
+    let seg = segments(dir.path()).pop().unwrap();
+    let end = data_end(&seg);
+    let mut bytes = b"\x05\x00\x00\x00garbage!".to_vec();
+    bytes.extend_from_slice(&frame_of(11, b"after damage"));
+    write_at(&seg, end, &bytes);
     match FileLog::open(dir.path(), opts) {
         Err(LogError::Corrupt { offset, reason, .. }) => {
             assert_eq!(offset, end);
