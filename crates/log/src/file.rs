@@ -11,7 +11,8 @@
 //!
 //! Segments are preallocated (`preallocate`, on by default): a segment starts as its header
 //! followed by zeros up to `segment_size_bytes`, written and fsynced by a background thread
-//! before the segment is used, and appends overwrite the zeros. An `fdatasync` after an
+//! (started once the current segment is half full) before the segment is used, and appends
+//! overwrite the zeros. An `fdatasync` after an
 //! overwrite inside the file writes only the data, while one after an append must also write
 //! the inode for the new size (on ext4, a second synchronous write): this is the commit path's
 //! largest cost. The data ends at the first all-zero frame header (a real frame's length is
@@ -153,6 +154,8 @@ struct Writer {
     segment_len_bytes: u64,
     /// The file's length: past `segment_len_bytes` when the segment is preallocated.
     file_len_bytes: u64,
+    /// Whether the next segment's preparation was started for this one.
+    next_requested: bool,
     last_lsn: Lsn,
     next_seq: FxHashMap<PartitionId, Seq>,
     /// Per-batch scratch, reused: next seqs of the partitions a batch touches.
@@ -248,6 +251,7 @@ impl FileLog {
             segment_start_lsn: last.first_lsn,
             segment_len_bytes: rec.last_segment_len_bytes,
             file_len_bytes,
+            next_requested: false,
             last_lsn: rec.report.last_lsn,
             next_seq: rec.next_seq,
             pending_seq: FxHashMap::default(),
@@ -283,7 +287,7 @@ impl FileLog {
                 ..opts
             },
         };
-        log.start_preparing();
+        log.maybe_prepare_next(&mut log.writer.lock());
         Ok((log, rec.report))
     }
 
@@ -430,8 +434,20 @@ impl FileLog {
             offset: SEGMENT_HEADER_BYTES,
         });
         drop(cat);
-        self.start_preparing();
+        w.next_requested = false;
+        self.maybe_prepare_next(w);
         Ok(())
+    }
+
+    /// Starts preparing the next segment once the current one is half full, or at once if it
+    /// is not preallocated (so it can be left early). Not earlier: a new log's first seconds,
+    /// often its busiest, are not shared with 64 MiB of background writes.
+    fn maybe_prepare_next(&self, w: &mut Writer) {
+        let preallocated = w.file_len_bytes > w.segment_len_bytes;
+        if !w.next_requested && (!preallocated || w.segment_len_bytes > self.opts.segment_size_bytes / 2) {
+            w.next_requested = true;
+            self.start_preparing();
+        }
     }
 
     fn take_buffer(&self) -> Vec<u8> {
@@ -599,6 +615,7 @@ impl EventLog for FileLog {
         }
         w.segment_len_bytes += w.buf.len() as u64;
         w.file_len_bytes = w.file_len_bytes.max(w.segment_len_bytes);
+        self.maybe_prepare_next(w);
         for (&p, &next) in &w.pending_seq {
             w.next_seq.insert(p, next);
         }

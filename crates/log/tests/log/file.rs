@@ -68,14 +68,28 @@ fn a_new_log_is_preallocated_and_leaves_no_preparation_behind() {
     assert_eq!(std::fs::metadata(&seg).unwrap().len(), opts.segment_size_bytes);
     fill(&log, 10, 3);
     assert_eq!(std::fs::metadata(&seg).unwrap().len(), opts.segment_size_bytes);
+    // The next segment is not prepared while this one is less than half full...
+    let prepared = dir.path().join(PREPARED_FILE_NAME);
+    assert!(!prepared.exists());
+    let mut written = 10;
+    while data_end(&seg) <= opts.segment_size_bytes / 2 {
+        fill(&log, 50, 50);
+        written += 50;
+    }
+    // ...and is from then on (polled, with a bound: it runs on its own thread).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !prepared.exists() {
+        assert!(std::time::Instant::now() < deadline, "no preparation after half full");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     drop(log);
-    assert!(!dir.path().join(PREPARED_FILE_NAME).exists());
+    assert!(!prepared.exists(), "a dropped log leaves no preparation behind");
     // A preparation cut off by a crash is deleted at open (here by a log that prepares
     // nothing itself, so the file's absence proves it).
     std::fs::write(dir.path().join(PREPARED_FILE_NAME), b"partial").unwrap();
     let (log, report) = FileLog::open(dir.path(), unprepared(opts)).unwrap();
     assert!(!dir.path().join(PREPARED_FILE_NAME).exists());
-    assert_eq!((report.records, report.truncated), (10, None));
+    assert_eq!((report.records, report.truncated), (written, None));
     assert_prefix(&read_all(&log));
 }
 
