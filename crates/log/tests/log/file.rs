@@ -245,13 +245,9 @@ fn damage_in_written_bytes_with_a_frame_after_it_is_corrupt() {
     let mut bytes = b"\x05\x00\x00\x00garbage!".to_vec();
     bytes.extend_from_slice(&frame_of(11, b"after damage"));
     write_at(&seg, end, &bytes);
-    match FileLog::open(dir.path(), opts) {
-        Err(LogError::Corrupt { offset, reason, .. }) => {
-            assert_eq!(offset, end);
-            assert!(reason.contains("valid frame follows"), "{reason}");
-        }
-        other => panic!("expected Corrupt, got {:?}", other.map(|(_, r)| r)),
-    }
+    let (_, offset, reason) = open_corrupt(dir.path(), opts);
+    assert_eq!(offset, end);
+    assert!(reason.contains("valid frame follows"), "{reason}");
 }
 
 #[test]
@@ -350,18 +346,9 @@ fn flipped_bit_in_the_middle_of_the_last_segment_is_corrupt() {
     let offsets = frame_offsets(&seg);
     let bad = offsets[49];
     flip_bit(&seg, bad + 20);
-    match FileLog::open(dir.path(), FileLogOptions::default()) {
-        Err(LogError::Corrupt {
-            segment,
-            offset,
-            reason,
-        }) => {
-            assert_eq!(segment, seg);
-            assert_eq!(offset, bad);
-            assert!(reason.contains("valid frame follows"), "{reason}");
-        }
-        other => panic!("expected Corrupt, got {:?}", other.map(|(_, r)| r)),
-    }
+    let (segment, offset, reason) = open_corrupt(dir.path(), FileLogOptions::default());
+    assert_eq!((segment, offset), (seg, bad));
+    assert!(reason.contains("valid frame follows"), "{reason}");
 }
 
 #[test]
@@ -376,13 +363,8 @@ fn flipped_bit_in_an_earlier_segment_is_corrupt() {
     let offsets = frame_offsets(&segs[1]);
     let bad = *offsets.last().unwrap();
     flip_bit(&segs[1], bad + 9);
-    match FileLog::open(dir.path(), small_opts()) {
-        Err(LogError::Corrupt { segment, offset, .. }) => {
-            assert_eq!(segment, segs[1]);
-            assert_eq!(offset, bad);
-        }
-        other => panic!("expected Corrupt, got {:?}", other.map(|(_, r)| r)),
-    }
+    let (segment, offset, _) = open_corrupt(dir.path(), small_opts());
+    assert_eq!((segment, offset), (segs[1].clone(), bad));
 }
 
 #[test]
@@ -393,10 +375,8 @@ fn bad_segment_header_is_corrupt() {
     drop(log);
     let segs = segments(dir.path());
     flip_bit(&segs[0], 2);
-    match FileLog::open(dir.path(), small_opts()) {
-        Err(LogError::Corrupt { segment, offset, .. }) => assert_eq!((segment, offset), (segs[0].clone(), 0)),
-        other => panic!("expected Corrupt, got {:?}", other.map(|(_, r)| r)),
-    }
+    let (segment, offset, _) = open_corrupt(dir.path(), small_opts());
+    assert_eq!((segment, offset), (segs[0].clone(), 0));
 }
 
 #[test]
@@ -408,21 +388,13 @@ fn missing_middle_segment_is_corrupt() {
     let segs = segments(dir.path());
     assert!(segs.len() >= 3);
     std::fs::remove_file(&segs[1]).unwrap();
-    match FileLog::open(dir.path(), small_opts()) {
-        Err(LogError::Corrupt {
-            segment,
-            offset,
-            reason,
-        }) => {
-            assert_eq!(
-                segment, segs[2],
-                "the gap is found at the segment after the missing one"
-            );
-            assert_eq!(offset, 0);
-            assert!(reason.contains("missing segment"), "{reason}");
-        }
-        other => panic!("expected Corrupt, got {:?}", other.map(|(_, r)| r)),
-    }
+    let (segment, offset, reason) = open_corrupt(dir.path(), small_opts());
+    assert_eq!(
+        segment, segs[2],
+        "the gap is found at the segment after the missing one"
+    );
+    assert_eq!(offset, 0);
+    assert!(reason.contains("missing segment"), "{reason}");
 }
 
 #[test]
@@ -460,13 +432,9 @@ fn seq_gap_in_a_partition_is_corrupt() {
     );
     let end = data_end(&seg);
     write_at(&seg, end, &buf);
-    match FileLog::open(dir.path(), FileLogOptions::default()) {
-        Err(LogError::Corrupt { offset, reason, .. }) => {
-            assert_eq!(offset, end);
-            assert!(reason.contains("seq"), "{reason}");
-        }
-        other => panic!("expected Corrupt, got {:?}", other.map(|(_, r)| r)),
-    }
+    let (_, offset, reason) = open_corrupt(dir.path(), FileLogOptions::default());
+    assert_eq!(offset, end);
+    assert!(reason.contains("seq"), "{reason}");
 }
 
 #[test]

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use taquilla_log::file::{FileLog, FileLogOptions, SEGMENT_HEADER_BYTES, frame};
-use taquilla_log::{Append, EventLog, Lsn, Record};
+use taquilla_log::{Append, EventLog, LogError, Lsn, Record};
 
 pub fn small_opts() -> FileLogOptions {
     FileLogOptions {
@@ -121,4 +121,16 @@ pub fn flip_bit(path: &Path, offset: u64) {
     let mut bytes = std::fs::read(path).expect("read");
     bytes[offset as usize] ^= 0x10;
     std::fs::write(path, bytes).expect("write");
+}
+
+/// Opens a log that must be found corrupt: the segment, offset and reason of the error.
+pub fn open_corrupt(dir: &Path, opts: FileLogOptions) -> (PathBuf, u64, String) {
+    match FileLog::open(dir, opts) {
+        Err(LogError::Corrupt {
+            segment,
+            offset,
+            reason,
+        }) => (segment, offset, reason),
+        other => panic!("expected Corrupt, got {:?}", other.map(|(_, r)| r)),
+    }
 }
