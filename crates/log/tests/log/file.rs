@@ -144,31 +144,46 @@ fn batch_larger_than_a_segment_stays_in_one_segment() {
     assert_prefix(&read_all(&log));
 }
 
-fn half_of_a_frame(lsn: u64) -> Vec<u8> {
+fn frame_of(lsn: u64, payload: &[u8]) -> Vec<u8> {
     let mut buf = Vec::new();
-    let rec = Append {
-        partition: lsn % 3,
-        expected_seq: lsn / 3 + 1,
-        timestamp_ms: 0,
-        correlation_id: None,
-        payload: b"never acknowledged",
-    };
-    frame::encode(&mut buf, lsn, &rec);
+    frame::encode(
+        &mut buf,
+        lsn,
+        &Append {
+            partition: lsn % 3,
+            expected_seq: lsn / 3 + 1,
+            timestamp_ms: 0,
+            correlation_id: None,
+            payload,
+        },
+    );
+    buf
+}
+
+fn half_of_a_frame(lsn: u64) -> Vec<u8> {
+    let mut buf = frame_of(lsn, b"never acknowledged");
     buf.truncate(buf.len() / 2);
     buf
+}
+
+/// A default (preallocated) log holding 10 records, closed: its options, its one segment and
+/// where the segment's data ends.
+fn ten_records_preallocated(dir: &std::path::Path) -> (FileLogOptions, std::path::PathBuf, u64) {
+    let opts = FileLogOptions::default();
+    let log = open(dir, &opts);
+    fill(&log, 10, 4);
+    drop(log);
+    let seg = segments(dir).pop().unwrap();
+    let end = data_end(&seg);
+    (opts, seg, end)
 }
 
 #[test]
 fn torn_tail_inside_a_preallocated_segment_is_zeroed_and_reported() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = FileLogOptions::default();
-    let log = open(dir.path(), &opts);
-    fill(&log, 10, 4);
-    drop(log);
-    let seg = segments(dir.path()).pop().unwrap();
+    let (opts, seg, end) = ten_records_preallocated(dir.path());
     let len = std::fs::metadata(&seg).unwrap().len();
     assert_eq!(len, opts.segment_size_bytes, "the segment is preallocated");
-    let end = data_end(&seg);
     // Half of the next batch's frame made it to disk, over the zeros.
     let torn = half_of_a_frame(11);
     write_at(&seg, end, &torn);
@@ -188,34 +203,13 @@ fn torn_tail_inside_a_preallocated_segment_is_zeroed_and_reported() {
     assert_prefix(&read_all(&log));
 }
 
-fn frame_of(lsn: u64, payload: &[u8]) -> Vec<u8> {
-    let mut buf = Vec::new();
-    frame::encode(
-        &mut buf,
-        lsn,
-        &Append {
-            partition: lsn % 3,
-            expected_seq: lsn / 3 + 1,
-            timestamp_ms: 0,
-            correlation_id: None,
-            payload,
-        },
-    );
-    buf
-}
-
 #[test]
 fn frames_behind_an_unwritten_sector_are_a_torn_write_and_dropped() {
     // Power lost during a flush: in a preallocated file, the pages of the unacknowledged
     // batches reach the disk in any order, so a later frame can be there behind zeros. No
     // record after such a hole was acknowledged; recovery drops them all, durably.
     let dir = tempfile::tempdir().unwrap();
-    let opts = FileLogOptions::default();
-    let log = open(dir.path(), &opts);
-    fill(&log, 10, 4);
-    drop(log);
-    let seg = segments(dir.path()).pop().unwrap();
-    let end = data_end(&seg);
+    let (opts, seg, end) = ten_records_preallocated(dir.path());
     let stale = frame_of(11, b"behind a hole");
     write_at(&seg, end + 4096, &stale);
     let (log, report) = FileLog::open(dir.path(), opts.clone()).unwrap();
@@ -236,12 +230,7 @@ fn damage_in_written_bytes_with_a_frame_after_it_is_corrupt() {
     // Non-zero bytes that are not a frame, then a valid frame, with no unwritten sector in
     // between: a record was damaged on disk, not torn. Recovery stops instead of guessing.
     let dir = tempfile::tempdir().unwrap();
-    let opts = FileLogOptions::default();
-    let log = open(dir.path(), &opts);
-    fill(&log, 10, 4);
-    drop(log);
-    let seg = segments(dir.path()).pop().unwrap();
-    let end = data_end(&seg);
+    let (opts, seg, end) = ten_records_preallocated(dir.path());
     let mut bytes = b"\x05\x00\x00\x00garbage!".to_vec();
     bytes.extend_from_slice(&frame_of(11, b"after damage"));
     write_at(&seg, end, &bytes);
