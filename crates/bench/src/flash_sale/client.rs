@@ -386,6 +386,18 @@ pub struct RecState {
     pub busy: Duration,
     pub first_sent: Option<Instant>,
     pub last_done: Option<Instant>,
+    /// The rush: the first busy spell, from the first request until none is in flight. In the
+    /// closed loop that is the whole crowd's pass through the sale; what follows are the
+    /// spells the hold time-to-live paces (expired holds returning tickets to waiting buyers).
+    pub rush: Option<Rush>,
+}
+
+/// Requests (in all and per operation) and time of the rush (see [`RecState::rush`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Rush {
+    pub duration: Duration,
+    pub requests: u64,
+    pub per_op: [u64; Op::ALL.len()],
 }
 
 pub struct Recorder {
@@ -406,6 +418,7 @@ impl Default for Recorder {
                 busy: Duration::ZERO,
                 first_sent: None,
                 last_done: None,
+                rush: None,
             }),
         }
     }
@@ -429,11 +442,6 @@ impl Recorder {
         let now = Instant::now();
         let mut s = self.lock();
         s.in_flight = s.in_flight.saturating_sub(1);
-        if s.in_flight == 0
-            && let Some(since) = s.busy_since.take()
-        {
-            s.busy += now.saturating_duration_since(since);
-        }
         s.last_done = Some(now);
         s.requests += 1;
         match reply {
@@ -450,6 +458,23 @@ impl Recorder {
                 }
             }
             None => s.transport_errors += 1,
+        }
+        if s.in_flight == 0
+            && let Some(since) = s.busy_since.take()
+        {
+            s.busy += now.saturating_duration_since(since);
+            if s.rush.is_none() {
+                let mut per_op = [0; Op::ALL.len()];
+                for (n, h) in per_op.iter_mut().zip(&s.latency_us) {
+                    *n = h.len();
+                }
+                let duration = s.busy;
+                s.rush = Some(Rush {
+                    duration,
+                    requests: s.requests,
+                    per_op,
+                });
+            }
         }
     }
 }
@@ -563,4 +588,45 @@ pub async fn open_connections(target: &Target, count: usize, parallel: usize) ->
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok() -> Reply {
+        Reply {
+            status: 200,
+            body: Bytes::new(),
+            retry_after_ms: None,
+        }
+    }
+
+    #[test]
+    fn the_rush_is_the_first_busy_spell_and_later_spells_only_add_to_the_busy_time() {
+        let rec = Recorder::default();
+        let t0 = Instant::now();
+        rec.started(t0);
+        rec.started(t0);
+        rec.finished(Op::Read, t0, Some(&ok()), None);
+        assert!(rec.lock().rush.is_none(), "one request is still in flight");
+        rec.finished(Op::Hold, t0, Some(&ok()), None);
+        let rush = rec.lock().rush.expect("none in flight: the rush is over");
+        assert_eq!(rush.requests, 2);
+        assert_eq!(rush.per_op[Op::Read as usize], 1);
+        assert_eq!(rush.per_op[Op::Hold as usize], 1);
+        assert_eq!(rush.duration, rec.lock().busy);
+
+        // A later spell (an expiry wakes a waiting buyer): counted in the busy time only.
+        let t1 = Instant::now();
+        rec.started(t1);
+        rec.finished(Op::HoldStatus, t1, None, None);
+        let s = rec.lock();
+        assert_eq!(s.requests, 3);
+        assert_eq!(s.transport_errors, 1);
+        let rush_after = s.rush.expect("still recorded");
+        assert_eq!(rush_after.requests, 2);
+        assert_eq!(rush_after.duration, rush.duration);
+        assert!(s.busy >= rush.duration);
+    }
 }

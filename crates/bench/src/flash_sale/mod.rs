@@ -4,9 +4,9 @@
 //! (`GET /healthz` with the same client and connections), create and open a sale through the
 //! admin API, let the buyers loose (closed loop, or open loop at `--rate`), measure the
 //! ceiling again (the ceiling is the mean of the two), then audit the outcome through the
-//! admin API and the event feed, and report. The figures are the
-//! scenario's requests per second of busy time, their ratio to the ceiling, and the latency
-//! per operation; the audit is what makes them mean something.
+//! admin API and the event feed, and report. The figures are the scenario's requests per
+//! second (in the closed loop, of the rush: the crowd's pass, see [`report`]), their ratio to
+//! the ceiling, and the latency per operation; the audit is what makes them mean something.
 //!
 //! - [`client`]: connections, pool, pacer, recorder.
 //! - [`scenario`]: the sale and the buyers.
@@ -590,40 +590,84 @@ async fn run_buyers(
     virtual_buyers: Option<u32>,
     connections: usize,
 ) -> anyhow::Result<u64> {
+    let set = if sc.client.pacer.is_some() {
+        arrive_on_schedule(sc, plans, virtual_buyers).await?
+    } else {
+        gather_at_the_door(sc, plans, virtual_buyers, connections).await
+    };
+    Ok(join_bounded(set, sc.deadline + CANCEL_GRACE).await)
+}
+
+/// Closed loop: the whole crowd is at the door before the sale's first request, as at a
+/// real flash sale's opening; then the door opens. The buyers are spawned first, each parked
+/// on the door (a fair semaphore, so they go in the order they came), and enter
+/// `ARRIVALS_AHEAD_PER_CONNECTION` per connection at a time: an arrival gives its place back
+/// once its first answer is in. Spawning first keeps the crowd's memory (tens of thousands
+/// of tasks, fresh pages) and the spawning out of the measured run; spawning during the run
+/// made the client, not the server, the limit while the sold-out crowd was being turned away.
+async fn gather_at_the_door(
+    sc: &Arc<Scenario>,
+    plans: Vec<scenario::Plan>,
+    virtual_buyers: Option<u32>,
+    connections: usize,
+) -> tokio::task::JoinSet<()> {
     let limit = virtual_buyers.map(|v| Arc::new(tokio::sync::Semaphore::new(v as usize)));
-    // Open loop: arrivals are paced by their slots instead.
-    let arriving = sc.client.pacer.is_none().then(|| {
-        Arc::new(tokio::sync::Semaphore::new(
-            connections
-                .saturating_mul(ARRIVALS_AHEAD_PER_CONNECTION)
-                .max(ARRIVALS_AHEAD_MIN),
-        ))
-    });
+    let door = Arc::new(tokio::sync::Semaphore::new(0));
+    let mut set = tokio::task::JoinSet::new();
+    for (i, plan) in plans.into_iter().enumerate() {
+        let (sc, limit, door) = (sc.clone(), limit.clone(), door.clone());
+        set.spawn(async move {
+            // Bounded by the deadline: with every connection lost, no buyer would ever hand a
+            // place back, and the run must still end (and say so).
+            let deadline = sc.deadline.into();
+            let place = match limit {
+                Some(l) => match tokio::time::timeout_at(deadline, l.acquire_owned()).await {
+                    Ok(Ok(p)) => Some(p),
+                    _ => return sc.never_started(),
+                },
+                None => None,
+            };
+            let Ok(Ok(admitted)) = tokio::time::timeout_at(deadline, door.acquire_owned()).await else {
+                return sc.never_started();
+            };
+            sc.buyer(&plan, None, Some(admitted)).await;
+            drop(place);
+        });
+        // Each new buyer parks at the door on its first poll, in spawn order.
+        if (i + 1).is_multiple_of(SPAWN_BATCH) {
+            tokio::task::yield_now().await;
+        }
+    }
+    tokio::task::yield_now().await;
+    door.add_permits(
+        connections
+            .saturating_mul(ARRIVALS_AHEAD_PER_CONNECTION)
+            .max(ARRIVALS_AHEAD_MIN),
+    );
+    set
+}
+
+/// Open loop: each buyer's first request takes the next slot of the schedule as it is
+/// spawned, and new buyers join only while the claimed slots reach less than
+/// `ARRIVAL_HORIZON` ahead.
+async fn arrive_on_schedule(
+    sc: &Arc<Scenario>,
+    plans: Vec<scenario::Plan>,
+    virtual_buyers: Option<u32>,
+) -> anyhow::Result<tokio::task::JoinSet<()>> {
+    let pacer = sc.client.pacer.as_ref().context("open loop without a pacer")?;
+    let limit = virtual_buyers.map(|v| Arc::new(tokio::sync::Semaphore::new(v as usize)));
     let mut set = tokio::task::JoinSet::new();
     let mut spawned = 0usize;
     let total = plans.len();
     for plan in plans {
-        // Open loop: the arrival takes its slot here, so the backlog is current for the next.
-        let arrival = match &sc.client.pacer {
-            Some(p) => {
-                while p.backlog() > ARRIVAL_HORIZON && Instant::now() < sc.deadline {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-                Some(p.slot(Instant::now()))
-            }
-            None => None,
-        };
-        // Bounded by the deadline: with every connection lost, no buyer would ever hand a
-        // place back, and the run must still end (and say so).
+        while pacer.backlog() > ARRIVAL_HORIZON && Instant::now() < sc.deadline {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let arrival = Some(pacer.slot(Instant::now()));
+        // Bounded by the deadline, as in the closed loop.
         let permit = match &limit {
             Some(l) => match tokio::time::timeout_at(sc.deadline.into(), l.clone().acquire_owned()).await {
-                Ok(p) => Some(p?),
-                Err(_) => None,
-            },
-            None => None,
-        };
-        let admitted = match &arriving {
-            Some(a) => match tokio::time::timeout_at(sc.deadline.into(), a.clone().acquire_owned()).await {
                 Ok(p) => Some(p?),
                 Err(_) => None,
             },
@@ -636,7 +680,7 @@ async fn run_buyers(
         }
         let sc = sc.clone();
         set.spawn(async move {
-            sc.buyer(&plan, arrival, admitted).await;
+            sc.buyer(&plan, arrival, None).await;
             drop(permit);
         });
         // Reap finished buyers as we go, so the set does not keep them all; and let the
@@ -648,16 +692,20 @@ async fn run_buyers(
             tokio::task::yield_now().await;
         }
     }
-    let hard_stop = sc.deadline + CANCEL_GRACE;
+    Ok(set)
+}
+
+/// Waits for every buyer until `hard_stop`, then cancels the rest; returns how many.
+async fn join_bounded(mut set: tokio::task::JoinSet<()>, hard_stop: Instant) -> u64 {
     loop {
         match tokio::time::timeout_at(hard_stop.into(), set.join_next()).await {
             Ok(Some(_)) => {}
-            Ok(None) => return Ok(0),
+            Ok(None) => return 0,
             Err(_) => {
                 let left = set.len() as u64;
                 set.abort_all();
                 while set.join_next().await.is_some() {}
-                return Ok(left);
+                return left;
             }
         }
     }

@@ -422,6 +422,13 @@ impl Scenario {
         woke
     }
 
+    /// A buyer the deadline stopped before it got in: it gave up, like those the deadline
+    /// stops mid-purchase.
+    pub fn never_started(&self) {
+        self.tally.gave_up.fetch_add(1, Ordering::Relaxed);
+        self.tally.buyers_done.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Runs one buyer to its end and counts it. The steps are boxed so that a buyer waiting
     /// for a connection (most of the crowd, most of the time) is a small future: tens of
     /// thousands of them must not cost the client gigabytes and page faults.

@@ -77,6 +77,14 @@ fn a_crowd_sells_out_the_sale_exactly_and_the_audit_holds() {
     assert_eq!(u(&r, "/buyers/greedy_accepted"), 0);
     assert_eq!(u(&r, "/audit/orders_paid"), u(&r, "/buyers/bought"));
     assert_eq!(u(&r, "/buyers/unfinished"), 0);
+    // Closed loop: ops/s is the rush (the crowd's pass); expiries came after it, so some
+    // requests were paced by them.
+    let rush = u(&r, "/rush_requests");
+    let rush_secs = r["rush_secs"].as_f64().expect("rush_secs");
+    assert!(rush > 0 && rush < u(&r, "/requests"), "{r:#}");
+    assert!(rush_secs > 0.0 && rush_secs <= r["busy_secs"].as_f64().expect("busy_secs"));
+    let ops = r["ops_per_sec"].as_f64().expect("ops_per_sec");
+    assert!((ops - rush as f64 / rush_secs).abs() < 1e-6 * ops.max(1.0), "{r:#}");
     // Self-hosted: the server's own CPU time was read for both phases.
     for f in [
         "/server_cpu_us_per_op",
@@ -104,5 +112,8 @@ fn the_open_loop_paces_requests_and_still_passes_the_audit() {
     let r = bench(&["--tickets", "200", "--buyers", "600", "--rate", "2000", "--seed", "11"]);
     assert_clean(&r);
     assert_eq!(r["config"]["mode"], "open");
+    // The open loop's rate is set by --rate: no rush, ops/s is over the busy time.
+    assert!(r["rush_secs"].is_null(), "{r:#}");
+    assert_eq!(r["ops_per_sec"], r["busy_ops_per_sec"]);
     assert_eq!(u(&r, "/sold"), 200);
 }
