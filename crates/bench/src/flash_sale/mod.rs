@@ -590,12 +590,15 @@ async fn run_buyers(
     virtual_buyers: Option<u32>,
     connections: usize,
 ) -> anyhow::Result<u64> {
-    let set = if sc.client.pacer.is_some() {
-        arrive_on_schedule(sc, plans, virtual_buyers).await?
-    } else {
-        gather_at_the_door(sc, plans, virtual_buyers, connections).await
-    };
-    Ok(join_bounded(set, sc.deadline + CANCEL_GRACE).await)
+    let hard_stop = sc.deadline + CANCEL_GRACE;
+    if sc.client.pacer.is_some() {
+        let set = arrive_on_schedule(sc, plans, virtual_buyers).await?;
+        return Ok(join_bounded(set, hard_stop).await);
+    }
+    let (set, closer) = gather_at_the_door(sc, plans, virtual_buyers, connections).await;
+    let left = join_bounded(set, hard_stop).await;
+    closer.abort();
+    Ok(left)
 }
 
 /// Closed loop: the whole crowd is at the door before the sale's first request, as at a
@@ -605,29 +608,41 @@ async fn run_buyers(
 /// once its first answer is in. Spawning first keeps the crowd's memory (tens of thousands
 /// of tasks, fresh pages) and the spawning out of the measured run; spawning during the run
 /// made the client, not the server, the limit while the sold-out crowd was being turned away.
+///
+/// The wait at the door is bounded by the deadline (with every connection lost, no buyer
+/// would ever hand a place back, and the run must still end and say so): the returned task
+/// closes the door then, and every buyer still outside gives up. One timer for the crowd, not
+/// one per buyer; the caller aborts it once the buyers are done.
 async fn gather_at_the_door(
     sc: &Arc<Scenario>,
     plans: Vec<scenario::Plan>,
     virtual_buyers: Option<u32>,
     connections: usize,
-) -> tokio::task::JoinSet<()> {
+) -> (tokio::task::JoinSet<()>, tokio::task::JoinHandle<()>) {
     let limit = virtual_buyers.map(|v| Arc::new(tokio::sync::Semaphore::new(v as usize)));
     let door = Arc::new(tokio::sync::Semaphore::new(0));
+    let closer = tokio::spawn({
+        let (limit, door, deadline) = (limit.clone(), door.clone(), sc.deadline);
+        async move {
+            tokio::time::sleep_until(deadline.into()).await;
+            door.close();
+            if let Some(l) = limit {
+                l.close();
+            }
+        }
+    });
     let mut set = tokio::task::JoinSet::new();
     for (i, plan) in plans.into_iter().enumerate() {
         let (sc, limit, door) = (sc.clone(), limit.clone(), door.clone());
         set.spawn(async move {
-            // Bounded by the deadline: with every connection lost, no buyer would ever hand a
-            // place back, and the run must still end (and say so).
-            let deadline = sc.deadline.into();
             let place = match limit {
-                Some(l) => match tokio::time::timeout_at(deadline, l.acquire_owned()).await {
-                    Ok(Ok(p)) => Some(p),
-                    _ => return sc.never_started(),
+                Some(l) => match l.acquire_owned().await {
+                    Ok(p) => Some(p),
+                    Err(_) => return sc.never_started(),
                 },
                 None => None,
             };
-            let Ok(Ok(admitted)) = tokio::time::timeout_at(deadline, door.acquire_owned()).await else {
+            let Ok(admitted) = door.acquire_owned().await else {
                 return sc.never_started();
             };
             sc.buyer(&plan, None, Some(admitted)).await;
@@ -644,7 +659,7 @@ async fn gather_at_the_door(
             .saturating_mul(ARRIVALS_AHEAD_PER_CONNECTION)
             .max(ARRIVALS_AHEAD_MIN),
     );
-    set
+    (set, closer)
 }
 
 /// Open loop: each buyer's first request takes the next slot of the schedule as it is

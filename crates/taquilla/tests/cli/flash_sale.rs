@@ -8,28 +8,33 @@ use serde_json::Value;
 
 /// Runs the bench with `--json` and returns its report; panics with its output if it failed.
 fn bench(args: &[&str]) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_taquilla"))
-        .args([
-            "bench",
-            "flash-sale",
-            "--json",
-            "--ceiling-secs",
-            "0.2",
-            "--timeout-secs",
-            "120",
-        ])
-        .args(["--connections", "16", "--hold-ttl-secs", "2"])
-        .args(args)
-        .output()
-        .expect("running taquilla bench flash-sale");
+    let (ok, report) = bench_outcome(args);
+    assert!(ok, "the bench failed: {report:#}");
+    report
+}
+
+/// Runs the bench with `--json`: whether it exited 0, and its report. Small defaults for
+/// CI, each one left out when `args` sets that flag.
+fn bench_outcome(args: &[&str]) -> (bool, Value) {
+    let defaults = [
+        ("--ceiling-secs", "0.2"),
+        ("--timeout-secs", "120"),
+        ("--connections", "16"),
+        ("--hold-ttl-secs", "2"),
+    ];
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_taquilla"));
+    cmd.args(["bench", "flash-sale", "--json"]);
+    for (flag, value) in defaults {
+        if !args.contains(&flag) {
+            cmd.args([flag, value]);
+        }
+    }
+    let out = cmd.args(args).output().expect("running taquilla bench flash-sale");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "the bench failed ({}):\nstdout: {stdout}\nstderr: {stderr}",
-        out.status
-    );
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not one JSON object ({e}): {stdout}"))
+    let report = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("not one JSON object ({e}, {}): {stdout}\nstderr: {stderr}", out.status));
+    (out.status.success(), report)
 }
 
 fn u(v: &Value, path: &str) -> u64 {
@@ -116,4 +121,39 @@ fn the_open_loop_paces_requests_and_still_passes_the_audit() {
     assert!(r["rush_secs"].is_null(), "{r:#}");
     assert_eq!(r["ops_per_sec"], r["busy_ops_per_sec"]);
     assert_eq!(u(&r, "/sold"), 200);
+}
+
+#[test]
+fn a_crowd_still_at_the_door_at_the_deadline_gives_up_and_the_run_fails_instead_of_hanging() {
+    // Two connections cannot take 20,000 buyers through in a second: at the deadline the
+    // door closes, everyone still outside gives up, and the bench says the run failed.
+    let (ok, r) = bench_outcome(&[
+        "--tickets",
+        "20000",
+        "--buyers",
+        "20000",
+        "--connections",
+        "2",
+        "--timeout-secs",
+        "1",
+    ]);
+    assert!(!ok, "{r:#}");
+    assert_eq!(r["passed"], Value::Bool(false));
+    let b = &r["buyers"];
+    let ended = [
+        "bought",
+        "abandoned",
+        "expired",
+        "left_sold_out",
+        "gave_up",
+        "unfinished",
+    ]
+    .iter()
+    .map(|k| u(b, &format!("/{k}")))
+    .sum::<u64>();
+    assert_eq!(ended, 20_000, "every buyer is accounted for: {b:#}");
+    assert!(u(b, "/gave_up") > 10_000, "most never got in: {b:#}");
+    // What was sold before the deadline is still audited: nothing oversold or lost.
+    assert_eq!(u(&r, "/oversold"), 0);
+    assert_eq!(u(&r, "/lost_acknowledged"), 0);
 }
