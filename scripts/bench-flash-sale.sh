@@ -13,7 +13,7 @@ bin=./target/release/taquilla
 
 median() { sort -g | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 
-closed_ops=() ratios=() closed_hold_p99=()
+closed_ops=() ratios=() closed_hold_p99=() busy_ratios=() cpu_ratios=()
 for i in $(seq "$runs"); do
   out=$("$bin" bench flash-sale --server-cores 0 "$@" 2>/dev/null)
   grep -q '^result: PASS' <<<"$out" || { echo "$out"; echo "audit failed" >&2; exit 1; }
@@ -21,12 +21,20 @@ for i in $(seq "$runs"); do
   ceiling=$(awk -F": " "/^ceiling/{print \$2}" <<<"$out" | awk "{print \$1}")
   ratio=$(awk '/^ceiling/{print $NF}' <<<"$out")
   p99=$(awk '/^hold /{print $6}' <<<"$out")
-  echo "closed loop run $i: $ops ops/s, ceiling $ceiling ops/s, ratio $ratio, hold p99 $p99 ms"
-  closed_ops+=("$ops") ratios+=("$ratio") closed_hold_p99+=("$p99")
+  # All requests over the busy time (the figure before the rush was the headline), and the
+  # server's CPU ratio.
+  busy=$(awk '/^  all requests:/{print $3}' <<<"$out")
+  busy_ratio=$(awk -v b="$busy" -v c="$ceiling" 'BEGIN{printf "%.2f", b / c}')
+  cpu_ratio=$(awk '/^server CPU/{for (i = 1; i <= NF; i++) if ($i == "ratio") {print $(i + 1); exit}}' <<<"$out")
+  echo "closed loop run $i: $ops ops/s, ceiling $ceiling ops/s, ratio $ratio, hold p99 $p99 ms;" \
+    "all requests over busy time $busy ops/s (ratio $busy_ratio); server CPU ratio $cpu_ratio"
+  closed_ops+=("$ops") ratios+=("$ratio") closed_hold_p99+=("$p99") busy_ratios+=("$busy_ratio")
+  cpu_ratios+=("$cpu_ratio")
 done
 m_ops=$(printf '%s\n' "${closed_ops[@]}" | median)
 m_ratio=$(printf '%s\n' "${ratios[@]}" | median)
-echo "closed loop median: $m_ops ops/s, ratio $m_ratio"
+echo "closed loop median: $m_ops ops/s, ratio $m_ratio; busy-time ratio" \
+  "$(printf '%s\n' "${busy_ratios[@]}" | median), server CPU ratio $(printf '%s\n' "${cpu_ratios[@]}" | median)"
 
 rate=$(awk -v m="$m_ops" 'BEGIN{printf "%d", m * 0.7}')
 hold_p99=() read_p99=()

@@ -386,10 +386,28 @@ pub struct RecState {
     pub busy: Duration,
     pub first_sent: Option<Instant>,
     pub last_done: Option<Instant>,
-    /// The rush: the first busy spell, from the first request until none is in flight. In the
-    /// closed loop that is the whole crowd's pass through the sale; what follows are the
-    /// spells the hold time-to-live paces (expired holds returning tickets to waiting buyers).
-    pub rush: Option<Rush>,
+    /// The rush: from the first request until the first idle gap of at least [`RUSH_GAP`]
+    /// (none in flight). In the closed loop that is the whole crowd's pass through the sale;
+    /// what follows are the spells the hold time-to-live paces (expired holds returning
+    /// tickets to waiting buyers). Set once such a gap has passed; see [`RecState::rush`].
+    rush: Option<Rush>,
+    /// When none was last in flight, and the rush as it stood then: the rush, if the next
+    /// request comes at least [`RUSH_GAP`] later (or never).
+    idle: Option<(Instant, Rush)>,
+}
+
+/// The shortest idle gap that ends the rush. The client can find none in flight for a moment
+/// in mid-rush (a batch of answers handled before the buyers they woke send again); the
+/// crowd's pass is over only when every buyer waits on a timer or is done, and the first hold
+/// expiry is seconds away.
+pub const RUSH_GAP: Duration = Duration::from_millis(50);
+
+impl RecState {
+    /// The rush (see the field), once it is over.
+    pub fn rush(&self) -> Option<Rush> {
+        self.rush
+            .or_else(|| self.idle.filter(|_| self.in_flight == 0).map(|(_, r)| r))
+    }
 }
 
 /// Requests (in all and per operation) and time of the rush (see [`RecState::rush`]).
@@ -419,6 +437,7 @@ impl Default for Recorder {
                 first_sent: None,
                 last_done: None,
                 rush: None,
+                idle: None,
             }),
         }
     }
@@ -433,13 +452,22 @@ impl Recorder {
         let mut s = self.lock();
         if s.in_flight == 0 {
             s.busy_since = Some(at);
+            if let Some((since, rush)) = s.idle.take()
+                && s.rush.is_none()
+                && at.saturating_duration_since(since) >= RUSH_GAP
+            {
+                s.rush = Some(rush);
+            }
         }
         s.in_flight += 1;
         s.first_sent.get_or_insert(at);
     }
 
     fn finished(&self, op: Op, intended: Instant, reply: Option<&Reply>, code: Option<&str>) {
-        let now = Instant::now();
+        self.finished_at(Instant::now(), op, intended, reply, code);
+    }
+
+    fn finished_at(&self, now: Instant, op: Op, intended: Instant, reply: Option<&Reply>, code: Option<&str>) {
         let mut s = self.lock();
         s.in_flight = s.in_flight.saturating_sub(1);
         s.last_done = Some(now);
@@ -468,12 +496,12 @@ impl Recorder {
                 for (n, h) in per_op.iter_mut().zip(&s.latency_us) {
                     *n = h.len();
                 }
-                let duration = s.busy;
-                s.rush = Some(Rush {
-                    duration,
+                let rush = Rush {
+                    duration: s.busy,
                     requests: s.requests,
                     per_op,
-                });
+                };
+                s.idle = Some((now, rush));
             }
         }
     }
@@ -603,30 +631,39 @@ mod tests {
     }
 
     #[test]
-    fn the_rush_is_the_first_busy_spell_and_later_spells_only_add_to_the_busy_time() {
+    fn the_rush_ends_at_the_first_long_idle_gap_and_later_spells_only_add_to_the_busy_time() {
         let rec = Recorder::default();
         let t0 = Instant::now();
-        rec.started(t0);
-        rec.started(t0);
-        rec.finished(Op::Read, t0, Some(&ok()), None);
-        assert!(rec.lock().rush.is_none(), "one request is still in flight");
-        rec.finished(Op::Hold, t0, Some(&ok()), None);
-        let rush = rec.lock().rush.expect("none in flight: the rush is over");
-        assert_eq!(rush.requests, 2);
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        rec.started(ms(0));
+        rec.started(ms(0));
+        rec.finished_at(ms(1), Op::Read, ms(0), Some(&ok()), None);
+        assert!(rec.lock().rush().is_none(), "one request is still in flight");
+        rec.finished_at(ms(2), Op::Hold, ms(0), Some(&ok()), None);
+        // None in flight: if nothing follows, that was the rush.
+        assert_eq!(rec.lock().rush().map(|r| r.requests), Some(2));
+
+        // A moment with none in flight in mid-rush does not end it.
+        rec.started(ms(3));
+        assert!(rec.lock().rush().is_none(), "in flight again: the rush goes on");
+        rec.finished_at(ms(10), Op::Checkout, ms(3), Some(&ok()), None);
+
+        // A gap of RUSH_GAP ends it: the next spell (an expiry wakes a waiting buyer) is
+        // counted in the busy time only.
+        let later = 10 + RUSH_GAP.as_millis() as u64;
+        rec.started(ms(later));
+        rec.finished_at(ms(later + 5), Op::HoldStatus, ms(later), None, None);
+        let s = rec.lock();
+        let rush = s.rush().expect("the rush is over");
+        assert_eq!(rush.requests, 3);
         assert_eq!(rush.per_op[Op::Read as usize], 1);
         assert_eq!(rush.per_op[Op::Hold as usize], 1);
-        assert_eq!(rush.duration, rec.lock().busy);
-
-        // A later spell (an expiry wakes a waiting buyer): counted in the busy time only.
-        let t1 = Instant::now();
-        rec.started(t1);
-        rec.finished(Op::HoldStatus, t1, None, None);
-        let s = rec.lock();
-        assert_eq!(s.requests, 3);
+        assert_eq!(rush.per_op[Op::Checkout as usize], 1);
+        assert_eq!(rush.per_op[Op::HoldStatus as usize], 0);
+        // Busy time: 0–2 ms and 3–10 ms in the rush, then 5 ms more.
+        assert_eq!(rush.duration, Duration::from_millis(9));
+        assert_eq!(s.busy, Duration::from_millis(14));
+        assert_eq!(s.requests, 4);
         assert_eq!(s.transport_errors, 1);
-        let rush_after = s.rush.expect("still recorded");
-        assert_eq!(rush_after.requests, 2);
-        assert_eq!(rush_after.duration, rush.duration);
-        assert!(s.busy >= rush.duration);
     }
 }

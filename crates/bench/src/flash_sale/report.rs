@@ -1,7 +1,8 @@
 //! The report: one JSON object (`--json`) or a human table with the same figures.
 //!
-//! `ops_per_sec` is the rate of the rush in the closed loop: the requests of the first busy
-//! spell (from the first request until none is in flight) divided by its length. That spell is
+//! `ops_per_sec` is the rate of the rush in the closed loop: the requests from the first one
+//! until the first idle gap of at least `client::RUSH_GAP` (none in flight), divided by the
+//! busy time in between. That spell is
 //! the whole crowd's pass through the sale, with every connection kept busy. What follows it
 //! is paced by the hold time-to-live, not by the server: holds expire, their tickets go back
 //! to waiting buyers, a few requests at a time. Counting those spells would make the figure
@@ -191,7 +192,7 @@ pub fn build(i: Inputs<'_>) -> Report {
     let busy_secs = rec.busy.as_secs_f64();
     let elapsed_secs = i.elapsed.as_secs_f64();
     let busy_ops_per_sec = rate(rec.requests, busy_secs);
-    let rush = rec.rush.filter(|_| i.args.rate.is_none());
+    let rush = rec.rush().filter(|_| i.args.rate.is_none());
     let rush_secs = rush.map(|r| r.duration.as_secs_f64());
     let ops_per_sec = match rush {
         Some(r) => rate(r.requests, r.duration.as_secs_f64()),
@@ -342,7 +343,7 @@ pub fn render(r: &Report) -> String {
     if let (Some(secs), Some(n)) = (r.rush_secs, r.rush_requests) {
         let _ = writeln!(
             s,
-            "  ops/s: the rush, {n} requests in {secs:.2} s (until none was in flight); then {} requests paced by hold expiry",
+            "  ops/s: the rush, {n} requests in {secs:.2} s (until the first idle gap); then {} requests paced by hold expiry",
             r.requests - n,
         );
     }
