@@ -44,9 +44,8 @@ const ARRIVAL_HORIZON: Duration = Duration::from_millis(10);
 const SPAWN_BATCH: usize = 64;
 /// Closed loop: new buyers that may wait for their first answer at once, per connection
 /// (and at least [`ARRIVALS_AHEAD_MIN`]). Enough that connections never run out of work;
-/// few enough that the client does not hold tens of thousands of parked buyers, whose
-/// memory (fresh pages) and wake-ups made the client, not the server, the limit at the start.
-/// The server sees the same thing either way: arrivals queue for a connection in order.
+/// few enough that tens of thousands of arrivals do not all queue for a connection (and get
+/// woken) at once. The server sees the same thing either way: arrivals queue in order.
 const ARRIVALS_AHEAD_PER_CONNECTION: usize = 4;
 const ARRIVALS_AHEAD_MIN: usize = 1024;
 /// How long `/readyz` may take to answer 200 (recovery of a fresh data dir is instant).
