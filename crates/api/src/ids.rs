@@ -6,15 +6,28 @@
 use taquilla_domain::{HoldId, OrderId, SaleId};
 
 pub fn event_id(sale: SaleId) -> String {
-    format!("evt_{}", sale.0)
+    id("evt_", sale.0, None)
 }
 
 pub fn hold_id(sale: SaleId, hold: HoldId) -> String {
-    format!("hld_{}_{}", sale.0, hold.0)
+    id("hld_", sale.0, Some(hold.0))
 }
 
 pub fn order_id(sale: SaleId, order: OrderId) -> String {
-    format!("ord_{}_{}", sale.0, order.0)
+    id("ord_", sale.0, Some(order.0))
+}
+
+/// `<prefix><sale>[_<n>]`, without the formatting machinery: views carry several ids each.
+fn id(prefix: &str, sale: u64, n: Option<u64>) -> String {
+    let mut buf = itoa::Buffer::new();
+    let mut s = String::with_capacity(prefix.len() + 2 * 20 + 1);
+    s.push_str(prefix);
+    s.push_str(buf.format(sale));
+    if let Some(n) = n {
+        s.push('_');
+        s.push_str(buf.format(n));
+    }
+    s
 }
 
 fn number(s: &str) -> Option<u64> {
@@ -49,6 +62,9 @@ mod tests {
 
     #[test]
     fn ids_round_trip_and_junk_is_refused() {
+        assert_eq!(event_id(SaleId(42)), "evt_42");
+        assert_eq!(hold_id(SaleId(3), HoldId(17)), "hld_3_17");
+        assert_eq!(order_id(SaleId(u64::MAX), OrderId(0)), format!("ord_{}_0", u64::MAX));
         assert_eq!(parse_event_id(&event_id(SaleId(42))), Some(SaleId(42)));
         assert_eq!(
             parse_hold_id(&hold_id(SaleId(3), HoldId(17))),

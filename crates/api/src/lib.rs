@@ -13,6 +13,7 @@ pub mod error;
 mod extract;
 pub mod front;
 pub mod ids;
+pub mod json;
 mod keepalive;
 pub mod openapi;
 mod pages;

@@ -1,8 +1,8 @@
 //! Organiser routes (`Authorization: Bearer <admin token>`): catalog, sale status, buyer
 //! tokens, stats, check-in, refunds, and the event feed.
 
+use crate::json::Json;
 use axum::Extension;
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;

@@ -1,8 +1,8 @@
 //! Public and buyer routes. The sale page is public and cacheable; holds and orders need a
 //! buyer token, and a buyer sees only their own (anyone else gets `404`, so ids leak nothing).
 
+use crate::json::Json;
 use axum::Extension;
-use axum::Json;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};

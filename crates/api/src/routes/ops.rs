@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
-use axum::Json;
+use crate::json::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
