@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The README's flash-sale figures in one go: the closed loop N times (server pinned to core
 # 0, the bench on the other cores), then the open loop at 70 % of the closed loop's median
-# ops/s, N times. Prints each run's line and the medians. Every run is audited; a failed
-# audit stops the script.
+# ops/s, N times. Prints each run's line and the medians (the CPU ratios: ceiling / scenario
+# CPU per request of the server and of the bench client, each what the ceiling ratio would be
+# if that side's CPU were the only limit). Every run is audited; a failed audit stops the
+# script.
 # Usage: scripts/bench-flash-sale.sh [runs, default 5] [extra bench flags...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +15,7 @@ bin=./target/release/taquilla
 
 median() { sort -g | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 
-closed_ops=() ratios=() closed_hold_p99=() busy_ratios=() cpu_ratios=()
+closed_ops=() ratios=() closed_hold_p99=() busy_ratios=() cpu_ratios=() client_ratios=()
 for i in $(seq "$runs"); do
   out=$("$bin" bench flash-sale --server-cores 0 "$@" 2>/dev/null)
   grep -q '^result: PASS' <<<"$out" || { echo "$out"; echo "audit failed" >&2; exit 1; }
@@ -25,16 +27,18 @@ for i in $(seq "$runs"); do
   # server's CPU ratio.
   busy=$(awk '/^  all requests:/{print $3}' <<<"$out")
   busy_ratio=$(awk -v b="$busy" -v c="$ceiling" 'BEGIN{printf "%.2f", b / c}')
-  cpu_ratio=$(awk '/^server CPU/{for (i = 1; i <= NF; i++) if ($i == "ratio") {print $(i + 1); exit}}' <<<"$out")
+  cpu_ratio=$(grep -o 'server CPU ratio [0-9.]*' <<<"$out" | awk '{print $NF}')
+  client_ratio=$(grep -o 'client CPU ratio [0-9.]*' <<<"$out" | awk '{print $NF}')
   echo "closed loop run $i: $ops ops/s, ceiling $ceiling ops/s, ratio $ratio, hold p99 $p99 ms;" \
-    "all requests over busy time $busy ops/s (ratio $busy_ratio); server CPU ratio $cpu_ratio"
+    "all requests over busy time $busy ops/s (ratio $busy_ratio); CPU ratio server $cpu_ratio, client $client_ratio"
   closed_ops+=("$ops") ratios+=("$ratio") closed_hold_p99+=("$p99") busy_ratios+=("$busy_ratio")
-  cpu_ratios+=("$cpu_ratio")
+  cpu_ratios+=("$cpu_ratio") client_ratios+=("$client_ratio")
 done
 m_ops=$(printf '%s\n' "${closed_ops[@]}" | median)
 m_ratio=$(printf '%s\n' "${ratios[@]}" | median)
 echo "closed loop median: $m_ops ops/s, ratio $m_ratio; busy-time ratio" \
-  "$(printf '%s\n' "${busy_ratios[@]}" | median), server CPU ratio $(printf '%s\n' "${cpu_ratios[@]}" | median)"
+  "$(printf '%s\n' "${busy_ratios[@]}" | median); CPU ratio server $(printf '%s\n' "${cpu_ratios[@]}" | median)," \
+  "client $(printf '%s\n' "${client_ratios[@]}" | median)"
 
 rate=$(awk -v m="$m_ops" 'BEGIN{printf "%d", m * 0.7}')
 hold_p99=() read_p99=()

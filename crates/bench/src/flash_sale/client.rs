@@ -394,6 +394,8 @@ pub struct RecState {
     /// When none was last in flight, and the rush as it stood then: the rush, if the next
     /// request comes at least [`RUSH_GAP`] later (or never).
     idle: Option<(Instant, Rush)>,
+    /// CPU times when the first request went out.
+    cpu_at_first: CpuTimes,
 }
 
 /// The shortest idle gap that ends the rush. The client can find none in flight for a moment
@@ -410,21 +412,65 @@ impl RecState {
     }
 }
 
-/// Requests (in all and per operation) and time of the rush (see [`RecState::rush`]).
+/// Requests (in all and per operation), time and CPU time of the rush (see
+/// [`RecState::rush`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Rush {
     pub duration: Duration,
     pub requests: u64,
     pub per_op: [u64; Op::ALL.len()],
+    /// CPU used from the first request to the end of the rush.
+    pub cpu: CpuTimes,
 }
+
+/// CPU time the server (when the bench knows its process) and the bench itself have used:
+/// so far, or over a phase. Whichever side had its cores busy throughout a phase was its limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CpuTimes {
+    pub server: Option<Duration>,
+    pub client: Option<Duration>,
+}
+
+impl CpuTimes {
+    /// What was used between `earlier` and `self`.
+    pub fn since(self, earlier: CpuTimes) -> CpuTimes {
+        let diff = |a: Option<Duration>, b: Option<Duration>| a?.checked_sub(b?);
+        CpuTimes {
+            server: diff(self.server, earlier.server),
+            client: diff(self.client, earlier.client),
+        }
+    }
+
+    /// Two phases together.
+    pub fn plus(self, other: CpuTimes) -> CpuTimes {
+        let sum = |a: Option<Duration>, b: Option<Duration>| Some(a? + b?);
+        CpuTimes {
+            server: sum(self.server, other.server),
+            client: sum(self.client, other.client),
+        }
+    }
+}
+
+/// Reads the CPU times used so far (a function, so that tests can feed their own clock).
+pub type CpuProbe = Box<dyn Fn() -> CpuTimes + Send + Sync>;
 
 pub struct Recorder {
     state: Mutex<RecState>,
+    cpu: CpuProbe,
 }
 
 impl Default for Recorder {
     fn default() -> Self {
+        Recorder::new(Box::new(CpuTimes::default))
+    }
+}
+
+impl Recorder {
+    /// A recorder that reads CPU times with `cpu` when the first request goes out and when
+    /// the rush may have ended (none in flight): rarely, not per request.
+    pub fn new(cpu: CpuProbe) -> Recorder {
         Recorder {
+            cpu,
             state: Mutex::new(RecState {
                 latency_us: Op::ALL.iter().map(|_| histogram()).collect(),
                 statuses: BTreeMap::new(),
@@ -438,12 +484,11 @@ impl Default for Recorder {
                 last_done: None,
                 rush: None,
                 idle: None,
+                cpu_at_first: CpuTimes::default(),
             }),
         }
     }
-}
 
-impl Recorder {
     pub fn lock(&self) -> std::sync::MutexGuard<'_, RecState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -460,7 +505,10 @@ impl Recorder {
             }
         }
         s.in_flight += 1;
-        s.first_sent.get_or_insert(at);
+        if s.first_sent.is_none() {
+            s.first_sent = Some(at);
+            s.cpu_at_first = (self.cpu)();
+        }
     }
 
     fn finished(&self, op: Op, intended: Instant, reply: Option<&Reply>, code: Option<&str>) {
@@ -500,6 +548,7 @@ impl Recorder {
                     duration: s.busy,
                     requests: s.requests,
                     per_op,
+                    cpu: (self.cpu)().since(s.cpu_at_first),
                 };
                 s.idle = Some((now, rush));
             }
@@ -620,6 +669,9 @@ pub async fn open_connections(target: &Target, count: usize, parallel: usize) ->
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
     use super::*;
 
     fn ok() -> Reply {
@@ -632,10 +684,22 @@ mod tests {
 
     #[test]
     fn the_rush_ends_at_the_first_long_idle_gap_and_later_spells_only_add_to_the_busy_time() {
-        let rec = Recorder::default();
+        // A CPU clock the test sets: the server used `n` ms so far, the client twice that.
+        let cpu_ms = Arc::new(AtomicU64::new(100));
+        let rec = Recorder::new(Box::new({
+            let cpu_ms = cpu_ms.clone();
+            move || {
+                let n = cpu_ms.load(Ordering::Relaxed);
+                CpuTimes {
+                    server: Some(Duration::from_millis(n)),
+                    client: Some(Duration::from_millis(2 * n)),
+                }
+            }
+        }));
         let t0 = Instant::now();
         let ms = |n: u64| t0 + Duration::from_millis(n);
         rec.started(ms(0));
+        cpu_ms.store(101, Ordering::Relaxed);
         rec.started(ms(0));
         rec.finished_at(ms(1), Op::Read, ms(0), Some(&ok()), None);
         assert!(rec.lock().rush().is_none(), "one request is still in flight");
@@ -646,7 +710,10 @@ mod tests {
         // A moment with none in flight in mid-rush does not end it.
         rec.started(ms(3));
         assert!(rec.lock().rush().is_none(), "in flight again: the rush goes on");
+        cpu_ms.store(108, Ordering::Relaxed);
         rec.finished_at(ms(10), Op::Checkout, ms(3), Some(&ok()), None);
+        // CPU used after the rush is not the rush's.
+        cpu_ms.store(500, Ordering::Relaxed);
 
         // A gap of RUSH_GAP ends it: the next spell (an expiry wakes a waiting buyer) is
         // counted in the busy time only.
@@ -662,6 +729,14 @@ mod tests {
         assert_eq!(rush.per_op[Op::HoldStatus as usize], 0);
         // Busy time: 0–2 ms and 3–10 ms in the rush, then 5 ms more.
         assert_eq!(rush.duration, Duration::from_millis(9));
+        // CPU from the first request to the rush's last answer.
+        assert_eq!(
+            rush.cpu,
+            CpuTimes {
+                server: Some(Duration::from_millis(8)),
+                client: Some(Duration::from_millis(16)),
+            }
+        );
         assert_eq!(s.busy, Duration::from_millis(14));
         assert_eq!(s.requests, 4);
         assert_eq!(s.transport_errors, 1);

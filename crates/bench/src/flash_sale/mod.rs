@@ -33,7 +33,7 @@ use hyper::header::HeaderValue;
 use taquilla_domain::BuyerId;
 
 use crate::affinity;
-use client::{Client, Pacer, Pool, Recorder, Target};
+use client::{Client, CpuTimes, Pacer, Pool, Recorder, Target};
 use report::Report;
 use scenario::{Admin, Mix, SaleSpec, Scenario};
 
@@ -348,21 +348,26 @@ async fn run_async(args: &Args, target: Target, setup: &Setup) -> anyhow::Result
     };
     wait_ready(&mut admin).await?;
     let conns = client::open_connections(&target, args.connections, CONNECT_PARALLEL).await?;
+    let probe = {
+        let server_pid = setup.server_pid;
+        move || CpuTimes {
+            server: server_pid.and_then(server::cpu_time),
+            client: server::cpu_time(std::process::id()),
+        }
+    };
     let client = Client {
         target: target.clone(),
         pool: Pool::new(conns),
         pacer: None,
-        recorder: Recorder::default(),
+        recorder: Recorder::new(Box::new(probe)),
     };
-    let server_cpu = || setup.server_pid.and_then(server::cpu_time);
-    let cpu_ceiling_start = server_cpu();
-    let (ceiling_before, mut ceiling_latency) = if args.ceiling_secs > 0.0 {
+    let (ceiling_before, mut ceiling_latency, mut ceiling_phase) = if args.ceiling_secs > 0.0 {
         progress_note(args, "measuring the ceiling (GET /healthz)");
-        ceiling(&client, Duration::from_secs_f64(args.ceiling_secs)).await?
+        let (ops, h, phase) = measured(probe, ceiling(&client, Duration::from_secs_f64(args.ceiling_secs))).await?;
+        (ops, h, Some(phase))
     } else {
-        (0.0, histogram())
+        (0.0, histogram(), None)
     };
-    let mut ceiling_cpu = CpuSpent::between(cpu_ceiling_start, server_cpu(), ceiling_latency.len());
     let client = Client {
         pacer: args.rate.map(Pacer::new),
         ..client
@@ -403,7 +408,7 @@ async fn run_async(args: &Args, target: Target, setup: &Setup) -> anyhow::Result
         .sum();
 
     progress_note(args, "running the sale");
-    let cpu_sale_start = server_cpu();
+    let cpu_sale_start = probe();
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.timeout_secs);
     let sc = Arc::new(Scenario::new(client, sale, deadline));
@@ -421,18 +426,20 @@ async fn run_async(args: &Args, target: Target, setup: &Setup) -> anyhow::Result
     let _ = coordinator.await;
     let _ = progress.await;
     let elapsed = started.elapsed();
-    let sale_requests = sc.client.recorder.lock().requests;
-    let sale_cpu = CpuSpent::between(cpu_sale_start, server_cpu(), sale_requests);
+    let sale_phase = Phase {
+        time: elapsed,
+        requests: sc.client.recorder.lock().requests,
+        cpu: probe().since(cpu_sale_start),
+    };
 
     // The ceiling again, after the sale: on a shared machine the speed drifts over seconds,
     // and the mean of the two brackets the scenario instead of trusting one moment.
     // Best effort: a speed figure must not cost the audit below.
     let ceiling_after = if args.ceiling_secs > 0.0 {
         progress_note(args, "measuring the ceiling again (GET /healthz)");
-        let cpu_start = server_cpu();
-        match ceiling(&sc.client, Duration::from_secs_f64(args.ceiling_secs)).await {
-            Ok((ops, h)) if ceiling_latency.add(&h).is_ok() => {
-                ceiling_cpu = cpu_sum(ceiling_cpu, CpuSpent::between(cpu_start, server_cpu(), h.len()));
+        match measured(probe, ceiling(&sc.client, Duration::from_secs_f64(args.ceiling_secs))).await {
+            Ok((ops, h, phase)) if ceiling_latency.add(&h).is_ok() => {
+                ceiling_phase = ceiling_phase.map(|before| before.plus(phase));
                 ops
             }
             Ok(_) => ceiling_before,
@@ -463,7 +470,8 @@ async fn run_async(args: &Args, target: Target, setup: &Setup) -> anyhow::Result
         ceiling_before,
         ceiling_after,
         ceiling_latency: &ceiling_latency,
-        server_cpu: sale_cpu.zip(ceiling_cpu),
+        sale_phase,
+        ceiling_phase,
         server_cores: setup.server_cores.clone(),
         client_cores: setup.client_cores.clone(),
         client_threads: setup.client_threads,
@@ -472,34 +480,38 @@ async fn run_async(args: &Args, target: Target, setup: &Setup) -> anyhow::Result
     }))
 }
 
-/// Server CPU time over a phase, and the requests it served (self-hosted runs only).
+/// A phase of the run: how long it took, the requests it made and the CPU both sides used.
 #[derive(Debug, Clone, Copy)]
-pub struct CpuSpent {
-    pub cpu: Duration,
+pub struct Phase {
+    pub time: Duration,
     pub requests: u64,
+    pub cpu: CpuTimes,
 }
 
-impl CpuSpent {
-    fn between(start: Option<Duration>, end: Option<Duration>, requests: u64) -> Option<CpuSpent> {
-        Some(CpuSpent {
-            cpu: end?.checked_sub(start?)?,
-            requests,
-        })
-    }
-
-    /// Microseconds of server CPU per request.
-    pub fn us_per_request(&self) -> Option<f64> {
-        (self.requests > 0).then(|| self.cpu.as_secs_f64() * 1e6 / self.requests as f64)
+impl Phase {
+    fn plus(self, other: Phase) -> Phase {
+        Phase {
+            time: self.time + other.time,
+            requests: self.requests + other.requests,
+            cpu: self.cpu.plus(other.cpu),
+        }
     }
 }
 
-/// Both phases together; `None` if either is unknown.
-fn cpu_sum(a: Option<CpuSpent>, b: Option<CpuSpent>) -> Option<CpuSpent> {
-    let (a, b) = (a?, b?);
-    Some(CpuSpent {
-        cpu: a.cpu + b.cpu,
-        requests: a.requests + b.requests,
-    })
+/// Runs a ceiling measurement and what it cost: its wall time and CPU, and its requests (the
+/// histogram's count; the untimed warm-up requests, one per connection, are not counted).
+async fn measured(
+    probe: impl Fn() -> CpuTimes,
+    run: impl Future<Output = anyhow::Result<(f64, Histogram<u64>)>>,
+) -> anyhow::Result<(f64, Histogram<u64>, Phase)> {
+    let (cpu, started) = (probe(), Instant::now());
+    let (ops, h) = run.await?;
+    let phase = Phase {
+        time: started.elapsed(),
+        requests: h.len(),
+        cpu: probe().since(cpu),
+    };
+    Ok((ops, h, phase))
 }
 
 fn histogram() -> Histogram<u64> {

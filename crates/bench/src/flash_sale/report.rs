@@ -22,7 +22,7 @@ use serde::Serialize;
 
 use super::Args;
 use super::audit::Audit;
-use super::client::Op;
+use super::client::{CpuTimes, Op};
 use super::scenario::Scenario;
 
 #[derive(Debug, Clone, Serialize)]
@@ -125,15 +125,51 @@ pub struct Report {
     pub audit: Audit,
     /// The server's own counters (`/metrics`), when it exposes them.
     pub server: Option<ServerCounters>,
-    /// Self-hosted runs: the server's CPU time per scenario request and per ceiling request,
-    /// and their ratio (ceiling / scenario): what the ceiling ratio would be if the server's
-    /// CPU were the only limit. Steadier than the ops/s ratio on a shared machine.
+    /// Self-hosted runs: the server's CPU time per scenario request (in the rush; in the
+    /// open loop, over the whole sale) and per ceiling request, and their ratio (ceiling /
+    /// scenario): what the ceiling ratio would be if the server's CPU were the only limit.
     pub server_cpu_us_per_op: Option<f64>,
     pub server_cpu_us_per_ceiling_request: Option<f64>,
     pub server_cpu_ratio: Option<f64>,
+    /// The same ratio for the bench client's own CPU: when it is the lower of the two, the
+    /// client, not the server, held the scenario back more than it held the ceiling back.
+    pub client_cpu_ratio: Option<f64>,
+    /// The same two sides of the CPU account for the scenario (the rush in the closed loop)
+    /// and for the ceiling: whichever side had its cores busy throughout was the limit.
+    pub cpu_scenario: CpuUse,
+    pub cpu_ceiling: Option<CpuUse>,
     /// The audit found nothing wrong, no 5xx, no transport error, no buyer cancelled.
     pub passed: bool,
     pub config: Config,
+}
+
+/// CPU used over a phase, per request and as cores kept busy (CPU time over wall time).
+/// `server_*` only for a self-hosted server; `client_*` where `/proc` exists.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct CpuUse {
+    pub server_us_per_request: Option<f64>,
+    pub server_cores_busy: Option<f64>,
+    pub client_us_per_request: Option<f64>,
+    pub client_cores_busy: Option<f64>,
+}
+
+impl CpuUse {
+    fn of(time: Duration, requests: u64, cpu: CpuTimes) -> CpuUse {
+        let per_request = |c: Option<Duration>| {
+            c.filter(|_| requests > 0)
+                .map(|c| c.as_secs_f64() * 1e6 / requests as f64)
+        };
+        let busy = |c: Option<Duration>| {
+            c.filter(|_| !time.is_zero())
+                .map(|c| c.as_secs_f64() / time.as_secs_f64())
+        };
+        CpuUse {
+            server_us_per_request: per_request(cpu.server),
+            server_cores_busy: busy(cpu.server),
+            client_us_per_request: per_request(cpu.client),
+            client_cores_busy: busy(cpu.client),
+        }
+    }
 }
 
 /// Engine counters from the server's `/metrics`, totals since it started: how well group
@@ -183,8 +219,9 @@ pub struct Inputs<'a> {
     pub client_threads: usize,
     pub self_hosted: bool,
     pub server: Option<ServerCounters>,
-    /// Server CPU in the scenario and in the ceiling phases (self-hosted runs).
-    pub server_cpu: Option<(super::CpuSpent, super::CpuSpent)>,
+    /// The whole sale, and both ceiling phases together.
+    pub sale_phase: super::Phase,
+    pub ceiling_phase: Option<super::Phase>,
 }
 
 pub fn build(i: Inputs<'_>) -> Report {
@@ -242,8 +279,13 @@ pub fn build(i: Inputs<'_>) -> Report {
         && rec.transport_errors == 0
         && i.unfinished == 0;
     let ceiling = (i.ceiling_before + i.ceiling_after) / 2.0;
-    let server_cpu_us_per_op = i.server_cpu.and_then(|(sale, _)| sale.us_per_request());
-    let server_cpu_us_per_ceiling_request = i.server_cpu.and_then(|(_, c)| c.us_per_request());
+    let cpu_scenario = match rush {
+        Some(r) => CpuUse::of(r.duration, r.requests, r.cpu),
+        None => CpuUse::of(i.sale_phase.time, i.sale_phase.requests, i.sale_phase.cpu),
+    };
+    let cpu_ceiling = i.ceiling_phase.map(|p| CpuUse::of(p.time, p.requests, p.cpu));
+    let server_cpu_us_per_op = cpu_scenario.server_us_per_request;
+    let server_cpu_us_per_ceiling_request = cpu_ceiling.and_then(|c| c.server_us_per_request);
     Report {
         ops_per_sec,
         rush_secs,
@@ -275,10 +317,13 @@ pub fn build(i: Inputs<'_>) -> Report {
         server: i.server,
         server_cpu_us_per_op,
         server_cpu_us_per_ceiling_request,
-        server_cpu_ratio: server_cpu_us_per_op
-            .zip(server_cpu_us_per_ceiling_request)
-            .filter(|(op, _)| *op > 0.0)
-            .map(|(op, ceiling)| ceiling / op),
+        server_cpu_ratio: cpu_ratio(server_cpu_us_per_op, server_cpu_us_per_ceiling_request),
+        client_cpu_ratio: cpu_ratio(
+            cpu_scenario.client_us_per_request,
+            cpu_ceiling.and_then(|c| c.client_us_per_request),
+        ),
+        cpu_scenario,
+        cpu_ceiling,
         config: Config {
             mode: if i.args.rate.is_some() { "open" } else { "closed" },
             rate: i.args.rate,
@@ -293,6 +338,32 @@ pub fn build(i: Inputs<'_>) -> Report {
             client_threads: i.client_threads,
             seed: i.args.seed,
         },
+    }
+}
+
+/// Ceiling CPU per request over scenario CPU per request.
+fn cpu_ratio(scenario_us: Option<f64>, ceiling_us: Option<f64>) -> Option<f64> {
+    let (scenario, ceiling) = (scenario_us?, ceiling_us?);
+    (scenario > 0.0).then(|| ceiling / scenario)
+}
+
+/// "server 23.1 µs, 0.87 cores; client 28.0 µs, 0.99 cores", leaving out what is unknown.
+fn cpu_use(c: &CpuUse) -> String {
+    let side = |name: &str, us: Option<f64>, busy: Option<f64>| match (us, busy) {
+        (Some(us), Some(busy)) => Some(format!("{name} {us:.1} µs, {busy:.2} cores")),
+        _ => None,
+    };
+    let sides: Vec<String> = [
+        side("server", c.server_us_per_request, c.server_cores_busy),
+        side("client", c.client_us_per_request, c.client_cores_busy),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if sides.is_empty() {
+        "not measured".into()
+    } else {
+        sides.join("; ")
     }
 }
 
@@ -367,14 +438,21 @@ pub fn render(r: &Report) -> String {
             }
         );
     }
-    if let (Some(op), Some(ceiling), Some(ratio)) = (
-        r.server_cpu_us_per_op,
-        r.server_cpu_us_per_ceiling_request,
-        r.server_cpu_ratio,
-    ) {
+    let scenario_phase = if r.rush_secs.is_some() { "the rush" } else { "the sale" };
+    let _ = writeln!(s, "CPU, per request and cores busy:");
+    let _ = writeln!(s, "  {scenario_phase}: {}", cpu_use(&r.cpu_scenario));
+    if let Some(c) = &r.cpu_ceiling {
+        let _ = writeln!(s, "  ceiling: {}", cpu_use(c));
+    }
+    let ratios: Vec<String> = [("server", r.server_cpu_ratio), ("client", r.client_cpu_ratio)]
+        .into_iter()
+        .filter_map(|(side, ratio)| Some(format!("{side} CPU ratio {:.2}", ratio?)))
+        .collect();
+    if !ratios.is_empty() {
         let _ = writeln!(
             s,
-            "server CPU: {op:.1} µs per scenario request, {ceiling:.1} µs per GET /healthz; CPU ratio {ratio:.2} (the ceiling ratio if the server's CPU were the only limit)"
+            "{} (ceiling / scenario CPU per request: the ceiling ratio if that side's CPU were the only limit)",
+            ratios.join(", ")
         );
     }
     let statuses: Vec<String> = r.status_counts.iter().map(|(k, v)| format!("{k}: {v}")).collect();

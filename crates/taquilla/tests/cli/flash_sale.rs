@@ -90,16 +90,31 @@ fn a_crowd_sells_out_the_sale_exactly_and_the_audit_holds() {
     assert!(rush_secs > 0.0 && rush_secs <= r["busy_secs"].as_f64().expect("busy_secs"));
     let ops = r["ops_per_sec"].as_f64().expect("ops_per_sec");
     assert!((ops - rush as f64 / rush_secs).abs() < 1e-6 * ops.max(1.0), "{r:#}");
-    // Self-hosted: the server's own CPU time was read for both phases.
+    // Self-hosted: the server's and the bench's own CPU time were read for both phases.
     for f in [
         "/server_cpu_us_per_op",
         "/server_cpu_us_per_ceiling_request",
         "/server_cpu_ratio",
+        "/client_cpu_ratio",
     ] {
         assert!(
             r.pointer(f).and_then(Value::as_f64).is_some_and(|v| v > 0.0),
             "{f}: {r:#}"
         );
+    }
+    // Both sides' CPU, in the rush and in the ceiling: per request, and as cores kept busy
+    // (CPU time over wall time, so at most the machine's cores, with a tick's slack).
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    for phase in ["cpu_scenario", "cpu_ceiling"] {
+        for side in ["server", "client"] {
+            let per_request = r[phase][format!("{side}_us_per_request")].as_f64();
+            let busy = r[phase][format!("{side}_cores_busy")].as_f64();
+            assert!(per_request.is_some_and(|v| v > 0.0), "{phase}.{side}: {r:#}");
+            assert!(
+                busy.is_some_and(|v| v > 0.0 && v <= cores + 0.5),
+                "{phase}.{side}: {r:#}"
+            );
+        }
     }
 }
 
