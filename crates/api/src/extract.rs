@@ -2,10 +2,11 @@
 //! JSON is `400 malformed_request`, a wrong type or value `422 invalid`, a body over the limit
 //! `413 payload_too_large`, a missing `Content-Type: application/json` `415`.
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::body::Bytes;
+use axum::extract::rejection::{JsonRejection, MissingJsonContentType, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::HeaderMap;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
 use serde::de::DeserializeOwned;
 use taquilla_domain::IdempotencyKey;
 
@@ -16,12 +17,41 @@ pub struct ApiJson<T>(pub T);
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
+    /// What `axum::Json` accepts and refuses, with the same messages, at less cost on the
+    /// common path: `Content-Type: application/json` is compared as bytes before any MIME
+    /// parsing, and a body that deserializes is parsed once by `serde_json` alone. Only a
+    /// body that fails is parsed again by `axum::Json`, for its message with the failing
+    /// field's path (which costs a `serde_path_to_error` wrapper on every value).
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(req, state).await {
+        if !json_content_type(req.headers()) {
+            return Err(json_rejection(MissingJsonContentType::default().into()));
+        }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| json_rejection(e.into()))?;
+        if let Ok(v) = serde_json::from_slice(&bytes) {
+            return Ok(ApiJson(v));
+        }
+        match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(v)) => Ok(ApiJson(v)),
             Err(rejection) => Err(json_rejection(rejection)),
         }
     }
+}
+
+/// `application/json`, `application/<anything>+json`, with or without parameters, as
+/// `axum::Json` decides it; the plain form without parameters is recognised without parsing.
+fn json_content_type(headers: &HeaderMap) -> bool {
+    let Some(v) = headers.get(header::CONTENT_TYPE) else {
+        return false;
+    };
+    if v.as_bytes().eq_ignore_ascii_case(b"application/json") {
+        return true;
+    }
+    let Ok(mime) = v.to_str().unwrap_or_default().parse::<mime::Mime>() else {
+        return false;
+    };
+    mime.type_() == "application" && (mime.subtype() == "json" || mime.suffix().is_some_and(|s| s == "json"))
 }
 
 fn json_rejection(r: JsonRejection) -> ApiError {
@@ -96,4 +126,104 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, Ap
     IdempotencyKey::parse(s)
         .map(Some)
         .map_err(|e| ApiError::invalid(format!("Idempotency-Key: {}", e.reason)))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::HeaderValue;
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Line {
+        items: Vec<Item>,
+    }
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Item {
+        quantity: u32,
+    }
+
+    async fn extract(content_type: Option<&str>, body: &'static str) -> Result<Line, (Code, String)> {
+        let mut req = Request::new(Body::from(body));
+        if let Some(ct) = content_type {
+            req.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_str(ct).unwrap());
+        }
+        ApiJson::<Line>::from_request(req, &())
+            .await
+            .map(|ApiJson(v)| v)
+            .map_err(|e| (e.code, e.message))
+    }
+
+    /// What `axum::Json` answers for the same request, as our error.
+    async fn axum_says(content_type: Option<&str>, body: &'static str) -> Result<Line, (Code, String)> {
+        let mut req = Request::new(Body::from(body));
+        if let Some(ct) = content_type {
+            req.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_str(ct).unwrap());
+        }
+        axum::Json::<Line>::from_request(req, &())
+            .await
+            .map(|axum::Json(v)| v)
+            .map_err(|r| {
+                let e = json_rejection(r);
+                (e.code, e.message)
+            })
+    }
+
+    #[tokio::test]
+    async fn the_content_types_axum_accepts_and_no_others() {
+        let body = r#"{"items":[{"quantity":2}]}"#;
+        for ct in [
+            "application/json",
+            "Application/JSON",
+            "application/json; charset=utf-8",
+            "application/json;charset=utf-8",
+            "application/cloudevents+json",
+        ] {
+            assert_eq!(
+                extract(Some(ct), body).await,
+                Ok(Line {
+                    items: vec![Item { quantity: 2 }]
+                }),
+                "{ct}"
+            );
+            assert_eq!(extract(Some(ct), body).await, axum_says(Some(ct), body).await, "{ct}");
+        }
+        for ct in [
+            None,
+            Some("text/json"),
+            Some("application/jsonx"),
+            Some("json"),
+            Some(""),
+        ] {
+            let got = extract(ct, body).await;
+            assert_eq!(got.as_ref().map_err(|e| e.0), Err(Code::UnsupportedMediaType), "{ct:?}");
+            assert_eq!(got, axum_says(ct, body).await, "{ct:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bad_body_gets_axum_s_message_with_the_failing_path() {
+        let ct = Some("application/json");
+        for body in [
+            r#"{"items":[{"quantity":"two"}]}"#,
+            r#"{"items":[{"quantity":2,"extra":1}]}"#,
+            r#"{"items":[{"quantity":2}]} trailing"#,
+            r#"{"items":[{"quantity":2}"#,
+            "",
+        ] {
+            let got = extract(ct, body).await;
+            assert!(got.is_err(), "{body}");
+            assert_eq!(got, axum_says(ct, body).await, "{body}");
+        }
+        let (code, message) = extract(ct, r#"{"items":[{"quantity":"two"}]}"#).await.unwrap_err();
+        assert_eq!(code, Code::Invalid);
+        assert!(message.contains("items[0].quantity"), "{message}");
+    }
 }
