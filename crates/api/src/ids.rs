@@ -19,15 +19,20 @@ pub fn order_id(sale: SaleId, order: OrderId) -> String {
 
 /// `<prefix><sale>[_<n>]`, without the formatting machinery: views carry several ids each.
 fn id(prefix: &str, sale: u64, n: Option<u64>) -> String {
-    let mut buf = itoa::Buffer::new();
     let mut s = String::with_capacity(prefix.len() + 2 * 20 + 1);
-    s.push_str(prefix);
-    s.push_str(buf.format(sale));
-    if let Some(n) = n {
-        s.push('_');
-        s.push_str(buf.format(n));
-    }
+    push_id(&mut s, prefix, sale, n);
     s
+}
+
+/// Appends `<prefix><sale>[_<n>]` to `out` (for views written straight to JSON).
+pub(crate) fn push_id(out: &mut String, prefix: &str, sale: u64, n: Option<u64>) {
+    let mut buf = itoa::Buffer::new();
+    out.push_str(prefix);
+    out.push_str(buf.format(sale));
+    if let Some(n) = n {
+        out.push('_');
+        out.push_str(buf.format(n));
+    }
 }
 
 fn number(s: &str) -> Option<u64> {

@@ -30,6 +30,26 @@ impl<T: Serialize> IntoResponse for Json<T> {
     }
 }
 
+/// A JSON response body already written (the hold and order views, see
+/// [`crate::views::write_hold_json`]).
+pub struct RawJson(pub String);
+
+impl RawJson {
+    /// A buffer sized for a whole view.
+    pub fn buffer() -> String {
+        String::with_capacity(VIEW_BYTES)
+    }
+}
+
+impl IntoResponse for RawJson {
+    fn into_response(self) -> Response {
+        let mut res = Response::new(Body::from(self.0));
+        res.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        res
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use http_body_util::BodyExt;

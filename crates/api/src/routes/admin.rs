@@ -1,7 +1,7 @@
 //! Organiser routes (`Authorization: Bearer <admin token>`): catalog, sale status, buyer
 //! tokens, stats, check-in, refunds, and the event feed.
 
-use crate::json::Json;
+use crate::json::{Json, RawJson};
 use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -226,12 +226,18 @@ pub(crate) async fn checkin(
     }
 }
 
-fn order_json(state: &AppState, sale: SaleId, order: taquilla_domain::OrderId) -> Result<Json<OrderView>, ApiError> {
-    let view = state
+fn order_json(state: &AppState, sale: SaleId, order: taquilla_domain::OrderId) -> Result<RawJson, ApiError> {
+    let body = state
         .engine()?
-        .read(sale, |s| s.orders.get(&order).map(|o| views::order_view(sale, s, o)))
+        .read(sale, |s| {
+            s.orders.get(&order).map(|o| {
+                let mut out = RawJson::buffer();
+                views::write_order_json(&mut out, sale, s, o);
+                out
+            })
+        })
         .flatten();
-    view.map(Json).ok_or_else(|| ApiError::not_found("order"))
+    body.map(RawJson).ok_or_else(|| ApiError::not_found("order"))
 }
 
 #[utoipa::path(post, path = "/v1/admin/orders/{order_id}/refund", tag = "admin", params(("order_id" = String, Path)),
@@ -243,7 +249,7 @@ pub(crate) async fn refund(
     _: Admin,
     ApiPath(order_id): ApiPath,
     ApiJson(req): ApiJson<RefundRequest>,
-) -> Result<Json<OrderView>, ApiError> {
+) -> Result<RawJson, ApiError> {
     let (sale, order) = order_of(&order_id)?;
     let tickets = match req.ticket_codes {
         None => None,
@@ -266,7 +272,7 @@ pub(crate) async fn cancel_order(
     Extension(corr): Extension<CorrelationId>,
     _: Admin,
     ApiPath(order_id): ApiPath,
-) -> Result<Json<OrderView>, ApiError> {
+) -> Result<RawJson, ApiError> {
     let (sale, order) = order_of(&order_id)?;
     exec(
         state.engine()?,

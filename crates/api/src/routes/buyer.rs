@@ -1,7 +1,7 @@
 //! Public and buyer routes. The sale page is public and cacheable; holds and orders need a
 //! buyer token, and a buyer sees only their own (anyone else gets `404`, so ids leak nothing).
 
-use crate::json::Json;
+use crate::json::{Json, RawJson};
 use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -63,30 +63,32 @@ pub(crate) async fn get_event(
     Ok(res)
 }
 
-fn hold_json(state: &AppState, buyer: &BuyerId, sale: SaleId, hold: HoldId) -> Result<Json<HoldView>, ApiError> {
-    let view = state
+fn hold_json(state: &AppState, buyer: &BuyerId, sale: SaleId, hold: HoldId) -> Result<RawJson, ApiError> {
+    let body = state
         .engine()?
         .read(sale, |s| {
-            s.holds
-                .get(&hold)
-                .filter(|h| &h.buyer == buyer)
-                .map(|h| views::hold_view(sale, s, h))
+            s.holds.get(&hold).filter(|h| &h.buyer == buyer).map(|h| {
+                let mut out = RawJson::buffer();
+                views::write_hold_json(&mut out, sale, s, h);
+                out
+            })
         })
         .flatten();
-    view.map(Json).ok_or_else(|| ApiError::not_found("hold"))
+    body.map(RawJson).ok_or_else(|| ApiError::not_found("hold"))
 }
 
-fn order_json(state: &AppState, buyer: &BuyerId, sale: SaleId, order: OrderId) -> Result<Json<OrderView>, ApiError> {
-    let view = state
+fn order_json(state: &AppState, buyer: &BuyerId, sale: SaleId, order: OrderId) -> Result<RawJson, ApiError> {
+    let body = state
         .engine()?
         .read(sale, |s| {
-            s.orders
-                .get(&order)
-                .filter(|o| &o.buyer == buyer)
-                .map(|o| views::order_view(sale, s, o))
+            s.orders.get(&order).filter(|o| &o.buyer == buyer).map(|o| {
+                let mut out = RawJson::buffer();
+                views::write_order_json(&mut out, sale, s, o);
+                out
+            })
         })
         .flatten();
-    view.map(Json).ok_or_else(|| ApiError::not_found("order"))
+    body.map(RawJson).ok_or_else(|| ApiError::not_found("order"))
 }
 
 fn items(req: &HoldRequest) -> Result<Items, ApiError> {
@@ -131,7 +133,7 @@ pub(crate) async fn create_hold(
     ApiPath(event_id): ApiPath,
     idempotency: Idempotency,
     ApiJson(req): ApiJson<HoldRequest>,
-) -> Result<(StatusCode, Json<HoldView>), ApiError> {
+) -> Result<(StatusCode, RawJson), ApiError> {
     let sale = sale_of(&event_id)?;
     let cmd = Command::PlaceHold {
         buyer: buyer.clone(),
@@ -150,7 +152,7 @@ pub(crate) async fn get_hold(
     State(state): State<AppState>,
     Buyer(buyer): Buyer,
     ApiPath(hold_id): ApiPath,
-) -> Result<Json<HoldView>, ApiError> {
+) -> Result<RawJson, ApiError> {
     let (sale, hold) = hold_of(&hold_id)?;
     hold_json(&state, &buyer, sale, hold)
 }
@@ -163,7 +165,7 @@ pub(crate) async fn release_hold(
     Extension(corr): Extension<CorrelationId>,
     Buyer(buyer): Buyer,
     ApiPath(hold_id): ApiPath,
-) -> Result<Json<HoldView>, ApiError> {
+) -> Result<RawJson, ApiError> {
     let (sale, hold) = hold_of(&hold_id)?;
     exec(
         state.engine()?,
@@ -188,7 +190,7 @@ pub(crate) async fn checkout(
     Buyer(buyer): Buyer,
     ApiPath(hold_id): ApiPath,
     idempotency: Idempotency,
-) -> Result<(StatusCode, Json<OrderView>), ApiError> {
+) -> Result<(StatusCode, RawJson), ApiError> {
     let (sale, hold) = hold_of(&hold_id)?;
     let cmd = Command::Checkout {
         buyer: buyer.clone(),
@@ -208,7 +210,7 @@ pub(crate) async fn get_order(
     State(state): State<AppState>,
     Buyer(buyer): Buyer,
     ApiPath(order_id): ApiPath,
-) -> Result<Json<OrderView>, ApiError> {
+) -> Result<RawJson, ApiError> {
     let (sale, order) = order_of(&order_id)?;
     order_json(&state, &buyer, sale, order)
 }
@@ -224,7 +226,7 @@ pub(crate) async fn pay(
     Buyer(buyer): Buyer,
     ApiPath(order_id): ApiPath,
     ApiJson(req): ApiJson<PayRequest>,
-) -> Result<Json<OrderView>, ApiError> {
+) -> Result<RawJson, ApiError> {
     let (sale, order) = order_of(&order_id)?;
     if req.method != "test" {
         return Err(ApiError::invalid("method: only \"test\" is available"));
@@ -263,7 +265,7 @@ pub(crate) async fn cancel_order(
     Extension(corr): Extension<CorrelationId>,
     Buyer(buyer): Buyer,
     ApiPath(order_id): ApiPath,
-) -> Result<Json<OrderView>, ApiError> {
+) -> Result<RawJson, ApiError> {
     let (sale, order) = order_of(&order_id)?;
     exec(
         state.engine()?,
