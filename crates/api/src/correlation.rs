@@ -23,9 +23,18 @@ impl CorrelationId {
 
     /// 96 random bits as 24 hex digits: short enough to live inline in a `CompactString`,
     /// so the id is copied, never allocated, as it travels with the request.
+    /// Written digit by digit: every request without an id of its own makes one, and the
+    /// formatting machinery cost more than the random bits.
     pub fn generate() -> CorrelationId {
-        let v: u128 = rand::rng().random::<u128>() >> 32;
-        CorrelationId(compact_str::format_compact!("{v:024x}"))
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut v: u128 = rand::rng().random::<u128>() >> 32;
+        let mut out = [0u8; 24];
+        for slot in out.iter_mut().rev() {
+            *slot = HEX[(v & 0xf) as usize];
+            v >>= 4;
+        }
+        // Hex digits are ASCII.
+        CorrelationId(CompactString::from_utf8(&out[..]).unwrap_or_default())
     }
 
     pub fn as_str(&self) -> &str {
@@ -34,5 +43,25 @@ impl CorrelationId {
 
     pub fn to_compact(&self) -> CompactString {
         self.0.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_are_24_lower_hex_digits_and_differ() {
+        let a = CorrelationId::generate();
+        let b = CorrelationId::generate();
+        for id in [&a, &b] {
+            assert_eq!(id.as_str().len(), 24, "{id:?}");
+            assert!(
+                id.as_str().bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')),
+                "{id:?}"
+            );
+            assert_eq!(CorrelationId::parse(id.as_str()).as_ref(), Some(id));
+        }
+        assert_ne!(a, b);
     }
 }
