@@ -12,8 +12,8 @@
 //! quantity to what is left only when nobody else holds tickets (else it waits for them), so
 //! the sale ends with min(capacity, demand) sold.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -267,14 +267,36 @@ pub struct Scenario {
     returned: Notify,
     pub acks: Mutex<Acks>,
     pub tally: Tally,
+    page: PageCache,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 struct SalePage {
     ticket_types: Vec<TypeAvailability>,
 }
 
-#[derive(Deserialize)]
+/// The last sale page read and what it said. Most reads return the very bytes of the one
+/// before (the page changes only when the sale does, and never once it is sold out), and
+/// parsing them again was a sixth of the client's own work per request in the rush. The
+/// request is still sent and answered in full; only identical bytes skip the parse.
+#[derive(Default)]
+struct PageCache(Mutex<Option<(Bytes, Arc<SalePage>)>>);
+
+impl PageCache {
+    fn parse(&self, body: &Bytes) -> Option<Arc<SalePage>> {
+        let mut last = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((bytes, page)) = last.as_ref()
+            && bytes == body
+        {
+            return Some(page.clone());
+        }
+        let page = Arc::new(serde_json::from_slice::<SalePage>(body).ok()?);
+        *last = Some((body.clone(), page.clone()));
+        Some(page)
+    }
+}
+
+#[derive(Debug, PartialEq, Deserialize)]
 struct TypeAvailability {
     id: u32,
     available: u32,
@@ -332,6 +354,7 @@ impl Scenario {
             returned: Notify::new(),
             acks: Mutex::new(Acks::default()),
             tally: Tally::default(),
+            page: PageCache::default(),
         }
     }
 
@@ -538,7 +561,7 @@ impl Scenario {
         End::GaveUp
     }
 
-    async fn read_sale(&self, priority: Priority, slot: Option<Instant>) -> Option<SalePage> {
+    async fn read_sale(&self, priority: Priority, slot: Option<Instant>) -> Option<Arc<SalePage>> {
         let a = self
             .call_at(slot, Op::Read, priority, Method::GET, &self.event_path, None, None)
             .await
@@ -546,7 +569,7 @@ impl Scenario {
         if !a.reply.ok() {
             return None;
         }
-        serde_json::from_slice(&a.reply.body).ok()
+        self.page.parse(&a.reply.body)
     }
 
     async fn hold(&self, plan: &Plan, ticket_type: u32, quantity: u32) -> anyhow::Result<Answer> {
@@ -758,5 +781,38 @@ impl Scenario {
         // Whatever is still waiting leaves now.
         self.sold_out.store(true, Ordering::Release);
         self.returned.notify_waiters();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(available: u32) -> Bytes {
+        Bytes::from(format!(
+            r#"{{"id":"evt_1","name":"x","ticket_types":[{{"id":0,"name":"ga","available":{available}}},{{"id":1,"available":0}}]}}"#
+        ))
+    }
+
+    #[test]
+    fn the_page_cache_parses_new_bytes_and_reuses_identical_ones() {
+        let cache = PageCache::default();
+        let first = cache.parse(&page(5)).unwrap();
+        assert_eq!(
+            first.ticket_types,
+            [
+                TypeAvailability { id: 0, available: 5 },
+                TypeAvailability { id: 1, available: 0 }
+            ]
+        );
+        // The same bytes (another buffer): the same parse, not a new one.
+        let again = cache.parse(&page(5)).unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        // Changed bytes: parsed anew.
+        let changed = cache.parse(&page(4)).unwrap();
+        assert_eq!(changed.ticket_types[0].available, 4);
+        // A body that is not a page: nothing, and the last good page stays cached.
+        assert!(cache.parse(&Bytes::from_static(b"{oops")).is_none());
+        assert!(Arc::ptr_eq(&changed, &cache.parse(&page(4)).unwrap()));
     }
 }
