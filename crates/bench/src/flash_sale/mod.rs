@@ -22,8 +22,8 @@ pub mod server;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
@@ -556,38 +556,40 @@ async fn ceiling(client: &Client, duration: Duration) -> anyhow::Result<(f64, Hi
     while let Some(r) = warm.join_next().await {
         conns.push(r.context("a warm-up task failed")??);
     }
+    // One histogram for every connection: one per connection (~170 KiB each, zeroed) cost
+    // gigabytes and most of the client's time with thousands of connections.
+    let hist = Arc::new(Mutex::new(histogram()));
     let started = Instant::now();
     let stop_at = started + duration;
     let mut set = tokio::task::JoinSet::new();
     for mut conn in conns {
-        let target = client.target.clone();
+        let (target, hist) = (client.target.clone(), hist.clone());
         set.spawn(async move {
-            let mut hist = histogram();
             let mut ok = 0u64;
             while Instant::now() < stop_at {
                 let t = Instant::now();
                 match client::exchange(&mut conn, &target, Method::GET, "/healthz", None, None).await {
                     Ok(r) if r.status == 200 => {
                         ok += 1;
-                        hist.saturating_record(t.elapsed().as_micros().max(1) as u64);
+                        let us = t.elapsed().as_micros().max(1) as u64;
+                        hist.lock().unwrap_or_else(|e| e.into_inner()).saturating_record(us);
                     }
                     Ok(r) => return Err(anyhow::anyhow!("GET /healthz answered {}", r.status)),
                     Err(e) => return Err(e),
                 }
             }
-            Ok((conn, ok, hist))
+            Ok((conn, ok))
         });
     }
     let mut total = 0u64;
-    let mut hist = histogram();
     let mut back = Vec::new();
     while let Some(r) = set.join_next().await {
-        let (conn, ok, h) = r.context("a ceiling task failed")??;
+        let (conn, ok) = r.context("a ceiling task failed")??;
         total += ok;
-        hist.add(&h).context("merging histograms")?;
         back.push(conn);
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let hist = std::mem::replace(&mut *hist.lock().unwrap_or_else(|e| e.into_inner()), histogram());
     client.pool.put_all(back);
     Ok((total as f64 / elapsed, hist))
 }
