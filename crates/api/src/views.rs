@@ -429,6 +429,8 @@ pub fn hold_state_str(s: HoldState) -> &'static str {
     }
 }
 
+/// The hold as its typed view: the reference [`write_hold_json`] is checked against (the API
+/// answers with that writer's bytes).
 pub fn hold_view(sale: SaleId, state: &SaleState, h: &Hold) -> HoldView {
     HoldView {
         id: ids::hold_id(sale, h.id),
@@ -445,6 +447,8 @@ pub fn hold_view(sale: SaleId, state: &SaleState, h: &Hold) -> HoldView {
     }
 }
 
+/// The order as its typed view: the reference [`write_order_json`] is checked against (the API
+/// answers with that writer's bytes).
 pub fn order_view(sale: SaleId, state: &SaleState, o: &Order) -> OrderView {
     OrderView {
         id: ids::order_id(sale, o.id),
