@@ -888,15 +888,7 @@ mod tests {
     }
 
     fn order_state() -> impl Strategy<Value = OrderState> {
-        prop::sample::select(vec![
-            OrderState::AwaitingPayment,
-            OrderState::Paid,
-            OrderState::PaymentFailed,
-            OrderState::Cancelled,
-            OrderState::Expired,
-            OrderState::RefundRequired,
-            OrderState::Refunded,
-        ])
+        prop::sample::select(OrderState::ALL.to_vec())
     }
 
     proptest! {

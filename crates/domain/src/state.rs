@@ -92,6 +92,17 @@ pub enum OrderState {
 }
 
 impl OrderState {
+    /// Every state, in declaration order (`state as usize` indexes it).
+    pub const ALL: [OrderState; 7] = [
+        OrderState::AwaitingPayment,
+        OrderState::Paid,
+        OrderState::PaymentFailed,
+        OrderState::Cancelled,
+        OrderState::Expired,
+        OrderState::RefundRequired,
+        OrderState::Refunded,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             OrderState::AwaitingPayment => "awaiting_payment",
@@ -104,6 +115,15 @@ impl OrderState {
         }
     }
 }
+
+// Checked when compiling: `OrderState::ALL[i] as usize == i` for every state.
+const _: () = {
+    let mut i = 0;
+    while i < OrderState::ALL.len() {
+        assert!(OrderState::ALL[i] as usize == i);
+        i += 1;
+    }
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Order {

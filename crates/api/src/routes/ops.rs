@@ -72,15 +72,7 @@ fn record_engine_gauges(engine: &taquilla_engine::Engine) {
     for (i, name) in ["active", "released", "expired", "converted"].into_iter().enumerate() {
         metrics::gauge!("taquilla_holds", "state" => name).set(holds[i] as f64);
     }
-    for st in [
-        OrderState::AwaitingPayment,
-        OrderState::Paid,
-        OrderState::PaymentFailed,
-        OrderState::Cancelled,
-        OrderState::Expired,
-        OrderState::RefundRequired,
-        OrderState::Refunded,
-    ] {
+    for st in OrderState::ALL {
         metrics::gauge!("taquilla_orders", "state" => st.as_str()).set(orders[st as usize] as f64);
     }
 }
