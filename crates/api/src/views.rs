@@ -505,6 +505,13 @@ fn push_json_str(out: &mut String, s: &str) {
     }
 }
 
+/// `,"key":` — the separator and key of every field but an object's first.
+fn push_key(out: &mut String, key: &str) {
+    out.push_str(",\"");
+    out.push_str(key);
+    out.push_str("\":");
+}
+
 fn push_int(out: &mut String, v: impl itoa::Integer) {
     out.push_str(itoa::Buffer::new().format(v));
 }
@@ -513,6 +520,13 @@ fn push_time(out: &mut String, t: Timestamp) {
     out.push('"');
     push_rfc3339(out, t);
     out.push('"');
+}
+
+fn push_opt_time(out: &mut String, t: Option<Timestamp>) {
+    match t {
+        Some(t) => push_time(out, t),
+        None => out.push_str("null"),
+    }
 }
 
 fn push_items(out: &mut String, state: &SaleState, items: &Items) {
@@ -548,15 +562,15 @@ pub fn write_hold_json(out: &mut String, sale: SaleId, state: &SaleState, h: &Ho
     ids::push_id(out, "evt_", sale.0, None);
     out.push_str("\",\"state\":");
     push_json_str(out, hold_state_str(h.state));
-    out.push_str(",\"items\":");
+    push_key(out, "items");
     push_items(out, state, &h.items);
-    out.push_str(",\"total_minor\":");
+    push_key(out, "total_minor");
     push_int(out, h.total.get());
-    out.push_str(",\"currency\":");
+    push_key(out, "currency");
     push_currency(out, state);
-    out.push_str(",\"expires_at\":");
+    push_key(out, "expires_at");
     push_time(out, h.expires_at);
-    out.push_str(",\"order_id\":");
+    push_key(out, "order_id");
     match h.state {
         HoldState::Converted(o) => {
             out.push('"');
@@ -578,39 +592,34 @@ pub fn write_order_json(out: &mut String, sale: SaleId, state: &SaleState, o: &O
     ids::push_id(out, "hld_", sale.0, Some(o.hold.0));
     out.push_str("\",\"state\":");
     push_json_str(out, o.state.as_str());
-    out.push_str(",\"items\":");
+    push_key(out, "items");
     push_items(out, state, &o.items);
-    out.push_str(",\"total_minor\":");
+    push_key(out, "total_minor");
     push_int(out, o.total.get());
-    out.push_str(",\"refunded_minor\":");
+    push_key(out, "refunded_minor");
     push_int(out, o.refunded.get());
-    out.push_str(",\"currency\":");
+    push_key(out, "currency");
     push_currency(out, state);
-    out.push_str(",\"created_at\":");
+    push_key(out, "created_at");
     push_time(out, o.created_at);
-    out.push_str(",\"expires_at\":");
+    push_key(out, "expires_at");
     push_time(out, o.expires_at);
-    out.push_str(",\"paid_at\":");
-    match o.paid_at {
-        Some(t) => push_time(out, t),
-        None => out.push_str("null"),
-    }
-    out.push_str(",\"tickets\":[");
+    push_key(out, "paid_at");
+    push_opt_time(out, o.paid_at);
+    push_key(out, "tickets");
+    out.push('[');
     for (i, t) in o.tickets.iter().filter_map(|c| state.tickets.get(c)).enumerate() {
         if i > 0 {
             out.push(',');
         }
         out.push_str("{\"code\":");
         push_json_str(out, &t.code.to_text());
-        out.push_str(",\"ticket_type_id\":");
+        push_key(out, "ticket_type_id");
         push_int(out, t.ticket_type.0);
-        out.push_str(",\"state\":");
+        push_key(out, "state");
         push_json_str(out, ticket_state(t));
-        out.push_str(",\"checked_in_at\":");
-        match t.checked_in_at {
-            Some(at) => push_time(out, at),
-            None => out.push_str("null"),
-        }
+        push_key(out, "checked_in_at");
+        push_opt_time(out, t.checked_in_at);
         out.push('}');
     }
     out.push_str("]}");
