@@ -1,6 +1,5 @@
 //! Benchmarks built into the binary (`taquilla bench ...`). They print figures; nothing here
 //! asserts a speed.
 
-pub mod affinity;
 pub mod engine;
 pub mod flash_sale;

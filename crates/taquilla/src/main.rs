@@ -8,48 +8,6 @@ mod torture;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// mimalloc's options this binary sets (numbers from `mi_option_e` in the `mimalloc.h` that
-/// `libmimalloc-sys`, pinned in `Cargo.lock`, builds; its Rust bindings do not name them all).
-mod mimalloc_options {
-    use std::ffi::{c_int, c_long};
-
-    unsafe extern "C" {
-        fn mi_option_set(option: c_int, value: c_long);
-    }
-
-    /// How long freed memory stays before mimalloc gives it back to the OS, in ms (1,000 by
-    /// default in mimalloc v3; -1: never).
-    const PURGE_DELAY: c_int = 15;
-
-    /// The flash-sale client keeps what it frees: it frees and allocates the same buffers
-    /// at a high rate for a minute at most, and purging them made it fault fresh (huge)
-    /// pages back in mid-rush, about 15 % of its CPU per scenario request. The server keeps
-    /// the default: it runs for months and must give memory back after a burst.
-    pub fn keep_freed_memory() {
-        // SAFETY: sets a plain option; mimalloc reads it on its next purge decision.
-        unsafe { mi_option_set(PURGE_DELAY, -1) }
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use super::*;
-
-        unsafe extern "C" {
-            fn mi_option_get(option: c_int) -> c_long;
-        }
-
-        #[test]
-        fn the_purge_delay_is_the_option_this_binary_thinks_it_is() {
-            // SAFETY: reads an option by number.
-            let get = || unsafe { mi_option_get(PURGE_DELAY) };
-            // mimalloc v3's documented default: a renumbered enum would read another option.
-            assert_eq!(get(), 1000);
-            keep_freed_memory();
-            assert_eq!(get(), -1);
-        }
-    }
-}
-
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -136,8 +94,8 @@ fn main() -> anyhow::Result<()> {
             } => {
                 init_tracing("warn");
                 if let Some(cpu) = cpu {
-                    let cores = taquilla_bench::affinity::parse_cores(&cpu).map_err(anyhow::Error::msg)?;
-                    taquilla_bench::affinity::pin_process(&cores).context("pinning to cores")?;
+                    let cores = taquilla_os::affinity::parse_cores(&cpu).map_err(anyhow::Error::msg)?;
+                    taquilla_os::affinity::pin_process(&cores).context("pinning to cores")?;
                 }
                 anyhow::ensure!(
                     (1..=taquilla_engine::SUBMIT_BATCH_MAX).contains(&submit_batch),
@@ -174,7 +132,7 @@ fn main() -> anyhow::Result<()> {
             }
             BenchCmd::FlashSale(args) => {
                 init_tracing("warn");
-                mimalloc_options::keep_freed_memory();
+                taquilla_os::allocator::keep_freed_memory();
                 let report = taquilla_bench::flash_sale::run(&args)?;
                 if args.json {
                     println!("{}", serde_json::to_string(&report)?);

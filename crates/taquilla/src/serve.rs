@@ -182,8 +182,8 @@ fn install_metrics() -> anyhow::Result<metrics_exporter_prometheus::PrometheusHa
 pub fn run(args: Args) -> anyhow::Result<()> {
     let settings = args.resolve()?;
     if let Some(cpu) = &settings.cpu {
-        let cores = taquilla_bench::affinity::parse_cores(cpu).map_err(anyhow::Error::msg)?;
-        taquilla_bench::affinity::pin_process(&cores).context("pinning to cores")?;
+        let cores = taquilla_os::affinity::parse_cores(cpu).map_err(anyhow::Error::msg)?;
+        taquilla_os::affinity::pin_process(&cores).context("pinning to cores")?;
     }
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all().thread_name("taquilla-http");

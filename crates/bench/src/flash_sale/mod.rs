@@ -32,10 +32,10 @@ use hyper::Method;
 use hyper::header::HeaderValue;
 use taquilla_domain::BuyerId;
 
-use crate::affinity;
 use client::{Client, CpuTimes, Pacer, Pool, Recorder, Target};
 use report::Report;
 use scenario::{Admin, Mix, SaleSpec, Scenario};
+use taquilla_os::affinity;
 
 /// New buyers join the open loop only while fewer than this much time of slots is claimed,
 /// so buyers in a purchase are not queued behind a crowd of arrivals.
@@ -198,35 +198,6 @@ impl Args {
     }
 }
 
-/// Raises the soft limit on open files to at least `want` (up to the hard limit, or past it
-/// when allowed), so `--connections` sockets fit. A self-hosted server inherits it.
-fn raise_nofile(want: u64) -> anyhow::Result<()> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit with a valid pointer to a plain struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return Err(std::io::Error::last_os_error()).context("getrlimit(RLIMIT_NOFILE)");
-        }
-        if lim.rlim_cur >= want {
-            return Ok(());
-        }
-        let raised = libc::rlimit {
-            rlim_cur: want.max(lim.rlim_max.min(1 << 20)),
-            rlim_max: lim.rlim_max.max(want),
-        };
-        if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) != 0 {
-            bail!(
-                "--connections needs {want} open files; the hard limit is {} (raise it with ulimit -Hn)",
-                lim.rlim_max
-            );
-        }
-    }
-    Ok(())
-}
-
 fn random_hex() -> anyhow::Result<String> {
     use std::io::Read;
     let mut b = [0u8; 16];
@@ -240,7 +211,8 @@ fn random_hex() -> anyhow::Result<String> {
 /// audit is in the report.
 pub fn run(args: &Args) -> anyhow::Result<Report> {
     args.validate()?;
-    raise_nofile(args.connections as u64 + 1024)?;
+    taquilla_os::process::raise_open_files(args.connections as u64 + 1024)
+        .map_err(|e| anyhow::anyhow!("--connections: {e}"))?;
     let server_cores = args
         .server_cores
         .as_deref()
@@ -351,8 +323,8 @@ async fn run_async(args: &Args, target: Target, setup: &Setup) -> anyhow::Result
     let probe = {
         let server_pid = setup.server_pid;
         move || CpuTimes {
-            server: server_pid.and_then(server::cpu_time),
-            client: server::cpu_time(std::process::id()),
+            server: server_pid.and_then(taquilla_os::process::cpu_time),
+            client: taquilla_os::process::cpu_time(std::process::id()),
         }
     };
     let client = Client {

@@ -102,21 +102,6 @@ impl Server {
     }
 }
 
-/// CPU time (user + system, all threads) a process has used so far, from `/proc/PID/stat`;
-/// `None` where there is no procfs. Clock-tick resolution (10 ms on Linux).
-pub fn cpu_time(pid: u32) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces and parentheses: count from its end.
-    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
-    // After the name: state (3), ..., utime (14), stime (15).
-    let utime: u64 = fields.nth(11)?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    let ticks = u64::try_from(ticks).ok().filter(|t| *t > 0)?;
-    Some(Duration::from_secs_f64((utime + stime) as f64 / ticks as f64))
-}
-
 impl Server {
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
@@ -138,10 +123,8 @@ impl Server {
         if let Some(status) = self.child.try_wait()? {
             return Ok(status);
         }
-        // SAFETY: kill(2) on the pid of a child we have not reaped yet.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-        }
+        // A child we have not reaped yet: its pid cannot have been reused.
+        let _ = taquilla_os::process::send_signal(self.child.id(), taquilla_os::process::Signal::SIGTERM);
         let deadline = Instant::now() + STOP_TIMEOUT;
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait()? {

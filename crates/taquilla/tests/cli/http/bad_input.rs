@@ -467,7 +467,7 @@ fn bad_input_on_every_route_never_answers_5xx_or_corrupts_state() {
         assert_eq!(s.stats(&fresh).await["held"], 1);
         (st, fresh)
     });
-    let status = s.signal_and_wait(libc::SIGTERM);
+    let status = s.signal_and_wait(Signal::SIGTERM);
     assert!(status.success(), "{status:?}");
     rt.block_on(async {
         let s = Server::start_in(dir.path(), &args).await;

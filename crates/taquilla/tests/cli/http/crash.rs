@@ -117,7 +117,7 @@ async fn sigkill_during_a_burst_of_holds_loses_no_201_and_invents_nothing() {
         verify(&s, &event, &reqs).await;
     }
     assert!(in_flight_at_kills > 0, "no kill landed with requests in flight");
-    let status = s.signal_and_wait(libc::SIGTERM);
+    let status = s.signal_and_wait(Signal::SIGTERM);
     assert!(status.success(), "graceful exit after the crash rounds: {status:?}");
 }
 

@@ -127,7 +127,7 @@ async fn sigterm_exits_0_and_keeps_everything_acknowledged() {
         (st["holds"]["active"].as_u64() > Some(20)).then_some(())
     });
     wait.await;
-    let status = s.signal_and_wait(libc::SIGTERM);
+    let status = s.signal_and_wait(Signal::SIGTERM);
     assert_eq!(status.code(), Some(0), "SIGTERM exits 0: {status:?}");
     let mut created = Vec::new();
     for b in burst {
@@ -201,7 +201,7 @@ async fn the_demo_sale_is_created_once_and_sells() {
         )
         .await;
     assert_eq!(paid.expect(200)["state"], "paid");
-    assert!(s.signal_and_wait(libc::SIGTERM).success());
+    assert!(s.signal_and_wait(Signal::SIGTERM).success());
 
     let s = Server::start_in(dir.path(), &["--demo"]).await;
     let events = s.get("/v1/events").await;

@@ -14,6 +14,7 @@ use reqwest::Method;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use taquilla_domain::BuyerId;
+pub use taquilla_os::process::Signal;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 pub const BUYER_SECRET: &str = "test-buyer-secret-0123456789";
@@ -176,11 +177,10 @@ impl Server {
     }
 
     /// Sends `signal` and waits (with a deadline) for the process to exit.
-    pub fn signal_and_wait(&mut self, signal: i32) -> ExitStatus {
+    pub fn signal_and_wait(&mut self, signal: Signal) -> ExitStatus {
         let mut c = self.child.take().expect("running");
-        // SAFETY: kill(2) on our own child's pid, which we have not reaped yet.
-        let rc = unsafe { libc::kill(c.id() as i32, signal) };
-        assert_eq!(rc, 0, "kill({signal})");
+        // Our own child, not reaped yet: its pid cannot have been reused.
+        taquilla_os::process::send_signal(c.id(), signal).unwrap_or_else(|e| panic!("kill({signal}): {e}"));
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = c.try_wait().expect("try_wait") {
