@@ -7,6 +7,7 @@
 //! `503 overloaded`) → reply after the command is durable → view built from the engine's
 //! in-memory state.
 
+pub mod application;
 pub mod auth;
 pub mod correlation;
 pub mod error;
@@ -30,6 +31,7 @@ use taquilla_domain::Timestamp;
 use taquilla_engine::{Clock, Engine};
 use tower::Layer;
 
+pub use application::{AppConfig, AppError, Application, Exit, RunningApp};
 pub use auth::{Secrets, mint_buyer_token, verify_buyer_token};
 pub use error::{ApiError, Code};
 
@@ -55,7 +57,8 @@ impl Default for ApiSettings {
     }
 }
 
-pub struct Inner {
+/// What every handler shares: the engine (once recovered), secrets, settings, clock.
+pub struct AppContext {
     /// Set once recovery finished; until then every route but `/healthz` answers 503.
     engine: OnceLock<Arc<Engine>>,
     pub secrets: Secrets,
@@ -69,11 +72,11 @@ pub struct Inner {
 
 /// Shared by every handler. Cheap to clone.
 #[derive(Clone)]
-pub struct AppState(Arc<Inner>);
+pub struct AppState(Arc<AppContext>);
 
 impl std::ops::Deref for AppState {
-    type Target = Inner;
-    fn deref(&self) -> &Inner {
+    type Target = AppContext;
+    fn deref(&self) -> &AppContext {
         &self.0
     }
 }
@@ -85,7 +88,7 @@ impl AppState {
         clock: Arc<dyn Clock>,
         prometheus: Option<PrometheusHandle>,
     ) -> AppState {
-        AppState(Arc::new(Inner {
+        AppState(Arc::new(AppContext {
             engine: OnceLock::new(),
             buyer_key: auth::BuyerKey::new(&secrets.buyer_secret),
             secrets,

@@ -7,13 +7,12 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use rand::Rng;
 use serde::Deserialize;
-use taquilla_api::{ApiSettings, AppState, Secrets};
+use taquilla_api::{ApiSettings, AppConfig, Application, Exit, Secrets};
 use taquilla_domain::{BuyerId, Command, CreateSale, Currency, MoneyMinor, Name, SaleId, SaleStatus, TicketTypeId};
 use taquilla_engine::{Clock, Engine, EngineConfig, SystemClock};
 
@@ -206,85 +205,35 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     if admin_token.len() < 16 || buyer_secret.len() < 16 {
         bail!("the admin token and the buyer secret must be at least 16 characters");
     }
-    let prometheus = install_metrics()?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let secrets = Secrets {
-        admin_token: admin_token.clone(),
-        buyer_secret: buyer_secret.clone().into_bytes(),
+    let config = AppConfig {
+        listen: settings.listen.clone(),
+        data_dir: settings.data_dir.clone(),
+        secrets: Secrets {
+            admin_token: admin_token.clone(),
+            buyer_secret: buyer_secret.clone().into_bytes(),
+        },
+        engine: settings.engine.clone(),
+        api: settings.api.clone(),
+        clock: clock.clone(),
+        prometheus: Some(install_metrics()?),
     };
-    let state = AppState::new(secrets, settings.api.clone(), clock.clone(), Some(prometheus));
-
-    let listener = tokio::net::TcpListener::bind(&settings.listen)
-        .await
-        .with_context(|| format!("listening on {}", settings.listen))?;
-    let addr: SocketAddr = listener.local_addr()?;
-    // Answers are small and written whole: Nagle could only hold one back behind a delayed ACK.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |stream: &mut tokio::net::TcpStream| {
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(error = %e, "TCP_NODELAY on an accepted connection");
-        }
-    });
+    let app = Application::build(config).await?;
+    let addr = app.local_addr();
     tracing::info!(%addr, "listening; recovering");
-    let app = taquilla_api::app(state.clone());
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut server_stop = stop_rx.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = server_stop.wait_for(|s| *s).await;
-        })
-        .await
-    });
-
-    // Recovery reads the whole log: off the async workers, while /healthz already answers.
-    let data_dir = settings.data_dir.clone();
-    let config = settings.engine.clone();
-    let engine_clock = clock.clone();
-    let engine = tokio::task::spawn_blocking(move || Engine::open(&data_dir, config, engine_clock)).await??;
-    let engine = Arc::new(engine);
-    let r = engine.recovery();
-    tracing::info!(
-        sales = r.sales,
-        records = r.records_scanned,
-        replayed = r.records_replayed,
-        ms = r.duration.as_millis() as u64,
-        "recovered"
-    );
-    state.set_engine(engine.clone());
+    let mut running = app.start();
+    let engine = running.ready().await?;
     let demo_sale = if settings.demo {
         Some(ensure_demo_sale(&engine).await?)
     } else {
         None
     };
+    drop(engine);
     print_banner(addr, &admin_token, &buyer_secret, demo_sale, clock.now().0);
-
-    let failed = engine.clone();
-    let exit_code = tokio::select! {
-        _ = shutdown_signal() => 0,
-        _ = async { while !failed.has_failed() { tokio::time::sleep(Duration::from_millis(200)).await } } => {
-            tracing::error!("the engine stopped after a storage failure; shutting down");
-            1
-        }
-    };
-    tracing::info!("shutting down: finishing in-flight requests");
-    let _ = stop_tx.send(true);
-    match server.await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!(error = %e, "server error"),
-        Err(e) => tracing::error!(error = %e, "server task failed"),
+    match running.run_until(shutdown_signal()).await? {
+        Exit::Stopped => Ok(()),
+        Exit::StorageFailed => std::process::exit(1),
     }
-    // Every reply was sent after its fsync; this drains what is still queued and snapshots.
-    drop(state);
-    drop(failed);
-    tokio::task::spawn_blocking(move || engine.stop()).await?;
-    tracing::info!("stopped");
-    if exit_code != 0 {
-        std::process::exit(exit_code);
-    }
-    Ok(())
 }
 
 async fn shutdown_signal() {

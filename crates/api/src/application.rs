@@ -1,0 +1,215 @@
+//! The whole HTTP application as one value (zero2prod's `Application::build` shape), used by
+//! `taquilla serve` and by the API tests alike: bind the listener, answer `/healthz` at once,
+//! recover the engine in the background (every other route answers `503 unavailable` until it
+//! is done), serve until told to stop, then shut down gracefully — stop accepting, finish the
+//! requests in flight, drain the engine's queues durably and snapshot.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use taquilla_engine::{Clock, Engine, EngineConfig, EngineError};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::{ApiSettings, AppState, Secrets};
+
+/// Everything the application needs, resolved (the binary applies flags > environment >
+/// config file > defaults; tests build it directly).
+pub struct AppConfig {
+    /// `host:port`; port 0 picks a free one (see [`Application::local_addr`]).
+    pub listen: String,
+    pub data_dir: PathBuf,
+    pub secrets: Secrets,
+    pub engine: EngineConfig,
+    pub api: ApiSettings,
+    pub clock: Arc<dyn Clock>,
+    /// Serves `/metrics` when set (the recorder is process-global; the binary installs it).
+    pub prometheus: Option<PrometheusHandle>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("cannot listen on {listen}: {source}")]
+    Listen { listen: String, source: std::io::Error },
+    #[error("recovery failed: {0}")]
+    Engine(#[from] EngineError),
+    #[error("the recovery task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("the HTTP server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Why [`RunningApp::run_until`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// The stop signal came: a clean shutdown.
+    Stopped,
+    /// The engine stopped after a storage failure; the process should exit non-zero.
+    StorageFailed,
+}
+
+/// A bound, not yet serving application.
+pub struct Application {
+    listener: TcpListener,
+    addr: SocketAddr,
+    state: AppState,
+    data_dir: PathBuf,
+    engine_config: EngineConfig,
+}
+
+/// How often the running application checks whether the engine has failed.
+const FAILURE_POLL: Duration = Duration::from_millis(200);
+
+impl Application {
+    /// Binds the listener. Nothing is served and nothing recovered until [`Application::start`].
+    pub async fn build(config: AppConfig) -> Result<Application, AppError> {
+        let listener = TcpListener::bind(&config.listen)
+            .await
+            .map_err(|source| AppError::Listen {
+                listen: config.listen.clone(),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| AppError::Listen {
+            listen: config.listen.clone(),
+            source,
+        })?;
+        let state = AppState::new(config.secrets, config.api, config.clock, config.prometheus);
+        Ok(Application {
+            listener,
+            addr,
+            state,
+            data_dir: config.data_dir,
+            engine_config: config.engine,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Starts serving (`/healthz` answers at once) and recovering in the background.
+    pub fn start(self) -> RunningApp {
+        let Application {
+            listener,
+            addr,
+            state,
+            data_dir,
+            engine_config,
+        } = self;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let server = tokio::spawn(serve(listener, state.clone(), stop_rx));
+        let clock = state.clock.clone();
+        // Recovery reads the whole log: off the async workers.
+        let recovery = tokio::task::spawn_blocking(move || Engine::open(&data_dir, engine_config, clock));
+        RunningApp {
+            addr,
+            state,
+            server,
+            recovery: Some(recovery),
+            engine: None,
+            stop_tx,
+        }
+    }
+}
+
+async fn serve(listener: TcpListener, state: AppState, mut stop: watch::Receiver<bool>) -> std::io::Result<()> {
+    // Answers are small and written whole: Nagle could only hold one back behind a delayed ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |stream: &mut tokio::net::TcpStream| {
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY on an accepted connection");
+        }
+    });
+    let app = crate::app(state);
+    axum::serve(
+        listener,
+        axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = stop.wait_for(|s| *s).await;
+    })
+    .await
+}
+
+/// A serving application.
+pub struct RunningApp {
+    addr: SocketAddr,
+    state: AppState,
+    server: JoinHandle<std::io::Result<()>>,
+    recovery: Option<JoinHandle<Result<Engine, EngineError>>>,
+    engine: Option<Arc<Engine>>,
+    stop_tx: watch::Sender<bool>,
+}
+
+impl RunningApp {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Waits for recovery to finish and opens the API (`/readyz` 200 from then on).
+    pub async fn ready(&mut self) -> Result<Arc<Engine>, AppError> {
+        if let Some(engine) = &self.engine {
+            return Ok(engine.clone());
+        }
+        let Some(recovery) = self.recovery.take() else {
+            unreachable!("recovery is taken only here, and then the engine is set");
+        };
+        let engine = Arc::new(recovery.await??);
+        let r = engine.recovery();
+        tracing::info!(
+            sales = r.sales,
+            records = r.records_scanned,
+            replayed = r.records_replayed,
+            ms = r.duration.as_millis() as u64,
+            "recovered"
+        );
+        self.state.set_engine(engine.clone());
+        self.engine = Some(engine.clone());
+        Ok(engine)
+    }
+
+    /// Serves until `stop` resolves or the engine fails, then shuts down gracefully.
+    pub async fn run_until(mut self, stop: impl Future<Output = ()>) -> Result<Exit, AppError> {
+        let engine = self.ready().await?;
+        let exit = tokio::select! {
+            _ = stop => Exit::Stopped,
+            _ = async { while !engine.has_failed() { tokio::time::sleep(FAILURE_POLL).await } } => {
+                tracing::error!("the engine stopped after a storage failure; shutting down");
+                Exit::StorageFailed
+            }
+        };
+        drop(engine);
+        self.shutdown().await?;
+        Ok(exit)
+    }
+
+    /// Stops accepting, finishes the requests in flight, then stops the engine: it drains what
+    /// is queued (durably) and snapshots. Every reply was sent after its fsync.
+    pub async fn shutdown(mut self) -> Result<(), AppError> {
+        tracing::info!("shutting down: finishing in-flight requests");
+        let _ = self.stop_tx.send(true);
+        let served = (&mut self.server).await;
+        let engine = match self.engine.take() {
+            Some(e) => Some(e),
+            // Stopped before recovery finished: wait for it, so the data dir is released.
+            None => match self.recovery.take() {
+                Some(r) => r.await?.ok().map(Arc::new),
+                None => None,
+            },
+        };
+        if let Some(engine) = engine {
+            drop(self.state);
+            tokio::task::spawn_blocking(move || engine.stop()).await?;
+        }
+        tracing::info!("stopped");
+        served?.map_err(AppError::Serve)
+    }
+}
