@@ -1,6 +1,6 @@
 //! Correlation ids: accepted from `X-Correlation-Id` (when well-formed) or generated, put in
 //! the request's extensions for handlers (which pass it into the log's records), echoed on
-//! the response, and written into every error body (all by [`crate::front`]).
+//! the response, and written into every error body (all by [`crate::request_layer`]).
 
 use compact_str::CompactString;
 use rand::Rng;

@@ -10,6 +10,8 @@ use taquilla_engine::EngineError;
 use utoipa::ToSchema;
 
 use crate::correlation::CorrelationId;
+use crate::named::{Named, named_schema};
+use crate::time::Rfc3339;
 
 macro_rules! error_codes {
     ($($variant:ident => ($status:ident, $code:literal)),* $(,)?) => {
@@ -27,6 +29,18 @@ macro_rules! error_codes {
             /// Every code, for documentation and tests.
             pub const ALL: &'static [Code] = &[$(Code::$variant),*];
         }
+
+        impl Named for Code {
+            const SCHEMA: &'static str = "ErrorCode";
+            fn name(&self) -> &'static str {
+                self.as_str()
+            }
+            fn names() -> Vec<&'static str> {
+                Code::ALL.iter().map(|c| c.as_str()).collect()
+            }
+        }
+
+        named_schema!(Code);
     };
 }
 
@@ -76,13 +90,13 @@ impl Code {
 /// Seconds a client should wait before retrying after `overloaded` / `unavailable`.
 pub const RETRY_AFTER_SECS: u32 = 1;
 
-/// An error answer. `correlation_id` is filled in by the front layer (`front.rs`) when the
+/// An error answer. `correlation_id` is filled in by the request layer (`request_layer.rs`) when the
 /// handler did not know it.
 #[derive(Debug)]
 pub struct ApiError {
     pub code: Code,
     pub message: String,
-    pub details: Option<serde_json::Value>,
+    pub details: Option<ErrorDetails>,
 }
 
 impl ApiError {
@@ -93,7 +107,7 @@ impl ApiError {
             details: None,
         }
     }
-    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+    pub fn with_details(mut self, details: ErrorDetails) -> Self {
         self.details = Some(details);
         self
     }
@@ -113,18 +127,40 @@ pub struct ErrorBody {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// Stable, snake_case; see the table in the README.
-    pub code: &'static str,
+    /// Stable, snake_case: branch on it. The status of each code is fixed (README, "Errors").
+    pub code: Code,
+    /// For people; may change.
     pub message: String,
+    /// The request's `X-Correlation-Id`, given or generated.
     pub correlation_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub details: Option<serde_json::Value>,
+    pub details: Option<ErrorDetails>,
+}
+
+/// What some errors say beyond their code. Only the fields of the error at hand are present.
+#[derive(Debug, Default, Clone, Serialize, ToSchema)]
+pub struct ErrorDetails {
+    /// `sold_out`, `insufficient_inventory`: the ticket type that is short.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ticket_type_id: Option<u32>,
+    /// `insufficient_inventory`: how many are left.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub available: Option<u32>,
+    /// `limit_exceeded`: the sale's per-buyer limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// `limit_exceeded`: tickets the buyer already has.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current: Option<u32>,
+    /// `already_checked_in`: when the ticket was checked in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub checked_in_at: Option<Rfc3339>,
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        // The front layer (`front.rs`) rewrites the body with the request's id; until then
+        // The request layer (`request_layer.rs`) rewrites the body with the request's id; until then
         // the error travels as an extension.
         let status = self.code.status();
         let mut res = status.into_response();
@@ -133,7 +169,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// An error waiting for the front layer (`front.rs`) to render it.
+/// An error waiting for the request layer (`request_layer.rs`) to render it.
 #[derive(Clone)]
 pub struct PendingError(pub std::sync::Arc<ApiError>);
 
@@ -141,7 +177,7 @@ pub struct PendingError(pub std::sync::Arc<ApiError>);
 pub fn render(err: &ApiError, correlation: &CorrelationId) -> Response {
     let body = ErrorBody {
         error: ErrorDetail {
-            code: err.code.as_str(),
+            code: err.code,
             message: err.message.clone(),
             correlation_id: correlation.as_str().to_string(),
             details: err.details.clone(),
@@ -171,16 +207,24 @@ impl From<Rejection> for ApiError {
             Rejection::Conflict(_) => Code::Conflict,
         };
         let details = match &r {
-            Rejection::SoldOut { ticket_type } => Some(serde_json::json!({ "ticket_type_id": ticket_type.0 })),
-            Rejection::InsufficientInventory { ticket_type, available } => {
-                Some(serde_json::json!({ "ticket_type_id": ticket_type.0, "available": available }))
-            }
-            Rejection::LimitExceeded { limit, current } => {
-                Some(serde_json::json!({ "limit": limit, "current": current }))
-            }
-            Rejection::AlreadyCheckedIn { at } => {
-                Some(serde_json::json!({ "checked_in_at": crate::views::rfc3339(*at) }))
-            }
+            Rejection::SoldOut { ticket_type } => Some(ErrorDetails {
+                ticket_type_id: Some(ticket_type.0),
+                ..ErrorDetails::default()
+            }),
+            Rejection::InsufficientInventory { ticket_type, available } => Some(ErrorDetails {
+                ticket_type_id: Some(ticket_type.0),
+                available: Some(*available),
+                ..ErrorDetails::default()
+            }),
+            Rejection::LimitExceeded { limit, current } => Some(ErrorDetails {
+                limit: Some(*limit),
+                current: Some(*current),
+                ..ErrorDetails::default()
+            }),
+            Rejection::AlreadyCheckedIn { at } => Some(ErrorDetails {
+                checked_in_at: Some(Rfc3339(*at)),
+                ..ErrorDetails::default()
+            }),
             _ => None,
         };
         ApiError {

@@ -1,39 +1,89 @@
-//! Public identifiers. Holds and orders are numbered inside their sale, so their public ids
-//! carry the sale too (`hld_<sale>_<n>`, `ord_<sale>_<n>`): the server routes a request to the
-//! right partition from the id alone, with no global index. Ids are not secrets — ownership is
-//! checked on every access — but ticket codes are.
+//! Public identifiers. The API calls a sale an *event*, so a sale's public id is `evt_<sale>`.
+//! Holds and orders are numbered inside their sale, so their public ids carry the sale too
+//! (`hld_<sale>_<n>`, `ord_<sale>_<n>`): the server routes a request to the right sale from
+//! the id alone, with no global index. Ids are not secrets — ownership is checked on every
+//! access — but ticket codes are.
+//!
+//! Each id displays and serializes as its text (written without the formatting machinery:
+//! every view carries several).
 
+use serde::{Serialize, Serializer};
 use taquilla_domain::{HoldId, OrderId, SaleId};
 
-pub fn event_id(sale: SaleId) -> String {
-    id("evt_", sale.0, None)
+/// Longest id text: a prefix, two u64s and a separator.
+const TEXT_MAX_BYTES: usize = 4 + 20 + 1 + 20;
+
+/// `evt_<sale>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublicSaleId(pub SaleId);
+
+/// `hld_<sale>_<hold>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublicHoldId(pub SaleId, pub HoldId);
+
+/// `ord_<sale>_<order>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublicOrderId(pub SaleId, pub OrderId);
+
+/// An id's text in a stack buffer.
+struct Text {
+    buf: [u8; TEXT_MAX_BYTES],
+    len: usize,
 }
 
-pub fn hold_id(sale: SaleId, hold: HoldId) -> String {
-    id("hld_", sale.0, Some(hold.0))
-}
+impl Text {
+    fn new(prefix: &str, sale: u64, n: Option<u64>) -> Text {
+        let mut t = Text {
+            buf: [0; TEXT_MAX_BYTES],
+            len: 0,
+        };
+        let mut digits = itoa::Buffer::new();
+        t.push(prefix);
+        t.push(digits.format(sale));
+        if let Some(n) = n {
+            t.push("_");
+            t.push(digits.format(n));
+        }
+        t
+    }
 
-pub fn order_id(sale: SaleId, order: OrderId) -> String {
-    id("ord_", sale.0, Some(order.0))
-}
+    fn push(&mut self, s: &str) {
+        self.buf[self.len..self.len + s.len()].copy_from_slice(s.as_bytes());
+        self.len += s.len();
+    }
 
-/// `<prefix><sale>[_<n>]`, without the formatting machinery: views carry several ids each.
-fn id(prefix: &str, sale: u64, n: Option<u64>) -> String {
-    let mut s = String::with_capacity(prefix.len() + 2 * 20 + 1);
-    push_id(&mut s, prefix, sale, n);
-    s
-}
-
-/// Appends `<prefix><sale>[_<n>]` to `out` (for views written straight to JSON).
-pub(crate) fn push_id(out: &mut String, prefix: &str, sale: u64, n: Option<u64>) {
-    let mut buf = itoa::Buffer::new();
-    out.push_str(prefix);
-    out.push_str(buf.format(sale));
-    if let Some(n) = n {
-        out.push('_');
-        out.push_str(buf.format(n));
+    fn as_str(&self) -> &str {
+        // Only ASCII prefixes and digits were pushed.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
     }
 }
+
+macro_rules! public_id {
+    ($ty:ident, |$v:ident| $text:expr) => {
+        impl $ty {
+            fn text(&self) -> Text {
+                let $v = self;
+                $text
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.text().as_str())
+            }
+        }
+
+        impl Serialize for $ty {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.text().as_str())
+            }
+        }
+    };
+}
+
+public_id!(PublicSaleId, |v| Text::new("evt_", v.0.0, None));
+public_id!(PublicHoldId, |v| Text::new("hld_", v.0.0, Some(v.1.0)));
+public_id!(PublicOrderId, |v| Text::new("ord_", v.0.0, Some(v.1.0)));
 
 fn number(s: &str) -> Option<u64> {
     // Digits only, no sign, no leading zeros beyond "0", at most u64.
@@ -43,22 +93,28 @@ fn number(s: &str) -> Option<u64> {
     s.parse().ok()
 }
 
-pub fn parse_event_id(s: &str) -> Option<SaleId> {
-    s.strip_prefix("evt_").and_then(number).map(SaleId)
-}
-
 fn parse_pair(s: &str, prefix: &str) -> Option<(SaleId, u64)> {
     let rest = s.strip_prefix(prefix)?;
     let (a, b) = rest.split_once('_')?;
     Some((SaleId(number(a)?), number(b)?))
 }
 
-pub fn parse_hold_id(s: &str) -> Option<(SaleId, HoldId)> {
-    parse_pair(s, "hld_").map(|(s, h)| (s, HoldId(h)))
+impl PublicSaleId {
+    pub fn parse(s: &str) -> Option<PublicSaleId> {
+        s.strip_prefix("evt_").and_then(number).map(|n| PublicSaleId(SaleId(n)))
+    }
 }
 
-pub fn parse_order_id(s: &str) -> Option<(SaleId, OrderId)> {
-    parse_pair(s, "ord_").map(|(s, o)| (s, OrderId(o)))
+impl PublicHoldId {
+    pub fn parse(s: &str) -> Option<PublicHoldId> {
+        parse_pair(s, "hld_").map(|(s, h)| PublicHoldId(s, HoldId(h)))
+    }
+}
+
+impl PublicOrderId {
+    pub fn parse(s: &str) -> Option<PublicOrderId> {
+        parse_pair(s, "ord_").map(|(s, o)| PublicOrderId(s, OrderId(o)))
+    }
 }
 
 #[cfg(test)]
@@ -67,18 +123,22 @@ mod tests {
 
     #[test]
     fn ids_round_trip_and_junk_is_refused() {
-        assert_eq!(event_id(SaleId(42)), "evt_42");
-        assert_eq!(hold_id(SaleId(3), HoldId(17)), "hld_3_17");
-        assert_eq!(order_id(SaleId(u64::MAX), OrderId(0)), format!("ord_{}_0", u64::MAX));
-        assert_eq!(parse_event_id(&event_id(SaleId(42))), Some(SaleId(42)));
+        assert_eq!(PublicSaleId(SaleId(42)).to_string(), "evt_42");
+        assert_eq!(PublicHoldId(SaleId(3), HoldId(17)).to_string(), "hld_3_17");
         assert_eq!(
-            parse_hold_id(&hold_id(SaleId(3), HoldId(17))),
-            Some((SaleId(3), HoldId(17)))
+            PublicOrderId(SaleId(u64::MAX), OrderId(u64::MAX)).to_string(),
+            format!("ord_{}_{}", u64::MAX, u64::MAX)
         );
         assert_eq!(
-            parse_order_id(&order_id(SaleId(3), OrderId(5))),
-            Some((SaleId(3), OrderId(5)))
+            serde_json::to_string(&PublicHoldId(SaleId(3), HoldId(17))).unwrap(),
+            "\"hld_3_17\""
         );
+        let sale = PublicSaleId(SaleId(42));
+        assert_eq!(PublicSaleId::parse(&sale.to_string()), Some(sale));
+        let hold = PublicHoldId(SaleId(3), HoldId(17));
+        assert_eq!(PublicHoldId::parse(&hold.to_string()), Some(hold));
+        let order = PublicOrderId(SaleId(3), OrderId(5));
+        assert_eq!(PublicOrderId::parse(&order.to_string()), Some(order));
         for junk in [
             "",
             "evt_",
@@ -91,7 +151,9 @@ mod tests {
             "ord_1_2_3",
         ] {
             assert!(
-                parse_event_id(junk).is_none() && parse_hold_id(junk).is_none() && parse_order_id(junk).is_none(),
+                PublicSaleId::parse(junk).is_none()
+                    && PublicHoldId::parse(junk).is_none()
+                    && PublicOrderId::parse(junk).is_none(),
                 "{junk}"
             );
         }

@@ -1,7 +1,9 @@
 //! JSON responses, serialized into one buffer sized for a whole view.
 //!
 //! `axum::Json` starts from 128 bytes and doubles as it writes, so a hold or an order view
-//! (0.5–1 KiB) paid three reallocations and copies on every command's answer.
+//! (0.5–1 KiB) paid three reallocations and copies on every command's answer. Views that
+//! borrow a sale's state are encoded with [`encode`] while the read lock is held, and sent as
+//! a [`JsonBody`]; owned views go through [`Json`].
 
 use axum::body::Body;
 use axum::http::{HeaderValue, header};
@@ -13,40 +15,46 @@ use crate::error::{ApiError, Code};
 /// Room for the largest common view (an order with its tickets) without growing.
 const VIEW_BYTES: usize = 1024;
 
-/// A JSON response body (`Content-Type: application/json`).
-pub struct Json<T>(pub T);
+/// A view already encoded as JSON.
+#[derive(Debug)]
+pub struct JsonBody(Vec<u8>);
 
-impl<T: Serialize> IntoResponse for Json<T> {
-    fn into_response(self) -> Response {
-        let mut buf = Vec::with_capacity(VIEW_BYTES);
-        if let Err(e) = serde_json::to_writer(&mut buf, &self.0) {
+/// Encodes a view. Fails only for a value with no JSON form (a bug), as `500 internal`.
+pub fn encode<T: Serialize + ?Sized>(view: &T) -> Result<JsonBody, ApiError> {
+    let mut buf = Vec::with_capacity(VIEW_BYTES);
+    match serde_json::to_writer(&mut buf, view) {
+        Ok(()) => Ok(JsonBody(buf)),
+        Err(e) => {
             tracing::error!(error = %e, "encoding a response failed");
-            return ApiError::new(Code::Internal, "encoding the response failed").into_response();
+            Err(ApiError::new(Code::Internal, "encoding the response failed"))
         }
-        let mut res = Response::new(Body::from(buf));
-        res.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        res
     }
 }
 
-/// A JSON response body already written (the hold and order views, see
-/// [`crate::views::write_hold_json`]).
-pub struct RawJson(pub String);
-
-impl RawJson {
-    /// A buffer sized for a whole view.
-    pub fn buffer() -> String {
-        String::with_capacity(VIEW_BYTES)
+impl JsonBody {
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
     }
 }
 
-impl IntoResponse for RawJson {
+impl IntoResponse for JsonBody {
     fn into_response(self) -> Response {
         let mut res = Response::new(Body::from(self.0));
         res.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         res
+    }
+}
+
+/// An owned view, encoded when the response is made (`Content-Type: application/json`).
+pub struct Json<T>(pub T);
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        match encode(&self.0) {
+            Ok(body) => body.into_response(),
+            Err(e) => e.into_response(),
+        }
     }
 }
 
@@ -71,5 +79,13 @@ mod tests {
         let bad: std::collections::BTreeMap<(u8, u8), u8> = [((1, 2), 3)].into();
         let res = Json(bad).into_response();
         assert_eq!(res.status(), axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(
+            encode(
+                &[((1u8, 2u8), 3u8)]
+                    .into_iter()
+                    .collect::<std::collections::BTreeMap<_, _>>()
+            )
+            .is_err()
+        );
     }
 }

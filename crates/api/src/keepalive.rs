@@ -2,7 +2,7 @@
 //! sent to a route that takes none, or one over the size limit), hyper cannot reuse the
 //! connection and closes it after the response, without saying so: a client that pools
 //! connections then sends its next request into a closing socket and sees it fail. [`Tracked`]
-//! notes whether the body was read to its end and, if not, [`crate::front`] adds
+//! notes whether the body was read to its end and, if not, [`crate::request_layer`] adds
 //! `Connection: close`, so that the client opens a fresh connection instead.
 
 use std::pin::Pin;

@@ -1,7 +1,7 @@
 //! HTTP API v1 of taquilla (axum). This crate turns HTTP into engine commands and engine state
 //! into JSON; it holds no sales state of its own.
 //!
-//! Request path: [`front`] (correlation id, error rendering, panic and timeout, keep-alive
+//! Request path: [`request_layer`] (correlation id, error rendering, panic and timeout, keep-alive
 //! check, metrics) → router (route label, body limit) → extractors
 //! (auth, JSON with our error codes) → handler → `Engine::submit` (bounded queue; full =
 //! `503 overloaded`) → reply after the command is durable → view built from the engine's
@@ -12,13 +12,17 @@ pub mod auth;
 pub mod correlation;
 pub mod error;
 mod extract;
-pub mod front;
 pub mod ids;
 pub mod json;
 mod keepalive;
+pub mod named;
 pub mod openapi;
 mod pages;
+pub mod request_layer;
+pub mod requests;
+mod responses;
 mod routes;
+pub mod time;
 pub mod views;
 
 use std::sync::{Arc, OnceLock};
@@ -66,7 +70,7 @@ pub struct AppContext {
     pub clock: Arc<dyn Clock>,
     pub prometheus: Option<PrometheusHandle>,
     /// Rendered sale pages, by sale version.
-    pages: pages::EventPages,
+    pages: pages::SalePages,
     buyer_key: auth::BuyerKey,
 }
 
@@ -95,7 +99,7 @@ impl AppState {
             settings,
             clock,
             prometheus,
-            pages: pages::EventPages::default(),
+            pages: pages::SalePages::default(),
         }))
     }
 
@@ -120,24 +124,25 @@ impl AppState {
     }
 }
 
-/// The whole application as a service: [`front::Front`] around the router (every route and
+/// The whole application as a service: [`request_layer::RequestService`] around the router (every route and
 /// the fallbacks). Serve it with `axum::serve(listener, app.into_make_service())` (through
 /// `axum::ServiceExt`), or call it directly in tests.
 pub fn app(state: AppState) -> App {
     let timeout = state.settings.request_timeout;
     let body_limit = state.settings.body_limit_bytes;
-    let router = routes::routes()
+    let (router, _) = routes::router().split_for_parts();
+    let router = router
         // One route layer (one boxed level per route): the route label and the body limit.
         .route_layer(
             tower::ServiceBuilder::new()
-                .layer(front::RouteLabelLayer)
+                .layer(request_layer::RouteLabelLayer)
                 .layer(DefaultBodyLimit::max(body_limit)),
         )
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .with_state(state);
-    front::FrontLayer::new(timeout).layer(router)
+    request_layer::RequestLayer::new(timeout).layer(router)
 }
 
 /// The type [`app`] returns.
-pub type App = front::Front<Router>;
+pub type App = request_layer::RequestService<Router>;

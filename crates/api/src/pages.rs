@@ -20,17 +20,17 @@ use taquilla_domain::SaleId;
 use taquilla_engine::Engine;
 
 use crate::error::{ApiError, Code};
-use crate::views;
+use crate::views::SaleView;
 
 /// One rendered sale page.
-pub struct EventPage {
+pub struct SalePage {
     pub version: u64,
     pub body: Bytes,
     /// A strong ETag: a hash of the body, quoted.
     pub etag: HeaderValue,
 }
 
-impl EventPage {
+impl SalePage {
     /// Whether an `If-None-Match` header value names this page.
     pub fn matches(&self, if_none_match: &str) -> bool {
         let etag = self.etag.as_bytes();
@@ -44,20 +44,20 @@ impl EventPage {
 /// The newest rendered page of each sale (one entry per sale, and sales are bounded by the
 /// engine's limits, so the cache is too).
 #[derive(Default)]
-pub struct EventPages {
-    pages: RwLock<FxHashMap<SaleId, Arc<EventPage>>>,
+pub struct SalePages {
+    pages: RwLock<FxHashMap<SaleId, Arc<SalePage>>>,
 }
 
-impl EventPages {
+impl SalePages {
     /// The sale's page for its current version, rendered now if the cached one is older.
     /// `404` when the sale does not exist (or has no catalog entry yet).
-    pub fn get(&self, engine: &Engine, sale: SaleId) -> Result<Arc<EventPage>, ApiError> {
+    pub fn get(&self, engine: &Engine, sale: SaleId) -> Result<Arc<SalePage>, ApiError> {
         let version = engine.version(sale).ok_or_else(|| ApiError::not_found("event"))?;
         if let Some(page) = self.pages.read().get(&sale).filter(|p| p.version == version) {
             return Ok(page.clone());
         }
         let (version, view) = engine
-            .read_versioned(sale, |s| views::event_view(sale, s))
+            .read_versioned(sale, |s| SaleView::new(sale, s))
             .ok_or_else(|| ApiError::not_found("event"))?;
         let view = view.ok_or_else(|| ApiError::not_found("event"))?;
         let body = serde_json::to_vec(&view).map_err(|_| ApiError::new(Code::Internal, "encoding failed"))?;
@@ -65,7 +65,7 @@ impl EventPages {
         h.write(&body);
         let etag = HeaderValue::try_from(format!("\"{:016x}\"", h.finish()))
             .map_err(|_| ApiError::new(Code::Internal, "encoding the ETag failed"))?;
-        let page = Arc::new(EventPage {
+        let page = Arc::new(SalePage {
             version,
             body: Bytes::from(body),
             etag,
@@ -83,8 +83,8 @@ impl EventPages {
 mod tests {
     use super::*;
 
-    fn page(etag: &'static str) -> EventPage {
-        EventPage {
+    fn page(etag: &'static str) -> SalePage {
+        SalePage {
             version: 1,
             body: Bytes::new(),
             etag: HeaderValue::from_static(etag),

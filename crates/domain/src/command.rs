@@ -26,6 +26,14 @@ pub enum SaleStatus {
 }
 
 impl SaleStatus {
+    /// Every status, in declaration order.
+    pub const ALL: [SaleStatus; 4] = [
+        SaleStatus::Draft,
+        SaleStatus::Open,
+        SaleStatus::Paused,
+        SaleStatus::Closed,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             SaleStatus::Draft => "draft",

@@ -296,7 +296,7 @@ fn print_banner(addr: SocketAddr, admin_token: &str, buyer_secret: &str, demo: O
     if let Some(sale) = demo {
         let buyer = BuyerId::parse("demo-buyer").unwrap_or_else(|_| unreachable!("a valid literal"));
         let token = taquilla_api::mint_buyer_token(buyer_secret.as_bytes(), &buyer, now_ms / 1000 + 86_400);
-        let event = taquilla_api::ids::event_id(sale);
+        let event = taquilla_api::ids::PublicSaleId(sale);
         println!("  demo sale:   {url}/v1/events/{event}");
         println!("  buyer token for \"demo-buyer\" (24 h): {token}");
         println!("  hold two tickets:");

@@ -1,7 +1,6 @@
 //! Public and buyer routes. The sale page is public and cacheable; holds and orders need a
 //! buyer token, and a buyer sees only their own (anyone else gets `404`, so ids leak nothing).
 
-use crate::json::{Json, RawJson};
 use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -17,27 +16,29 @@ use crate::auth::Buyer;
 use crate::correlation::CorrelationId;
 use crate::error::{ApiError, Code, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, Idempotency};
-use crate::ids;
-use crate::views::{self, *};
+use crate::ids::PublicOrderId;
+use crate::json::{self, Json, JsonBody};
+use crate::requests::{HoldRequest, PayRequest};
+use crate::responses::{BadBody, BuyerAuth, NotFound, Unavailable};
+use crate::views::{HoldView, OrderView, SaleList, SaleView};
 
 /// The sale page may be served from a cache for a second.
-const EVENT_CACHE_CONTROL: &str = "public, max-age=1";
+const SALE_CACHE_CONTROL: &str = "public, max-age=1";
 
-#[utoipa::path(get, path = "/v1/events", tag = "public", responses((status = 200, body = EventList)))]
-pub(crate) async fn list_events(State(state): State<AppState>) -> Result<Json<EventList>, ApiError> {
+#[utoipa::path(get, path = "/v1/events", tag = "public", responses((status = 200, body = SaleList), Unavailable))]
+pub(crate) async fn list_sales(State(state): State<AppState>) -> Result<Json<SaleList>, ApiError> {
     let engine = state.engine()?;
     let events = engine
         .sales()
         .into_iter()
-        .filter_map(|sale| engine.read(sale, |s| views::event_view(sale, s)).flatten())
+        .filter_map(|sale| engine.read(sale, |s| SaleView::new(sale, s)).flatten())
         .collect();
-    Ok(Json(EventList { events }))
+    Ok(Json(SaleList { events }))
 }
 
 #[utoipa::path(get, path = "/v1/events/{event_id}", tag = "public", params(("event_id" = String, Path)),
-    responses((status = 200, body = EventView, description = "With ETag and Cache-Control: public, max-age=1"),
-        (status = 304, description = "If-None-Match matched the current ETag"), (status = 404, body = ErrorBody)))]
-pub(crate) async fn get_event(
+    responses((status = 200, body = SaleView, description = "With ETag and Cache-Control: public, max-age=1"), NotFound, Unavailable, (status = 304, description = "If-None-Match matched the current ETag")))]
+pub(crate) async fn get_sale(
     State(state): State<AppState>,
     ApiPath(event_id): ApiPath,
     req: Request,
@@ -59,36 +60,26 @@ pub(crate) async fn get_event(
     };
     let hs = res.headers_mut();
     hs.insert(header::ETAG, page.etag.clone());
-    hs.insert(header::CACHE_CONTROL, HeaderValue::from_static(EVENT_CACHE_CONTROL));
+    hs.insert(header::CACHE_CONTROL, HeaderValue::from_static(SALE_CACHE_CONTROL));
     Ok(res)
 }
 
-fn hold_json(state: &AppState, buyer: &BuyerId, sale: SaleId, hold: HoldId) -> Result<RawJson, ApiError> {
-    let body = state
-        .engine()?
-        .read(sale, |s| {
-            s.holds.get(&hold).filter(|h| &h.buyer == buyer).map(|h| {
-                let mut out = RawJson::buffer();
-                views::write_hold_json(&mut out, sale, s, h);
-                out
-            })
-        })
-        .flatten();
-    body.map(RawJson).ok_or_else(|| ApiError::not_found("hold"))
+/// The buyer's hold as JSON, encoded under the sale's read lock.
+fn hold_body(state: &AppState, buyer: &BuyerId, sale: SaleId, hold: HoldId) -> Result<JsonBody, ApiError> {
+    let body = state.engine()?.read(sale, |s| {
+        let h = s.holds.get(&hold).filter(|h| &h.buyer == buyer)?;
+        Some(json::encode(&HoldView::new(sale, s, h)))
+    });
+    body.flatten().ok_or_else(|| ApiError::not_found("hold"))?
 }
 
-fn order_json(state: &AppState, buyer: &BuyerId, sale: SaleId, order: OrderId) -> Result<RawJson, ApiError> {
-    let body = state
-        .engine()?
-        .read(sale, |s| {
-            s.orders.get(&order).filter(|o| &o.buyer == buyer).map(|o| {
-                let mut out = RawJson::buffer();
-                views::write_order_json(&mut out, sale, s, o);
-                out
-            })
-        })
-        .flatten();
-    body.map(RawJson).ok_or_else(|| ApiError::not_found("order"))
+/// The buyer's order as JSON, encoded under the sale's read lock.
+fn order_body(state: &AppState, buyer: &BuyerId, sale: SaleId, order: OrderId) -> Result<JsonBody, ApiError> {
+    let body = state.engine()?.read(sale, |s| {
+        let o = s.orders.get(&order).filter(|o| &o.buyer == buyer)?;
+        Some(json::encode(&OrderView::new(sale, s, o)))
+    });
+    body.flatten().ok_or_else(|| ApiError::not_found("order"))?
 }
 
 fn items(req: &HoldRequest) -> Result<Items, ApiError> {
@@ -121,19 +112,18 @@ fn items(req: &HoldRequest) -> Result<Items, ApiError> {
 }
 
 #[utoipa::path(post, path = "/v1/events/{event_id}/holds", tag = "buyer", params(("event_id" = String, Path),
-        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the original hold")),
+        ("Idempotency-Key" = Option<String>, Header, description = "1–64 printable characters; retrying with the same key and body returns the original hold")),
     request_body = HoldRequest,
-    responses((status = 201, body = HoldView), (status = 409, body = ErrorBody, description = "sold_out, insufficient_inventory, sale_not_open, idempotency_conflict"),
-        (status = 422, body = ErrorBody, description = "invalid, limit_exceeded"), (status = 503, body = ErrorBody, description = "overloaded; see Retry-After")),
+    responses((status = 201, body = HoldView, description = "Durable when answered"), BadBody, BuyerAuth, NotFound, Unavailable, (status = 409, body = ErrorBody, description = "`sold_out`, `insufficient_inventory` (with `details`), `sale_not_open`, `idempotency_conflict`"), (status = 422, body = ErrorBody, description = "`invalid`, or `limit_exceeded` (the per-buyer limit, with `details`)")),
     security(("buyer" = [])))]
-pub(crate) async fn create_hold(
+pub(crate) async fn place_hold(
     State(state): State<AppState>,
     Extension(corr): Extension<CorrelationId>,
     Buyer(buyer): Buyer,
     ApiPath(event_id): ApiPath,
     idempotency: Idempotency,
     ApiJson(req): ApiJson<HoldRequest>,
-) -> Result<(StatusCode, RawJson), ApiError> {
+) -> Result<(StatusCode, JsonBody), ApiError> {
     let sale = sale_of(&event_id)?;
     let cmd = Command::PlaceHold {
         buyer: buyer.clone(),
@@ -141,48 +131,43 @@ pub(crate) async fn create_hold(
         idempotency_key: idempotency.0?,
     };
     match exec(state.engine()?, sale, cmd, &corr).await? {
-        Outcome::Hold(hold) => Ok((StatusCode::CREATED, hold_json(&state, &buyer, sale, hold)?)),
+        Outcome::Hold(hold) => Ok((StatusCode::CREATED, hold_body(&state, &buyer, sale, hold)?)),
         other => Err(unexpected(other)),
     }
 }
 
 #[utoipa::path(get, path = "/v1/holds/{hold_id}", tag = "buyer", params(("hold_id" = String, Path)),
-    responses((status = 200, body = HoldView), (status = 404, body = ErrorBody)), security(("buyer" = [])))]
+    responses((status = 200, body = HoldView), BuyerAuth, NotFound, Unavailable), security(("buyer" = [])))]
 pub(crate) async fn get_hold(
     State(state): State<AppState>,
     Buyer(buyer): Buyer,
     ApiPath(hold_id): ApiPath,
-) -> Result<RawJson, ApiError> {
+) -> Result<JsonBody, ApiError> {
     let (sale, hold) = hold_of(&hold_id)?;
-    hold_json(&state, &buyer, sale, hold)
+    hold_body(&state, &buyer, sale, hold)
 }
 
 #[utoipa::path(delete, path = "/v1/holds/{hold_id}", tag = "buyer", params(("hold_id" = String, Path)),
-    responses((status = 200, body = HoldView, description = "Released"), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    responses((status = 200, body = HoldView, description = "Released; its tickets are available again"), BuyerAuth, NotFound, Unavailable, (status = 409, body = ErrorBody, description = "`conflict`: the hold was converted or already released (`details.reason`)")),
     security(("buyer" = [])))]
 pub(crate) async fn release_hold(
     State(state): State<AppState>,
     Extension(corr): Extension<CorrelationId>,
     Buyer(buyer): Buyer,
     ApiPath(hold_id): ApiPath,
-) -> Result<RawJson, ApiError> {
+) -> Result<JsonBody, ApiError> {
     let (sale, hold) = hold_of(&hold_id)?;
-    exec(
-        state.engine()?,
-        sale,
-        Command::ReleaseHold {
-            buyer: buyer.clone(),
-            hold,
-        },
-        &corr,
-    )
-    .await?;
-    hold_json(&state, &buyer, sale, hold)
+    let cmd = Command::ReleaseHold {
+        buyer: buyer.clone(),
+        hold,
+    };
+    exec(state.engine()?, sale, cmd, &corr).await?;
+    hold_body(&state, &buyer, sale, hold)
 }
 
 #[utoipa::path(post, path = "/v1/holds/{hold_id}/checkout", tag = "buyer", params(("hold_id" = String, Path),
         ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the original order")),
-    responses((status = 201, body = OrderView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "hold_expired, conflict")),
+    responses((status = 201, body = OrderView, description = "Awaiting payment until the hold's deadline"), BuyerAuth, NotFound, Unavailable, (status = 409, body = ErrorBody, description = "`hold_expired`, `idempotency_conflict`, or `conflict` (`details.reason`)"), (status = 422, body = ErrorBody, description = "`invalid` Idempotency-Key")),
     security(("buyer" = [])))]
 pub(crate) async fn checkout(
     State(state): State<AppState>,
@@ -190,7 +175,7 @@ pub(crate) async fn checkout(
     Buyer(buyer): Buyer,
     ApiPath(hold_id): ApiPath,
     idempotency: Idempotency,
-) -> Result<(StatusCode, RawJson), ApiError> {
+) -> Result<(StatusCode, JsonBody), ApiError> {
     let (sale, hold) = hold_of(&hold_id)?;
     let cmd = Command::Checkout {
         buyer: buyer.clone(),
@@ -198,27 +183,26 @@ pub(crate) async fn checkout(
         idempotency_key: idempotency.0?,
     };
     match exec(state.engine()?, sale, cmd, &corr).await? {
-        Outcome::Order(order) => Ok((StatusCode::CREATED, order_json(&state, &buyer, sale, order)?)),
+        Outcome::Order(order) => Ok((StatusCode::CREATED, order_body(&state, &buyer, sale, order)?)),
         other => Err(unexpected(other)),
     }
 }
 
 #[utoipa::path(get, path = "/v1/orders/{order_id}", tag = "buyer", params(("order_id" = String, Path)),
-    responses((status = 200, body = OrderView, description = "With ticket codes once paid"), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = OrderView, description = "With ticket codes once paid"), BuyerAuth, NotFound, Unavailable),
     security(("buyer" = [])))]
 pub(crate) async fn get_order(
     State(state): State<AppState>,
     Buyer(buyer): Buyer,
     ApiPath(order_id): ApiPath,
-) -> Result<RawJson, ApiError> {
+) -> Result<JsonBody, ApiError> {
     let (sale, order) = order_of(&order_id)?;
-    order_json(&state, &buyer, sale, order)
+    order_body(&state, &buyer, sale, order)
 }
 
 #[utoipa::path(post, path = "/v1/orders/{order_id}/pay", tag = "buyer", params(("order_id" = String, Path)),
     request_body = PayRequest,
-    responses((status = 200, body = OrderView), (status = 403, body = ErrorBody, description = "test_payments_disabled"),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    responses((status = 200, body = OrderView, description = "Paid, with its tickets"), BadBody, BuyerAuth, NotFound, Unavailable, (status = 403, body = ErrorBody, description = "`test_payments_disabled`"), (status = 409, body = ErrorBody, description = "`hold_expired`, or `conflict` (`details.reason`)")),
     security(("buyer" = [])))]
 pub(crate) async fn pay(
     State(state): State<AppState>,
@@ -226,7 +210,7 @@ pub(crate) async fn pay(
     Buyer(buyer): Buyer,
     ApiPath(order_id): ApiPath,
     ApiJson(req): ApiJson<PayRequest>,
-) -> Result<RawJson, ApiError> {
+) -> Result<JsonBody, ApiError> {
     let (sale, order) = order_of(&order_id)?;
     if req.method != "test" {
         return Err(ApiError::invalid("method: only \"test\" is available"));
@@ -245,37 +229,27 @@ pub(crate) async fn pay(
     if !owned {
         return Err(ApiError::not_found("order"));
     }
-    let payment_ref = PaymentRef::parse(&format!("test-{}", ids::order_id(sale, order)))
+    let payment_ref = PaymentRef::parse(&format!("test-{}", PublicOrderId(sale, order)))
         .map_err(|_| ApiError::new(Code::Internal, "payment reference"))?;
-    exec(
-        state.engine()?,
-        sale,
-        Command::ConfirmPayment { order, payment_ref },
-        &corr,
-    )
-    .await?;
-    order_json(&state, &buyer, sale, order)
+    let cmd = Command::ConfirmPayment { order, payment_ref };
+    exec(state.engine()?, sale, cmd, &corr).await?;
+    order_body(&state, &buyer, sale, order)
 }
 
 #[utoipa::path(post, path = "/v1/orders/{order_id}/cancel", tag = "buyer", params(("order_id" = String, Path)),
-    responses((status = 200, body = OrderView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    responses((status = 200, body = OrderView, description = "Cancelled; its tickets are available again"), BuyerAuth, NotFound, Unavailable, (status = 409, body = ErrorBody, description = "`conflict`: the order is not awaiting payment (`details.reason`)")),
     security(("buyer" = [])))]
 pub(crate) async fn cancel_order(
     State(state): State<AppState>,
     Extension(corr): Extension<CorrelationId>,
     Buyer(buyer): Buyer,
     ApiPath(order_id): ApiPath,
-) -> Result<RawJson, ApiError> {
+) -> Result<JsonBody, ApiError> {
     let (sale, order) = order_of(&order_id)?;
-    exec(
-        state.engine()?,
-        sale,
-        Command::CancelOrder {
-            actor: Actor::Buyer(buyer.clone()),
-            order,
-        },
-        &corr,
-    )
-    .await?;
-    order_json(&state, &buyer, sale, order)
+    let cmd = Command::CancelOrder {
+        actor: Actor::Buyer(buyer.clone()),
+        order,
+    };
+    exec(state.engine()?, sale, cmd, &corr).await?;
+    order_body(&state, &buyer, sale, order)
 }

@@ -1,63 +1,72 @@
-//! The route table. One file per audience: `admin` (organiser), `buyer` (public and buyer
-//! routes), `ops` (health, readiness, metrics, OpenAPI).
+//! The route table: every handler registered once, through `utoipa-axum`, so the router and
+//! the OpenAPI document's paths are one declaration (each path is written only in its
+//! handler's `#[utoipa::path]`). One file per audience: `admin` (organiser), `feed` (the
+//! event log for outside readers), `buyer` (public and buyer routes), `ops` (health,
+//! readiness, metrics, OpenAPI).
 
 pub(crate) mod admin;
 pub(crate) mod buyer;
+pub(crate) mod feed;
 pub(crate) mod ops;
 
-use axum::Router;
-use axum::routing::{get, post};
 use taquilla_domain::{Command, HoldId, OrderId, Outcome, SaleId};
 use taquilla_engine::{Engine, Envelope};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::correlation::CorrelationId;
 use crate::error::{ApiError, Code};
-use crate::ids;
+use crate::ids::{PublicHoldId, PublicOrderId, PublicSaleId};
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .route("/openapi.json", get(ops::openapi))
-        .route("/v1/admin/events", post(admin::create_event))
-        .route(
-            "/v1/admin/events/{event_id}/ticket-types",
-            post(admin::create_ticket_type),
-        )
-        .route("/v1/admin/events/{event_id}/quotas", post(admin::create_quota))
-        .route("/v1/admin/events/{event_id}/open", post(admin::open))
-        .route("/v1/admin/events/{event_id}/pause", post(admin::pause))
-        .route("/v1/admin/events/{event_id}/close", post(admin::close))
-        .route("/v1/admin/events/{event_id}/stats", get(admin::stats))
-        .route("/v1/admin/events/{event_id}/checkins", post(admin::checkin))
-        .route("/v1/admin/orders/{order_id}/refund", post(admin::refund))
-        .route("/v1/admin/orders/{order_id}/cancel", post(admin::cancel_order))
-        .route("/v1/admin/buyer-tokens", post(admin::buyer_token))
-        .route("/v1/admin/feed", get(admin::feed))
-        .route("/v1/events", get(buyer::list_events))
-        .route("/v1/events/{event_id}", get(buyer::get_event))
-        .route("/v1/events/{event_id}/holds", post(buyer::create_hold))
-        .route("/v1/holds/{hold_id}", get(buyer::get_hold).delete(buyer::release_hold))
-        .route("/v1/holds/{hold_id}/checkout", post(buyer::checkout))
-        .route("/v1/orders/{order_id}", get(buyer::get_order))
-        .route("/v1/orders/{order_id}/pay", post(buyer::pay))
-        .route("/v1/orders/{order_id}/cancel", post(buyer::cancel_order))
+/// Every route, with its OpenAPI description.
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(crate::openapi::ApiDoc::openapi())
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(ops::openapi))
+        .routes(routes!(admin::create_sale))
+        .routes(routes!(admin::create_ticket_type))
+        .routes(routes!(admin::create_quota))
+        .routes(routes!(admin::open))
+        .routes(routes!(admin::pause))
+        .routes(routes!(admin::close))
+        .routes(routes!(admin::stats))
+        .routes(routes!(admin::checkin))
+        .routes(routes!(admin::refund))
+        .routes(routes!(admin::cancel_order))
+        .routes(routes!(admin::buyer_token))
+        .routes(routes!(feed::feed))
+        .routes(routes!(buyer::list_sales))
+        .routes(routes!(buyer::get_sale))
+        .routes(routes!(buyer::place_hold))
+        .routes(routes!(buyer::get_hold, buyer::release_hold))
+        .routes(routes!(buyer::checkout))
+        .routes(routes!(buyer::get_order))
+        .routes(routes!(buyer::pay))
+        .routes(routes!(buyer::cancel_order))
 }
 
 /// Public ids from the path. A malformed id cannot name anything that exists: 404, like an
 /// unknown one.
 pub(crate) fn sale_of(event_id: &str) -> Result<SaleId, ApiError> {
-    ids::parse_event_id(event_id).ok_or_else(|| ApiError::not_found("event"))
+    PublicSaleId::parse(event_id)
+        .map(|p| p.0)
+        .ok_or_else(|| ApiError::not_found("event"))
 }
 
 pub(crate) fn hold_of(hold_id: &str) -> Result<(SaleId, HoldId), ApiError> {
-    ids::parse_hold_id(hold_id).ok_or_else(|| ApiError::not_found("hold"))
+    PublicHoldId::parse(hold_id)
+        .map(|p| (p.0, p.1))
+        .ok_or_else(|| ApiError::not_found("hold"))
 }
 
 pub(crate) fn order_of(order_id: &str) -> Result<(SaleId, OrderId), ApiError> {
-    ids::parse_order_id(order_id).ok_or_else(|| ApiError::not_found("order"))
+    PublicOrderId::parse(order_id)
+        .map(|p| (p.0, p.1))
+        .ok_or_else(|| ApiError::not_found("order"))
 }
 
 /// Sends a command and waits until it is durable (or rejected).

@@ -3,15 +3,16 @@
 
 use std::sync::atomic::Ordering;
 
-use crate::json::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use taquilla_domain::{HoldState, OrderState};
+use taquilla_domain::OrderState;
 
 use crate::AppState;
 use crate::error::{ApiError, Code, ErrorBody};
-use crate::views::Health;
+use crate::json::Json;
+use crate::named::Named;
+use crate::views::{Health, HoldStateView};
 
 #[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, body = Health)))]
 pub(crate) async fn healthz() -> Json<Health> {
@@ -19,14 +20,15 @@ pub(crate) async fn healthz() -> Json<Health> {
 }
 
 #[utoipa::path(get, path = "/readyz", tag = "ops",
-    responses((status = 200, body = Health), (status = 503, body = ErrorBody, description = "Recovering, or stopped")))]
+    responses((status = 200, body = Health), (status = 503, body = ErrorBody, description = "`unavailable`: recovering, or stopped")))]
 pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     state.engine()?;
     Ok(Json(Health { status: "ready" }))
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "ops",
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain"),
+        (status = 404, body = ErrorBody, description = "`not_found`: metrics are not enabled")))]
 pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let Some(handle) = state.prometheus.as_ref() else {
         return Err(ApiError::new(Code::NotFound, "metrics are not enabled"));
@@ -52,25 +54,20 @@ fn record_engine_gauges(engine: &taquilla_engine::Engine) {
     metrics::gauge!("taquilla_commands").set(s.commands.load(Ordering::Relaxed) as f64);
     metrics::gauge!("taquilla_batches").set(s.batches.load(Ordering::Relaxed) as f64);
     metrics::gauge!("taquilla_log_flushes").set(s.flushes.load(Ordering::Relaxed) as f64);
-    let mut holds = [0u64; 4];
-    let mut orders = [0u64; 7];
+    let mut holds = [0u64; HoldStateView::ALL.len()];
+    let mut orders = [0u64; OrderState::ALL.len()];
     for sale in engine.sales() {
         engine.read(sale, |st| {
             for h in st.holds.values() {
-                holds[match h.state {
-                    HoldState::Active => 0,
-                    HoldState::Released => 1,
-                    HoldState::Expired => 2,
-                    HoldState::Converted(_) => 3,
-                }] += 1;
+                holds[HoldStateView::from(h.state) as usize] += 1;
             }
             for o in st.orders.values() {
                 orders[o.state as usize] += 1;
             }
         });
     }
-    for (i, name) in ["active", "released", "expired", "converted"].into_iter().enumerate() {
-        metrics::gauge!("taquilla_holds", "state" => name).set(holds[i] as f64);
+    for st in HoldStateView::ALL {
+        metrics::gauge!("taquilla_holds", "state" => st.name()).set(holds[st as usize] as f64);
     }
     for st in OrderState::ALL {
         metrics::gauge!("taquilla_orders", "state" => st.as_str()).set(orders[st as usize] as f64);

@@ -361,36 +361,13 @@ pub fn quantity(view: &Value) -> u64 {
         .sum()
 }
 
-/// The router's table, read from its source so that a new route without documentation fails.
-const ROUTES_RS: &str = include_str!("../../../../api/src/routes/mod.rs");
-
-/// (method, path) for every `.route("path", get(..).delete(..))` in the route table.
+/// (method, path) of every route, from the OpenAPI document (which the router is built from).
 pub fn router_routes() -> BTreeSet<(String, String)> {
+    let doc: Value = serde_json::from_str(&taquilla_api::openapi::document_json()).expect("OpenAPI JSON");
     let mut out = BTreeSet::new();
-    for chunk in ROUTES_RS.split(".route(").skip(1) {
-        let path = chunk.split('"').nth(1).expect("a path literal").to_string();
-        // The handler expression ends at the `)` closing `.route(`.
-        let mut depth = 1;
-        let end = chunk
-            .char_indices()
-            .find(|&(_, c)| {
-                depth += match c {
-                    '(' => 1,
-                    ')' => -1,
-                    _ => 0,
-                };
-                depth == 0
-            })
-            .map(|(i, _)| i)
-            .expect("balanced .route(...)");
-        let handlers = &chunk[..end];
-        for m in ["get", "post", "put", "patch", "delete"] {
-            let called = handlers.match_indices(&format!("{m}(")).any(|(i, _)| {
-                i == 0 || !handlers.as_bytes()[i - 1].is_ascii_alphanumeric() && handlers.as_bytes()[i - 1] != b'_'
-            });
-            if called {
-                out.insert((m.to_string(), path.clone()));
-            }
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for method in item.as_object().expect("path item").keys() {
+            out.insert((method.clone(), path.clone()));
         }
     }
     out

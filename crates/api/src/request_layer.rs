@@ -73,7 +73,7 @@ fn method_name(m: &Method) -> &'static str {
     }
 }
 
-/// The matched route, handed from [`RouteLabel`] to [`Front`] through the response.
+/// The matched route, handed from [`RouteLabel`] to [`RequestService`] through the response.
 #[derive(Clone, Copy)]
 struct RouteName(&'static str);
 
@@ -170,24 +170,24 @@ impl RequestMetrics {
 
 /// The outermost layer (see the module documentation).
 #[derive(Clone)]
-pub struct FrontLayer {
+pub struct RequestLayer {
     timeout: Duration,
     metrics: Arc<RequestMetrics>,
 }
 
-impl FrontLayer {
-    pub fn new(timeout: Duration) -> FrontLayer {
-        FrontLayer {
+impl RequestLayer {
+    pub fn new(timeout: Duration) -> RequestLayer {
+        RequestLayer {
             timeout,
             metrics: Arc::default(),
         }
     }
 }
 
-impl<S> Layer<S> for FrontLayer {
-    type Service = Front<S>;
-    fn layer(&self, inner: S) -> Front<S> {
-        Front {
+impl<S> Layer<S> for RequestLayer {
+    type Service = RequestService<S>;
+    fn layer(&self, inner: S) -> RequestService<S> {
+        RequestService {
             inner,
             timeout: self.timeout,
             metrics: self.metrics.clone(),
@@ -196,19 +196,19 @@ impl<S> Layer<S> for FrontLayer {
 }
 
 #[derive(Clone)]
-pub struct Front<S> {
+pub struct RequestService<S> {
     inner: S,
     timeout: Duration,
     metrics: Arc<RequestMetrics>,
 }
 
-impl<S> Service<Request> for Front<S>
+impl<S> Service<Request> for RequestService<S>
 where
     S: Service<Request, Response = Response, Error = Infallible> + Clone,
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = FrontFuture<S::Future>;
+    type Future = RequestFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
@@ -237,7 +237,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         // `None`: `call` itself panicked; the future answers 500 on its first poll.
         let inner = catch_unwind(AssertUnwindSafe(|| inner.call(req))).ok();
-        FrontFuture {
+        RequestFuture {
             inner,
             sleep: None,
             state: Some(Pending {
@@ -263,7 +263,7 @@ struct Pending {
 }
 
 pin_project! {
-    pub struct FrontFuture<F> {
+    pub struct RequestFuture<F> {
         #[pin]
         inner: Option<F>,
         // Made on the first `Pending` only: most reads answer in one poll and never pay for a timer.
@@ -273,7 +273,7 @@ pin_project! {
     }
 }
 
-impl<F: Future<Output = Result<Response, Infallible>>> Future for FrontFuture<F> {
+impl<F: Future<Output = Result<Response, Infallible>>> Future for RequestFuture<F> {
     type Output = Result<Response, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -377,7 +377,7 @@ mod tests {
     use http_body_util::BodyExt;
     use tower::{Layer, ServiceExt, service_fn};
 
-    use super::FrontLayer;
+    use super::RequestLayer;
     use crate::correlation::HEADER;
 
     async fn error_code(res: Response) -> (StatusCode, String, String) {
@@ -392,7 +392,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_panicking_handler_is_a_json_500_with_the_correlation_id() {
-        let svc = FrontLayer::new(Duration::from_secs(30)).layer(service_fn(|_: Request| async {
+        let svc = RequestLayer::new(Duration::from_secs(30)).layer(service_fn(|_: Request| async {
             if true {
                 panic!("boom");
             }
@@ -413,7 +413,7 @@ mod tests {
     #[tokio::test]
     async fn a_service_panicking_in_call_is_a_json_500_too() {
         #[allow(unreachable_code)]
-        let svc = FrontLayer::new(Duration::from_secs(30)).layer(service_fn(|_: Request| {
+        let svc = RequestLayer::new(Duration::from_secs(30)).layer(service_fn(|_: Request| {
             panic!("in call");
             async { Ok::<Response, Infallible>(StatusCode::OK.into_response()) }
         }));
@@ -431,7 +431,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_request_over_the_timeout_is_a_json_503() {
-        let svc = FrontLayer::new(Duration::from_secs(30)).layer(service_fn(|_: Request| async {
+        let svc = RequestLayer::new(Duration::from_secs(30)).layer(service_fn(|_: Request| async {
             std::future::pending::<()>().await;
             Ok::<Response, Infallible>(StatusCode::OK.into_response())
         }));
@@ -448,7 +448,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_slow_request_within_the_timeout_is_answered() {
-        let svc = FrontLayer::new(Duration::from_secs(30)).layer(service_fn(|_: Request| async {
+        let svc = RequestLayer::new(Duration::from_secs(30)).layer(service_fn(|_: Request| async {
             tokio::time::sleep(Duration::from_secs(29)).await;
             Ok::<Response, Infallible>(StatusCode::OK.into_response())
         }));
@@ -459,7 +459,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unread_body_closes_the_connection_and_a_read_one_does_not() {
-        let layer = FrontLayer::new(Duration::from_secs(30));
+        let layer = RequestLayer::new(Duration::from_secs(30));
         let ignores = layer.layer(service_fn(|_: Request| async {
             Ok::<Response, Infallible>(StatusCode::OK.into_response())
         }));
@@ -476,7 +476,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_plain_error_from_routing_gets_the_json_shape() {
-        let svc = FrontLayer::new(Duration::from_secs(30)).layer(service_fn(|_: Request| async {
+        let svc = RequestLayer::new(Duration::from_secs(30)).layer(service_fn(|_: Request| async {
             Ok::<Response, Infallible>(StatusCode::METHOD_NOT_ALLOWED.into_response())
         }));
         let res = svc.oneshot(Request::new(Body::empty())).await.unwrap();

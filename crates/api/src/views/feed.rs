@@ -1,0 +1,137 @@
+//! The event feed: the log's records as JSON, for any number of independent readers that
+//! follow it by cursor (at-least-once).
+
+use serde::Serialize;
+use taquilla_domain::{Event, Items, SaleId};
+use utoipa::ToSchema;
+
+use crate::ids::{PublicHoldId, PublicOrderId, PublicSaleId};
+use crate::time::Rfc3339;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FeedEvent {
+    /// Pass as `after` to continue after this event.
+    pub cursor: String,
+    #[schema(value_type = String, example = "evt_1")]
+    pub event_id: PublicSaleId,
+    /// Position of the record in its sale (records are whole commands; one record may
+    /// carry several events, which then share cursor and seq).
+    pub seq: u64,
+    #[schema(value_type = String, format = DateTime)]
+    pub recorded_at: Rfc3339,
+    pub correlation_id: Option<String>,
+    /// snake_case event type, e.g. "hold_placed".
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FeedView {
+    pub events: Vec<FeedEvent>,
+    /// Cursor to pass as `after` next time (unchanged when there was nothing new).
+    pub next_cursor: String,
+}
+
+/// An event of the log, as the feed shows it: a snake_case type and its data.
+pub fn event_data(sale: SaleId, e: &Event) -> (&'static str, serde_json::Value) {
+    use serde_json::json;
+    let items = |items: &Items| -> Vec<serde_json::Value> {
+        items
+            .iter()
+            .map(|i| json!({"ticket_type_id": i.ticket_type.0, "quantity": i.quantity.get()}))
+            .collect()
+    };
+    match e {
+        Event::SaleCreated {
+            name,
+            currency,
+            hold_ttl_ms,
+            max_tickets_per_buyer,
+            opens_at,
+            closes_at,
+        } => (
+            "sale_created",
+            json!({"name": name.as_str(), "currency": currency.as_str(), "hold_ttl_secs": hold_ttl_ms / 1000,
+                   "max_tickets_per_buyer": max_tickets_per_buyer,
+                   "opens_at": opens_at.map(Rfc3339), "closes_at": closes_at.map(Rfc3339)}),
+        ),
+        Event::TicketTypeAdded {
+            id,
+            name,
+            price,
+            max_per_order,
+        } => (
+            "ticket_type_added",
+            json!({"ticket_type_id": id.0, "name": name.as_str(), "price_minor": price.get(), "max_per_order": max_per_order}),
+        ),
+        Event::QuotaAdded {
+            id,
+            name,
+            capacity,
+            ticket_types,
+        } => (
+            "quota_added",
+            json!({"quota_id": id.0, "name": name.as_str(), "capacity": capacity,
+                   "ticket_type_ids": ticket_types.iter().map(|t| t.0).collect::<Vec<_>>()}),
+        ),
+        Event::SaleStatusChanged { status } => ("sale_status_changed", json!({"status": status.as_str()})),
+        Event::HoldPlaced {
+            hold,
+            buyer,
+            items: its,
+            expires_at,
+            ..
+        } => (
+            "hold_placed",
+            json!({"hold_id": PublicHoldId(sale, *hold), "buyer_id": buyer.as_str(), "items": items(its),
+                   "expires_at": Rfc3339(*expires_at)}),
+        ),
+        Event::HoldReleased { hold } => ("hold_released", json!({"hold_id": PublicHoldId(sale, *hold)})),
+        Event::HoldExpired { hold } => ("hold_expired", json!({"hold_id": PublicHoldId(sale, *hold)})),
+        Event::OrderPlaced {
+            order, hold, total, at, ..
+        } => (
+            "order_placed",
+            json!({"order_id": PublicOrderId(sale, *order), "hold_id": PublicHoldId(sale, *hold),
+                   "total_minor": total.get(), "at": Rfc3339(*at)}),
+        ),
+        Event::OrderPaid {
+            order,
+            payment_ref,
+            tickets,
+            reinstated,
+            at,
+        } => (
+            "order_paid",
+            json!({"order_id": PublicOrderId(sale, *order), "payment_ref": payment_ref.as_str(),
+                   "tickets": tickets.iter().map(|t| json!({"code": t.code.to_text(), "ticket_type_id": t.ticket_type.0})).collect::<Vec<_>>(),
+                   "reinstated": reinstated, "at": Rfc3339(*at)}),
+        ),
+        Event::OrderPaymentFailed { order, reason } => (
+            "order_payment_failed",
+            json!({"order_id": PublicOrderId(sale, *order), "reason": reason.as_str()}),
+        ),
+        Event::OrderExpired { order } => ("order_expired", json!({"order_id": PublicOrderId(sale, *order)})),
+        Event::OrderCancelled { order } => ("order_cancelled", json!({"order_id": PublicOrderId(sale, *order)})),
+        Event::OrderRefundRequired { order, payment_ref, at } => (
+            "order_refund_required",
+            json!({"order_id": PublicOrderId(sale, *order), "payment_ref": payment_ref.as_str(), "at": Rfc3339(*at)}),
+        ),
+        Event::OrderRefunded {
+            order,
+            tickets,
+            amount,
+            at,
+        } => (
+            "order_refunded",
+            json!({"order_id": PublicOrderId(sale, *order), "ticket_codes": tickets.iter().map(|c| c.to_text()).collect::<Vec<_>>(),
+                   "amount_minor": amount.get(), "at": Rfc3339(*at)}),
+        ),
+        Event::TicketCheckedIn { code, at } => (
+            "ticket_checked_in",
+            json!({"ticket_code": code.to_text(), "at": Rfc3339(*at)}),
+        ),
+    }
+}
