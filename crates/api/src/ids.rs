@@ -78,6 +78,12 @@ macro_rules! public_id {
                 s.serialize_str(self.text().as_str())
             }
         }
+
+        impl $crate::json::WriteJson for $ty {
+            fn write_json(&self, out: &mut Vec<u8>) {
+                $crate::json::write_ascii(self.text().as_str(), out);
+            }
+        }
     };
 }
 

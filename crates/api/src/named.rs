@@ -23,6 +23,12 @@ macro_rules! named_schema {
             }
         }
 
+        impl $crate::json::WriteJson for $ty {
+            fn write_json(&self, out: &mut Vec<u8>) {
+                $crate::json::write_ascii($crate::named::Named::name(self), out);
+            }
+        }
+
         impl utoipa::PartialSchema for $ty {
             fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
                 utoipa::openapi::schema::ObjectBuilder::new()

@@ -77,6 +77,15 @@ impl Serialize for Rfc3339 {
     }
 }
 
+impl crate::json::WriteJson for Rfc3339 {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let (len, buf) = self.encode();
+        out.push(b'"');
+        out.extend_from_slice(&buf[..len]);
+        out.push(b'"');
+    }
+}
+
 /// [`Rfc3339`]'s text as a `String`.
 pub fn rfc3339(t: Timestamp) -> String {
     Rfc3339(t).to_string()

@@ -248,7 +248,7 @@ fn order_body(state: &AppState, sale: SaleId, order: OrderId) -> Result<JsonBody
         let o = s.orders.get(&order)?;
         Some(json::encode(&OrderView::new(sale, s, o)))
     });
-    body.flatten().ok_or_else(|| ApiError::not_found("order"))?
+    body.flatten().ok_or_else(|| ApiError::not_found("order"))
 }
 
 #[utoipa::path(post, path = "/v1/admin/orders/{order_id}/refund", tag = "admin", params(("order_id" = String, Path)),

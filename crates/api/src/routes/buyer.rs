@@ -70,7 +70,7 @@ fn hold_body(state: &AppState, buyer: &BuyerId, sale: SaleId, hold: HoldId) -> R
         let h = s.holds.get(&hold).filter(|h| &h.buyer == buyer)?;
         Some(json::encode(&HoldView::new(sale, s, h)))
     });
-    body.flatten().ok_or_else(|| ApiError::not_found("hold"))?
+    body.flatten().ok_or_else(|| ApiError::not_found("hold"))
 }
 
 /// The buyer's order as JSON, encoded under the sale's read lock.
@@ -79,7 +79,7 @@ fn order_body(state: &AppState, buyer: &BuyerId, sale: SaleId, order: OrderId) -
         let o = s.orders.get(&order).filter(|o| &o.buyer == buyer)?;
         Some(json::encode(&OrderView::new(sale, s, o)))
     });
-    body.flatten().ok_or_else(|| ApiError::not_found("order"))?
+    body.flatten().ok_or_else(|| ApiError::not_found("order"))
 }
 
 fn items(req: &HoldRequest) -> Result<Items, ApiError> {

@@ -1,9 +1,9 @@
 //! A hold: tickets set aside for a buyer until `expires_at`.
 
-use serde::ser::SerializeSeq;
 use serde::{Serialize, Serializer};
 use taquilla_domain::{Hold, HoldState, Items, SaleId, SaleState};
-use utoipa::ToSchema;
+
+use crate::json::{WriteJson, json_view};
 
 use crate::ids::{PublicHoldId, PublicOrderId, PublicSaleId};
 use crate::named::{Named, named_schema};
@@ -65,13 +65,15 @@ impl Named for HoldStateView {
 
 named_schema!(HoldStateView);
 
-/// One line of a hold or order.
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-pub struct ItemView {
-    pub ticket_type_id: u32,
-    pub quantity: u32,
-    /// The ticket type's price when the view was rendered.
-    pub unit_price_minor: i64,
+json_view! {
+    /// One line of a hold or order.
+    #[derive(Debug, Clone, Copy)]
+    pub struct ItemView {
+        pub ticket_type_id: u32,
+        pub quantity: u32,
+        /// The ticket type's price when the view was rendered.
+        pub unit_price_minor: i64,
+    }
 }
 
 /// A hold's or order's lines with their prices, serialized as a list of [`ItemView`].
@@ -81,38 +83,51 @@ pub struct ItemsView<'a> {
     pub state: &'a SaleState,
 }
 
-impl Serialize for ItemsView<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(self.items.len()))?;
-        for it in self.items {
-            let price = self.state.ticket_types.get(it.ticket_type.0 as usize);
-            seq.serialize_element(&ItemView {
-                ticket_type_id: it.ticket_type.0,
-                quantity: it.quantity.get(),
-                unit_price_minor: price.map_or(0, |t| t.price.get()),
-            })?;
-        }
-        seq.end()
+impl ItemsView<'_> {
+    fn lines(&self) -> impl Iterator<Item = ItemView> + '_ {
+        self.items.iter().map(|it| ItemView {
+            ticket_type_id: it.ticket_type.0,
+            quantity: it.quantity.get(),
+            unit_price_minor: self
+                .state
+                .ticket_types
+                .get(it.ticket_type.0 as usize)
+                .map_or(0, |t| t.price.get()),
+        })
     }
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct HoldView<'a> {
-    #[schema(value_type = String, example = "hld_1_1")]
-    pub id: PublicHoldId,
-    #[schema(value_type = String, example = "evt_1")]
-    pub event_id: PublicSaleId,
-    pub state: HoldStateView,
-    #[schema(value_type = Vec<ItemView>)]
-    pub items: ItemsView<'a>,
-    pub total_minor: i64,
-    /// ISO 4217.
-    pub currency: &'a str,
-    #[schema(value_type = String, format = DateTime)]
-    pub expires_at: Rfc3339,
-    /// Set once the hold was checked out.
-    #[schema(value_type = Option<String>, example = "ord_1_1")]
-    pub order_id: Option<PublicOrderId>,
+impl Serialize for ItemsView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.lines())
+    }
+}
+
+impl WriteJson for ItemsView<'_> {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        write_list(self.lines(), out);
+    }
+}
+
+json_view! {
+    /// Tickets set aside for a buyer until `expires_at`.
+    pub struct HoldView<'a> {
+        #[schema(value_type = String, example = "hld_1_1")]
+        pub id: PublicHoldId,
+        #[schema(value_type = String, example = "evt_1")]
+        pub event_id: PublicSaleId,
+        pub state: HoldStateView,
+        #[schema(value_type = Vec<ItemView>)]
+        pub items: ItemsView<'a>,
+        pub total_minor: i64,
+        /// ISO 4217.
+        pub currency: &'a str,
+        #[schema(value_type = String, format = DateTime)]
+        pub expires_at: Rfc3339,
+        /// Set once the hold was checked out.
+        #[schema(value_type = Option<String>, example = "ord_1_1")]
+        pub order_id: Option<PublicOrderId>,
+    }
 }
 
 impl<'a> HoldView<'a> {
@@ -131,4 +146,16 @@ impl<'a> HoldView<'a> {
             },
         }
     }
+}
+
+/// Writes the items as a JSON list.
+pub(crate) fn write_list<T: WriteJson>(items: impl Iterator<Item = T>, out: &mut Vec<u8>) {
+    out.push(b'[');
+    for (i, it) in items.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        it.write_json(out);
+    }
+    out.push(b']');
 }

@@ -1,12 +1,11 @@
 //! An order: a checked-out hold awaiting payment, then paid with its tickets.
 
-use serde::ser::SerializeSeq;
 use serde::{Serialize, Serializer};
 use taquilla_domain::{Order, SaleId, SaleState, Ticket, TicketCode};
-use utoipa::ToSchema;
 
-use super::hold::{ItemView, ItemsView};
+use super::hold::{ItemView, ItemsView, write_list};
 use crate::ids::{PublicHoldId, PublicOrderId, PublicSaleId};
+use crate::json::{WriteJson, json_view, write_ascii};
 use crate::named::{Named, OrderStateName, named_schema};
 use crate::time::Rfc3339;
 
@@ -62,15 +61,23 @@ impl Serialize for TicketCodeText {
     }
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct TicketView {
-    /// 26 characters of Crockford base32: the bearer secret shown at the door.
-    #[schema(value_type = String, example = "1CAHQQY7KCG95H6BK9K8EAV022")]
-    pub code: TicketCodeText,
-    pub ticket_type_id: u32,
-    pub state: TicketStateView,
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub checked_in_at: Option<Rfc3339>,
+impl WriteJson for TicketCodeText {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        write_ascii(&self.0.to_text(), out);
+    }
+}
+
+json_view! {
+    /// A ticket issued on payment.
+    pub struct TicketView {
+        /// 26 characters of Crockford base32: the bearer secret shown at the door.
+        #[schema(value_type = String, example = "1CAHQQY7KCG95H6BK9K8EAV022")]
+        pub code: TicketCodeText,
+        pub ticket_type_id: u32,
+        pub state: TicketStateView,
+        #[schema(value_type = Option<String>, format = DateTime)]
+        pub checked_in_at: Option<Rfc3339>,
+    }
 }
 
 impl TicketView {
@@ -91,17 +98,29 @@ pub struct TicketsView<'a> {
     pub state: &'a SaleState,
 }
 
-impl Serialize for TicketsView<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(None)?;
-        for t in self.codes.iter().filter_map(|c| self.state.tickets.get(c)) {
-            seq.serialize_element(&TicketView::new(t))?;
-        }
-        seq.end()
+impl TicketsView<'_> {
+    fn tickets(&self) -> impl Iterator<Item = TicketView> + '_ {
+        self.codes
+            .iter()
+            .filter_map(|c| self.state.tickets.get(c))
+            .map(TicketView::new)
     }
 }
 
-#[derive(Serialize, ToSchema)]
+impl Serialize for TicketsView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.tickets())
+    }
+}
+
+impl WriteJson for TicketsView<'_> {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        write_list(self.tickets(), out);
+    }
+}
+
+json_view! {
+/// A checked-out hold awaiting payment, then paid with its tickets.
 pub struct OrderView<'a> {
     #[schema(value_type = String, example = "ord_1_1")]
     pub id: PublicOrderId,
@@ -126,6 +145,7 @@ pub struct OrderView<'a> {
     /// With codes once paid.
     #[schema(value_type = Vec<TicketView>)]
     pub tickets: TicketsView<'a>,
+}
 }
 
 impl<'a> OrderView<'a> {
