@@ -15,7 +15,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::helpers::*;
-use crate::{concurrency, flow};
+use crate::{concurrency, flow, ops, refunds};
 
 /// Codes no client request to a correctly working server can produce, and why.
 const UNREACHABLE: &[(&str, &str)] = &[
@@ -27,10 +27,6 @@ const UNREACHABLE: &[(&str, &str)] = &[
         "too_many_sales",
         "needs SALES_MAX (100,000) sales: the limit is a constant of the engine, not an \
          EngineConfig setting, so a test cannot lower it",
-    ),
-    (
-        "unavailable",
-        "only before recovery finishes or after a storage failure",
     ),
     (
         "internal",
@@ -56,7 +52,13 @@ fn scenarios() -> Vec<(&'static str, Scenario)> {
         ("flow::ownership", |c| Box::pin(flow::ownership(c))),
         ("flow::idempotent_retries", |c| Box::pin(flow::idempotent_retries(c))),
         ("flow::expiry", |c| Box::pin(flow::expiry(c))),
+        ("refunds::refunds", |c| Box::pin(refunds::refunds(c))),
+        ("refunds::cancellations", |c| Box::pin(refunds::cancellations(c))),
+        ("refunds::late_payment", |c| {
+            Box::pin(refunds::late_payment_without_inventory(c))
+        }),
         ("concurrency::full_queue", |c| Box::pin(concurrency::full_queue(c))),
+        ("ops::not_ready", |c| Box::pin(ops::not_ready_until_recovered(c))),
     ]
 }
 

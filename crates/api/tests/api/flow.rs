@@ -476,3 +476,29 @@ async fn the_sale_page_has_an_etag_and_answers_304() {
     assert_eq!(available(&r.json), [4]);
     assert_eq!(app.get_sale_if_none_match(&id, fresh).await.status, 304);
 }
+
+#[tokio::test]
+async fn buyer_tokens_from_the_api_authenticate_until_they_expire() {
+    let app = spawn_app(AppOptions::default().manual_clock()).await;
+    let id = app.simple_sale(5, json!({})).await;
+    let issued = app.issue_buyer_token("ana", Some(60)).await;
+    let issued = issued.expect(201).clone();
+    assert_eq!(issued["buyer_id"], "ana");
+    assert!(issued["expires_at"].as_str().is_some_and(|t| t.ends_with('Z')));
+    let token = issued["token"].as_str().expect("token").to_string();
+    // The same token a back end would mint with the shared secret.
+    assert_eq!(token, app.buyer_token_expiring("ana", app.now_secs() + 60));
+    let hold = app.place_hold(&token, &id, &items(0, 1), None).await.expect_id(201);
+    // It is Ana's hold: her own minted token reads it.
+    app.get_hold(&app.buyer_token("ana"), &hold).await.expect(200);
+    for ttl in [59, 2_592_001] {
+        app.issue_buyer_token("ana", Some(ttl))
+            .await
+            .expect_error(422, "invalid");
+    }
+
+    app.advance(Duration::from_secs(59));
+    app.get_hold(&token, &hold).await.expect(200);
+    app.advance(Duration::from_secs(1));
+    app.get_hold(&token, &hold).await.expect_error(401, "unauthorized");
+}

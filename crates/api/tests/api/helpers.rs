@@ -15,9 +15,10 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, RequestBuilder};
 use serde_json::{Value, json};
-use taquilla_api::{ApiSettings, AppConfig, Application, RunningApp, Secrets};
+use taquilla_api::{ApiSettings, AppConfig, AppState, Application, RunningApp, Secrets};
 use taquilla_domain::{BuyerId, Timestamp};
 use taquilla_engine::{Clock, Engine, EngineConfig, ManualClock, SystemClock};
+use tokio::task::JoinHandle;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 pub const BUYER_SECRET: &str = "test-buyer-secret-0123456789";
@@ -394,10 +395,29 @@ impl Api {
             .await
     }
 
+    /// `POST /v1/admin/orders/{order_id}/refund`: the tickets named, or (`None`) all of them.
+    pub async fn refund(&self, order: &str, ticket_codes: Option<&[&str]>) -> Resp {
+        let body = match ticket_codes {
+            Some(codes) => json!({ "ticket_codes": codes }),
+            None => json!({}),
+        };
+        self.admin(Method::POST, &format!("/v1/admin/orders/{order}/refund"), Some(&body))
+            .await
+    }
+
     /// `POST /v1/admin/orders/{order_id}/cancel`
     pub async fn admin_cancel(&self, order: &str) -> Resp {
         self.admin(Method::POST, &format!("/v1/admin/orders/{order}/cancel"), None)
             .await
+    }
+
+    /// `POST /v1/admin/buyer-tokens` with `{buyer_id, ttl_secs?}`.
+    pub async fn issue_buyer_token(&self, buyer: &str, ttl_secs: Option<u64>) -> Resp {
+        let mut body = json!({ "buyer_id": buyer });
+        if let Some(ttl) = ttl_secs {
+            body["ttl_secs"] = json!(ttl);
+        }
+        self.admin(Method::POST, "/v1/admin/buyer-tokens", Some(&body)).await
     }
 
     /// `GET /v1/admin/feed?after=…&limit=…`
@@ -560,6 +580,16 @@ impl Api {
         }
     }
 
+    /// Hold, check out and pay `quantity` tickets of type 0; returns the paid order's view.
+    pub async fn buy(&self, token: &str, event: &str, quantity: u32) -> Value {
+        let hold = self.place_hold(token, event, &items(0, quantity), None).await;
+        let hold = hold.expect_id(201);
+        let order = self.checkout(token, &hold, None).await.expect_id(201);
+        let paid = self.pay(token, &order).await;
+        assert_eq!(paid.expect(200)["state"], "paid");
+        paid.json
+    }
+
     /// (method, path) of every operation in `/openapi.json`, lower-case methods.
     pub async fn documented_routes(&self) -> BTreeSet<(String, String)> {
         let doc = self.openapi().await;
@@ -599,6 +629,16 @@ pub fn quantity(view: &Value) -> u64 {
         .iter()
         .map(|i| i["quantity"].as_u64().expect("quantity"))
         .sum()
+}
+
+/// The ticket codes of an order view.
+pub fn ticket_codes(order: &Value) -> Vec<String> {
+    order["tickets"]
+        .as_array()
+        .expect("tickets")
+        .iter()
+        .map(|t| t["code"].as_str().expect("code").to_string())
+        .collect()
 }
 
 /// A running application on a data directory of its own.
@@ -705,6 +745,66 @@ impl Drop for TestApp {
         // The server task (and its handle on the engine) lives until the runtime ends; stop
         // the engine now, while its data directory still exists.
         if let Some(engine) = &self.engine {
+            engine.stop();
+        }
+    }
+}
+
+/// An application serving before recovery has finished: an [`AppState`] without an engine
+/// behind the real router. [`UnreadyApp::recover`] opens the engine and hands it over.
+pub struct UnreadyApp {
+    api: Api,
+    pub state: AppState,
+    server: JoinHandle<()>,
+    dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for UnreadyApp {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+pub async fn spawn_unready_app(codes: &Codes) -> UnreadyApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let state = AppState::new(secrets(), ApiSettings::default(), clock.clone(), None);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("local address");
+    let app = taquilla_api::app(state.clone());
+    let server = tokio::spawn(async move {
+        let service = axum::ServiceExt::<axum::extract::Request>::into_make_service(app);
+        axum::serve(listener, service).await.expect("serve");
+    });
+    UnreadyApp {
+        api: Api::new(addr, clock, codes.clone()),
+        state,
+        server,
+        dir,
+    }
+}
+
+impl UnreadyApp {
+    /// Recovers the engine on the app's data directory and marks the app ready.
+    pub async fn recover(&self) -> Arc<Engine> {
+        let dir = self.dir.path().to_path_buf();
+        let engine = tokio::task::spawn_blocking(move || {
+            Engine::open(&dir, AppOptions::default().engine(), Arc::new(SystemClock))
+        })
+        .await
+        .expect("recovery task")
+        .expect("recovery");
+        let engine = Arc::new(engine);
+        self.state.set_engine(engine.clone());
+        engine
+    }
+}
+
+impl Drop for UnreadyApp {
+    fn drop(&mut self) {
+        self.server.abort();
+        if let Ok(engine) = self.state.engine() {
             engine.stop();
         }
     }

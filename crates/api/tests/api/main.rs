@@ -7,3 +7,4 @@ mod errors;
 mod flow;
 mod helpers;
 mod ops;
+mod refunds;

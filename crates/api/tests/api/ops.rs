@@ -1,4 +1,5 @@
-//! Operations: liveness and readiness, metrics, and the OpenAPI document (OpenAPI 3, no dangling `$ref`, and every documented
+//! Operations: liveness and readiness (`503 unavailable` until recovery has finished),
+//! metrics, and the OpenAPI document (OpenAPI 3, no dangling `$ref`, and every documented
 //! operation answered by a handler of its own).
 
 use reqwest::Method;
@@ -33,6 +34,35 @@ async fn health_readiness_and_metrics() {
     ] {
         assert!(m.text.contains(needle), "/metrics lacks {needle}:\n{}", m.text);
     }
+}
+
+#[tokio::test]
+async fn not_ready_answers_503_until_recovery_has_finished() {
+    not_ready_until_recovered(Codes::default()).await;
+}
+
+/// The real router over an application state without an engine: what every client sees
+/// while recovery replays the log.
+pub async fn not_ready_until_recovered(codes: Codes) {
+    let app = spawn_unready_app(&codes).await;
+    assert_eq!(app.healthz().await.expect(200)["status"], "ok", "alive at once");
+    let ana = app.buyer_token("ana");
+    for r in [
+        app.readyz().await,
+        app.list_sales().await,
+        app.create_event(&json!({"name": "Early", "currency": "EUR"})).await,
+        app.get_hold(&ana, "hld_1_1").await,
+    ] {
+        r.expect_error(503, "unavailable");
+        assert_eq!(r.header("retry-after"), Some("1"), "{}", r.text);
+    }
+
+    let engine = app.recover().await;
+    assert_eq!(app.readyz().await.expect(200)["status"], "ready");
+    assert_eq!(app.list_sales().await.expect(200)["events"], json!([]));
+    let id = app.simple_sale(5, json!({})).await;
+    app.place_hold(&ana, &id, &items(0, 1), None).await.expect(201);
+    assert_eq!(engine.sales().len(), 1, "the engine handed over is the one serving");
 }
 
 #[tokio::test]
