@@ -1,10 +1,8 @@
-//! The HTTP API over real HTTP against the real binary: every test starts its own
-//! `taquilla serve` on port 0 with its own data directory (see `support`).
+//! What of the HTTP server needs a real process: SIGKILL (`crash`), and signals, exit codes
+//! and restarts of the binary (`lifecycle`). Every test starts its own `taquilla serve` on
+//! port 0 with its own data directory (see `support`). The API's contract is tested in
+//! process, beside the API, in `crates/api/tests/api`.
 
-mod bad_input;
-mod concurrency;
 mod crash;
-mod errors;
-mod flow;
-mod ops;
+mod lifecycle;
 mod support;

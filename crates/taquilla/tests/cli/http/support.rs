@@ -1,17 +1,15 @@
-//! Test support for the HTTP suite (zero2prod's `spawn_app` shape): spawns the real
-//! `taquilla serve` on port 0 with its own data directory, reads the URL from the first line
-//! of stdout, waits for `/readyz` with a deadline, and kills the process on drop. Requests go
-//! through `reqwest`; helpers mint buyer tokens with the shared secret (the documented token
-//! format) and check the JSON error shape.
+//! Test support for the tests that need the real process: spawns `taquilla serve` on port 0
+//! on a data directory the test keeps (for restarts), reads the URL from the first line of
+//! stdout, waits for `/readyz` with a deadline, and kills the process on drop (or signals it).
+//! Requests go through `reqwest`; buyer tokens are minted with the shared secret (the
+//! documented token format).
 
-use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
-use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use taquilla_domain::BuyerId;
 pub use taquilla_os::process::Signal;
@@ -26,67 +24,22 @@ pub struct Server {
     child: Option<Child>,
     pub url: String,
     pub http: reqwest::Client,
-    /// Set when the server owns its data directory (dropped with it).
-    _dir: Option<tempfile::TempDir>,
 }
 
 /// An answer, with the body parsed as JSON (`Value::Null` when empty or not JSON).
 #[derive(Debug)]
 pub struct Resp {
     pub status: u16,
-    pub headers: HeaderMap,
     pub text: String,
     pub json: Value,
 }
 
 impl Resp {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
     /// Asserts `status` and returns the JSON body.
     #[track_caller]
     pub fn expect(&self, status: u16) -> &Value {
         assert_eq!(self.status, status, "unexpected status; body: {}", self.text);
         &self.json
-    }
-
-    /// Asserts the error shape: `status`, `error.code`, a message, and `error.correlation_id`
-    /// equal to the `X-Correlation-Id` response header.
-    #[track_caller]
-    pub fn expect_error(&self, status: u16, code: &str) -> &Value {
-        assert_eq!(
-            (self.status, self.json["error"]["code"].as_str()),
-            (status, Some(code)),
-            "body: {}",
-            self.text
-        );
-        self.assert_error_shape();
-        &self.json["error"]
-    }
-
-    /// Asserts that this is a 4xx/5xx answer in our JSON error shape.
-    #[track_caller]
-    pub fn assert_error_shape(&self) {
-        let e = &self.json["error"];
-        assert!(
-            e["code"].as_str().is_some_and(|c| !c.is_empty()) && e["message"].is_string(),
-            "not the JSON error shape (status {}): {:?}",
-            self.status,
-            self.text
-        );
-        let id = e["correlation_id"].as_str().expect("error.correlation_id");
-        assert!(!id.is_empty(), "empty correlation id");
-        assert_eq!(
-            Some(id),
-            self.header("x-correlation-id"),
-            "error.correlation_id differs from the response header"
-        );
-        assert!(
-            self.header("content-type")
-                .is_some_and(|c| c.starts_with("application/json")),
-            "error without Content-Type: application/json"
-        );
     }
 }
 
@@ -131,14 +84,6 @@ fn spawn_child(data_dir: &Path, args: &[&str]) -> (Child, String) {
 }
 
 impl Server {
-    /// A server with a fresh data directory of its own.
-    pub async fn start(args: &[&str]) -> Server {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = Server::start_in(dir.path(), args).await;
-        s._dir = Some(dir);
-        s
-    }
-
     /// A server on `data_dir`, which the caller keeps (for restarts).
     pub async fn start_in(data_dir: &Path, args: &[&str]) -> Server {
         let (child, url) = spawn_child(data_dir, args);
@@ -149,7 +94,6 @@ impl Server {
                 .pool_idle_timeout(Duration::from_secs(5))
                 .build()
                 .expect("client"),
-            _dir: None,
         };
         server.wait_ready().await;
         server
@@ -301,18 +245,11 @@ impl Drop for Server {
         self.kill();
     }
 }
-
 pub async fn into_resp(r: reqwest::Response) -> Resp {
     let status = r.status().as_u16();
-    let headers = r.headers().clone();
     let text = r.text().await.expect("read body");
     let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Resp {
-        status,
-        headers,
-        text,
-        json,
-    }
+    Resp { status, text, json }
 }
 
 fn now_secs() -> i64 {
@@ -359,33 +296,4 @@ pub fn quantity(view: &Value) -> u64 {
         .iter()
         .map(|i| i["quantity"].as_u64().expect("quantity"))
         .sum()
-}
-
-/// (method, path) of every route, from the OpenAPI document (which the router is built from).
-pub fn router_routes() -> BTreeSet<(String, String)> {
-    let doc: Value = serde_json::from_str(&taquilla_api::openapi::document_json()).expect("OpenAPI JSON");
-    let mut out = BTreeSet::new();
-    for (path, item) in doc["paths"].as_object().expect("paths") {
-        for method in item.as_object().expect("path item").keys() {
-            out.insert((method.clone(), path.clone()));
-        }
-    }
-    out
-}
-
-/// Sends raw bytes over a fresh TCP connection (for requests an HTTP client refuses to make)
-/// and returns the status and the whole answer, or `None` if the server closed the connection
-/// without answering.
-pub async fn raw_request(url: &str, request: &[u8]) -> Option<(u16, String)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = url.strip_prefix("http://").expect("http URL");
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    // The server may answer (and close) before reading everything we send.
-    let _ = stream.write_all(request).await;
-    let mut buf = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut buf)).await;
-    assert!(read.is_ok(), "no answer within 10 s to a raw request");
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()?;
-    Some((status, text))
 }

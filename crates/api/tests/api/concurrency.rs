@@ -3,14 +3,12 @@
 //! with `Retry-After`, and takes nothing).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::support::*;
+use crate::helpers::*;
 
 const BUYERS: usize = 300;
 const ATTEMPTS: usize = 4;
@@ -28,8 +26,8 @@ struct Seen {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundreds_of_buyers_race_for_the_last_tickets() {
-    let s = Arc::new(Server::start(&["--allow-test-payments"]).await);
-    let id = s
+    let app = spawn_app(AppOptions::default().test_payments()).await;
+    let id = app
         .create_sale(&json!({
             "event": {"name": "Race", "currency": "EUR", "max_tickets_per_buyer": LIMIT},
             "ticket_types": [{"name": "General", "price_minor": 1000}, {"name": "VIP", "price_minor": 5000}],
@@ -42,17 +40,14 @@ async fn hundreds_of_buyers_race_for_the_last_tickets() {
     let seed: u64 = rand::random();
     eprintln!("race seed {seed}");
     let tasks = (0..BUYERS).map(|b| {
-        let (s, id) = (s.clone(), id.clone());
+        let (api, id) = (Api::clone(&app), id.clone());
         tokio::spawn(async move {
             let mut rng = StdRng::seed_from_u64(seed.wrapping_add(b as u64));
-            let token = buyer_token(&format!("buyer-{b}"));
+            let token = api.buyer_token(&format!("buyer-{b}"));
             let mut seen = Seen::default();
             for _ in 0..ATTEMPTS {
-                let (tt, qty) = (rng.random_range(0..2u64), rng.random_range(1..=3u64));
-                let body = json!({"items": [{"ticket_type_id": tt, "quantity": qty}]});
-                let r = s
-                    .buyer(&token, Method::POST, &format!("/v1/events/{id}/holds"), Some(&body))
-                    .await;
+                let (tt, qty) = (rng.random_range(0..2u32), rng.random_range(1..=3u32));
+                let r = api.place_hold(&token, &id, &items(tt, qty), None).await;
                 seen.statuses
                     .push((r.status, r.json["error"]["code"].as_str().unwrap_or("").to_string()));
                 if r.status != 201 {
@@ -61,32 +56,24 @@ async fn hundreds_of_buyers_race_for_the_last_tickets() {
                     }
                     continue;
                 }
-                assert_eq!(quantity(&r.json), qty);
+                assert_eq!(quantity(&r.json), u64::from(qty));
                 let hold = r.json["id"].as_str().unwrap().to_string();
                 // Some buyers pay, some change their mind; the rest keep holding.
                 let fate = match rng.random_range(0..6) {
                     0 | 1 => {
-                        let o = s
-                            .buyer(&token, Method::POST, &format!("/v1/holds/{hold}/checkout"), None)
-                            .await;
-                        let order = o.expect(201)["id"].as_str().unwrap().to_string();
-                        let pay = json!({"method": "test"});
-                        let p = s
-                            .buyer(&token, Method::POST, &format!("/v1/orders/{order}/pay"), Some(&pay))
-                            .await;
+                        let order = api.checkout(&token, &hold, None).await.expect_id(201);
+                        let p = api.pay(&token, &order).await;
                         assert_eq!(p.expect(200)["state"], "paid");
                         "sold"
                     }
                     2 => {
-                        let d = s
-                            .buyer(&token, Method::DELETE, &format!("/v1/holds/{hold}"), None)
-                            .await;
+                        let d = api.release_hold(&token, &hold).await;
                         assert_eq!(d.expect(200)["state"], "released");
                         "released"
                     }
                     _ => "held",
                 };
-                seen.holds.push((hold, tt, qty, fate));
+                seen.holds.push((hold, u64::from(tt), u64::from(qty), fate));
             }
             (token, seen)
         })
@@ -138,7 +125,7 @@ async fn hundreds_of_buyers_race_for_the_last_tickets() {
         }
     }
     // The server agrees with what the clients were told, type by type and quota by quota.
-    let st = s.stats(&id).await;
+    let st = app.stats(&id).await;
     let types: Vec<(u64, u64)> = st["ticket_types"]
         .as_array()
         .unwrap()
@@ -164,7 +151,7 @@ async fn hundreds_of_buyers_race_for_the_last_tickets() {
     // And every hold is what its buyer was told.
     for (token, seen) in &results {
         for (hold, _, qty, fate) in &seen.holds {
-            let r = s.buyer(token, Method::GET, &format!("/v1/holds/{hold}"), None).await;
+            let r = app.get_hold(token, hold).await;
             let h = r.expect(200);
             let want = match *fate {
                 "sold" => "converted",
@@ -178,21 +165,22 @@ async fn hundreds_of_buyers_race_for_the_last_tickets() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_answers_503_overloaded_with_retry_after() {
-    let s = Arc::new(Server::start(&["--queue-capacity", "1", "--batch-max", "1"]).await);
-    let id = s.simple_sale(1_000_000, json!({})).await;
+    full_queue(Codes::default()).await;
+}
+
+pub async fn full_queue(codes: Codes) {
+    let app = spawn_app(AppOptions::default().queue(1, 1).codes(&codes)).await;
+    let id = app.simple_sale(1_000_000, json!({})).await;
     let mut created: Vec<(String, String)> = Vec::new();
     let mut overloaded = 0;
     // Bursts until the queue overflowed at least once; bounded, so a server that never
     // pushes back fails instead of hanging.
     for burst in 0..20 {
         let tasks = (0..200).map(|i| {
-            let (s, id) = (s.clone(), id.clone());
+            let (api, id) = (Api::clone(&app), id.clone());
             tokio::spawn(async move {
-                let token = buyer_token(&format!("b{burst}-{i}"));
-                let body = json!({"items": [{"ticket_type_id": 0, "quantity": 1}]});
-                let r = s
-                    .buyer(&token, Method::POST, &format!("/v1/events/{id}/holds"), Some(&body))
-                    .await;
+                let token = api.buyer_token(&format!("b{burst}-{i}"));
+                let r = api.place_hold(&token, &id, &items(0, 1), None).await;
                 (token, r)
             })
         });
@@ -217,12 +205,10 @@ async fn a_full_queue_answers_503_overloaded_with_retry_after() {
         "a queue of one never overflowed under 200 concurrent holds"
     );
     // A 503 took nothing; every 201 is there.
-    let st = s.stats(&id).await;
+    let st = app.stats(&id).await;
     assert_eq!(st["held"].as_u64(), Some(created.len() as u64));
     assert_eq!(st["holds"]["active"].as_u64(), Some(created.len() as u64));
     for (token, hold) in &created {
-        s.buyer(token, Method::GET, &format!("/v1/holds/{hold}"), None)
-            .await
-            .expect(200);
+        app.get_hold(token, hold).await.expect(200);
     }
 }

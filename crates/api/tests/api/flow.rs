@@ -1,12 +1,11 @@
 //! The whole buyer journey over HTTP, plus what the rest of the suite relies on: ownership,
-//! idempotent retries, expiry on time, and ETag/304 on the sale page.
+//! idempotent retries, expiry on (simulated) time, and ETag/304 on the sale page.
 
 use std::time::Duration;
 
-use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::support::*;
+use crate::helpers::*;
 
 /// Event with two ticket types over two overlapping quotas and a per-buyer limit.
 fn festival() -> Value {
@@ -23,30 +22,17 @@ fn festival() -> Value {
     })
 }
 
-fn available(event: &Value) -> Vec<u64> {
-    event["ticket_types"]
-        .as_array()
-        .expect("ticket_types")
-        .iter()
-        .map(|t| t["available"].as_u64().expect("available"))
-        .collect()
-}
-
 #[tokio::test]
 async fn whole_flow_from_sale_to_check_in_with_correlation_ids_in_the_feed() {
-    let s = Server::start(&["--allow-test-payments"]).await;
-    let corr = |id: &'static str| [("x-correlation-id", id)];
+    whole_flow(Codes::default()).await;
+}
+
+pub async fn whole_flow(codes: Codes) {
+    let app = spawn_app(AppOptions::default().test_payments().codes(&codes)).await;
+    let corr = |id: &str| app.with_header("x-correlation-id", id);
 
     // The organiser builds the sale, step by step, each request with its own correlation id.
-    let ev = s
-        .send(
-            Method::POST,
-            "/v1/admin/events",
-            Some(ADMIN_TOKEN),
-            Some(&festival()["event"]),
-            &corr("flow-create"),
-        )
-        .await;
+    let ev = corr("flow-create").create_event(&festival()["event"]).await;
     assert_eq!(ev.header("x-correlation-id"), Some("flow-create"), "given id echoed");
     let ev = ev.expect(201).clone();
     let id = ev["id"].as_str().unwrap().to_string();
@@ -56,28 +42,21 @@ async fn whole_flow_from_sale_to_check_in_with_correlation_ids_in_the_feed() {
     );
     assert_eq!(ev["max_tickets_per_buyer"], 4);
     for (i, tt) in festival()["ticket_types"].as_array().unwrap().iter().enumerate() {
-        let r = s
-            .admin(Method::POST, &format!("/v1/admin/events/{id}/ticket-types"), Some(tt))
-            .await;
+        let r = app.create_ticket_type(&id, tt).await;
         assert_eq!(r.expect(201)["id"], i);
     }
     for (i, q) in festival()["quotas"].as_array().unwrap().iter().enumerate() {
-        let r = s
-            .admin(Method::POST, &format!("/v1/admin/events/{id}/quotas"), Some(q))
-            .await;
+        let r = app.create_quota(&id, q).await;
         let q = r.expect(201);
         assert_eq!(
             (q["id"].as_u64(), q["available"].as_u64()),
             (Some(i as u64), q["capacity"].as_u64())
         );
     }
-    let opened = s
-        .admin(Method::POST, &format!("/v1/admin/events/{id}/open"), None)
-        .await;
+    let opened = app.open(&id).await;
     assert_eq!(opened.expect(200)["status"], "open");
-    let page = s.get(&format!("/v1/events/{id}")).await;
-    assert_eq!(available(page.expect(200)), [10, 3], "VIP is capped by its own quota");
-    let listed = s.get("/v1/events").await;
+    assert_eq!(app.available(&id).await, [10, 3], "VIP is capped by its own quota");
+    let listed = app.list_sales().await;
     assert!(
         listed.expect(200)["events"]
             .as_array()
@@ -87,17 +66,9 @@ async fn whole_flow_from_sale_to_check_in_with_correlation_ids_in_the_feed() {
     );
 
     // The buyer holds, checks out and pays.
-    let ana = buyer_token("ana");
+    let ana = app.buyer_token("ana");
     let items = json!({"items": [{"ticket_type_id": 0, "quantity": 2}, {"ticket_type_id": 1, "quantity": 1}]});
-    let hold = s
-        .send(
-            Method::POST,
-            &format!("/v1/events/{id}/holds"),
-            Some(&ana),
-            Some(&items),
-            &corr("flow-hold"),
-        )
-        .await;
+    let hold = corr("flow-hold").place_hold(&ana, &id, &items, None).await;
     assert_eq!(hold.header("x-correlation-id"), Some("flow-hold"));
     let hold = hold.expect(201).clone();
     let hold_id = hold["id"].as_str().unwrap().to_string();
@@ -111,18 +82,9 @@ async fn whole_flow_from_sale_to_check_in_with_correlation_ids_in_the_feed() {
         hold["expires_at"].as_str().is_some_and(|t| t.ends_with('Z')),
         "RFC 3339 UTC"
     );
-    let page = s.get(&format!("/v1/events/{id}")).await;
-    assert_eq!(available(page.expect(200)), [7, 2]);
+    assert_eq!(app.available(&id).await, [7, 2]);
 
-    let order = s
-        .send(
-            Method::POST,
-            &format!("/v1/holds/{hold_id}/checkout"),
-            Some(&ana),
-            None,
-            &corr("flow-checkout"),
-        )
-        .await;
+    let order = corr("flow-checkout").checkout(&ana, &hold_id, None).await;
     let order = order.expect(201).clone();
     let order_id = order["id"].as_str().unwrap().to_string();
     assert_eq!(
@@ -135,19 +97,9 @@ async fn whole_flow_from_sale_to_check_in_with_correlation_ids_in_the_feed() {
     );
     assert_eq!(order["total_minor"], hold["total_minor"]);
 
-    let paid = s
-        .send(
-            Method::POST,
-            &format!("/v1/orders/{order_id}/pay"),
-            Some(&ana),
-            Some(&json!({"method": "test"})),
-            &corr("flow-pay"),
-        )
-        .await;
+    let paid = corr("flow-pay").pay(&ana, &order_id).await;
     assert_eq!(paid.expect(200)["state"], "paid");
-    let order = s
-        .buyer(&ana, Method::GET, &format!("/v1/orders/{order_id}"), None)
-        .await;
+    let order = app.get_order(&ana, &order_id).await;
     let order = order.expect(200).clone();
     assert_eq!(order["state"], "paid");
     assert!(order["paid_at"].is_string());
@@ -167,7 +119,7 @@ async fn whole_flow_from_sale_to_check_in_with_correlation_ids_in_the_feed() {
     );
     let unique: std::collections::HashSet<_> = codes.iter().collect();
     assert_eq!(unique.len(), 3, "distinct codes");
-    let hold_now = s.buyer(&ana, Method::GET, &format!("/v1/holds/{hold_id}"), None).await;
+    let hold_now = app.get_hold(&ana, &hold_id).await;
     let hold_now = hold_now.expect(200);
     assert_eq!(
         (hold_now["state"].as_str(), hold_now["order_id"].as_str()),
@@ -175,34 +127,17 @@ async fn whole_flow_from_sale_to_check_in_with_correlation_ids_in_the_feed() {
     );
 
     // At the door: first scan admits, the second names the first time.
-    let checkin = |code: &str| json!({ "ticket_code": code });
-    let first = s
-        .send(
-            Method::POST,
-            &format!("/v1/admin/events/{id}/checkins"),
-            Some(ADMIN_TOKEN),
-            Some(&checkin(codes[0])),
-            &corr("flow-checkin"),
-        )
-        .await;
+    let first = corr("flow-checkin").checkin(&id, codes[0]).await;
     let first = first.expect(200).clone();
     assert_eq!(
         (first["ticket_code"].as_str(), first["order_id"].as_str()),
         (Some(codes[0]), Some(order_id.as_str()))
     );
     let at = first["checked_in_at"].as_str().expect("checked_in_at").to_string();
-    let again = s
-        .admin(
-            Method::POST,
-            &format!("/v1/admin/events/{id}/checkins"),
-            Some(&checkin(codes[0])),
-        )
-        .await;
+    let again = app.checkin(&id, codes[0]).await;
     let err = again.expect_error(409, "already_checked_in");
     assert_eq!(err["details"]["checked_in_at"].as_str(), Some(at.as_str()));
-    let order = s
-        .buyer(&ana, Method::GET, &format!("/v1/orders/{order_id}"), None)
-        .await;
+    let order = app.get_order(&ana, &order_id).await;
     let t0 = order.expect(200)["tickets"]
         .as_array()
         .unwrap()
@@ -216,7 +151,7 @@ async fn whole_flow_from_sale_to_check_in_with_correlation_ids_in_the_feed() {
     );
 
     // Stats reflect all of it.
-    let st = s.stats(&id).await;
+    let st = app.stats(&id).await;
     assert_eq!(
         (st["capacity"].as_u64(), st["held"].as_u64(), st["sold"].as_u64()),
         (Some(13), Some(0), Some(3))
@@ -246,7 +181,7 @@ async fn whole_flow_from_sale_to_check_in_with_correlation_ids_in_the_feed() {
     assert_eq!(types, [(2, 7), (1, 2)]);
 
     // The feed: every event in order, each carrying its request's correlation id.
-    let feed = s.feed().await;
+    let feed = app.feed().await;
     let kinds: Vec<(&str, Option<&str>)> = feed
         .iter()
         .map(|e| (e["type"].as_str().unwrap(), e["correlation_id"].as_str()))
@@ -298,9 +233,7 @@ async fn whole_flow_from_sale_to_check_in_with_correlation_ids_in_the_feed() {
     let mut paged = Vec::new();
     let mut after = "0".to_string();
     loop {
-        let r = s
-            .admin(Method::GET, &format!("/v1/admin/feed?after={after}&limit=3"), None)
-            .await;
+        let r = app.feed_page(&after, 3).await;
         let page = r.expect(200).clone();
         let events = page["events"].as_array().unwrap();
         if events.is_empty() {
@@ -315,84 +248,59 @@ async fn whole_flow_from_sale_to_check_in_with_correlation_ids_in_the_feed() {
 
 #[tokio::test]
 async fn correlation_ids_are_echoed_given_or_generated() {
-    let s = Server::start(&[]).await;
-    let given = s
-        .send(
-            Method::GET,
-            "/healthz",
-            None,
-            None,
-            &[("x-correlation-id", "abc-123:x.y_z")],
-        )
-        .await;
+    correlation_ids(Codes::default()).await;
+}
+
+pub async fn correlation_ids(codes: Codes) {
+    let app = spawn_app(AppOptions::default().codes(&codes)).await;
+    let given = app.with_header("x-correlation-id", "abc-123:x.y_z").healthz().await;
     assert_eq!(given.header("x-correlation-id"), Some("abc-123:x.y_z"));
-    let generated = s.get("/healthz").await;
+    let generated = app.healthz().await;
     let a = generated.header("x-correlation-id").expect("generated id").to_string();
-    let b = s.get("/healthz").await.header("x-correlation-id").unwrap().to_string();
+    let b = app.healthz().await.header("x-correlation-id").unwrap().to_string();
     assert!(a.len() == 24 && a != b, "fresh ids per request: {a} {b}");
     // An id we cannot carry safely (spaces, too long) is replaced, not echoed.
     for bad in ["has spaces", &"x".repeat(65), "a/b"] {
-        let r = s
-            .send(
-                Method::GET,
-                "/v1/events/evt_999",
-                None,
-                None,
-                &[("x-correlation-id", bad)],
-            )
-            .await;
+        let r = app.with_header("x-correlation-id", bad).get_sale("evt_999").await;
         r.expect_error(404, "not_found");
         assert_ne!(r.header("x-correlation-id"), Some(bad));
     }
     // On an error, the body carries the given id too.
-    let r = s
-        .send(Method::GET, "/nope", None, None, &[("x-correlation-id", "trace-me")])
+    let r = app
+        .send(
+            reqwest::Method::GET,
+            "/nope",
+            None,
+            None,
+            &[("x-correlation-id", "trace-me")],
+        )
         .await;
     assert_eq!(r.expect_error(404, "not_found")["correlation_id"], "trace-me");
 }
 
 #[tokio::test]
 async fn a_buyer_sees_only_their_own_holds_and_orders() {
-    let s = Server::start(&["--allow-test-payments"]).await;
-    let id = s.simple_sale(10, json!({})).await;
-    let (ana, bob) = (buyer_token("ana"), buyer_token("bob"));
-    let items = json!({"items": [{"ticket_type_id": 0, "quantity": 2}]});
-    let hold = s
-        .buyer(&ana, Method::POST, &format!("/v1/events/{id}/holds"), Some(&items))
-        .await;
-    let hold_id = hold.expect(201)["id"].as_str().unwrap().to_string();
-    let h = format!("/v1/holds/{hold_id}");
+    ownership(Codes::default()).await;
+}
+
+pub async fn ownership(codes: Codes) {
+    let app = spawn_app(AppOptions::default().test_payments().codes(&codes)).await;
+    let id = app.simple_sale(10, json!({})).await;
+    let (ana, bob) = (app.buyer_token("ana"), app.buyer_token("bob"));
+    let hold_id = app.place_hold(&ana, &id, &items(0, 2), None).await.expect_id(201);
 
     // Bob gets exactly what a missing hold gives: 404, whatever he tries.
-    s.buyer(&bob, Method::GET, &h, None)
-        .await
-        .expect_error(404, "not_found");
-    s.buyer(&bob, Method::DELETE, &h, None)
-        .await
-        .expect_error(404, "not_found");
-    s.buyer(&bob, Method::POST, &format!("{h}/checkout"), None)
-        .await
-        .expect_error(404, "not_found");
+    app.get_hold(&bob, &hold_id).await.expect_error(404, "not_found");
+    app.release_hold(&bob, &hold_id).await.expect_error(404, "not_found");
+    app.checkout(&bob, &hold_id, None).await.expect_error(404, "not_found");
     // ... and none of it touched Ana's hold.
-    assert_eq!(
-        s.buyer(&ana, Method::GET, &h, None).await.expect(200)["state"],
-        "active"
-    );
+    assert_eq!(app.get_hold(&ana, &hold_id).await.expect(200)["state"], "active");
 
-    let order = s.buyer(&ana, Method::POST, &format!("{h}/checkout"), None).await;
-    let order_id = order.expect(201)["id"].as_str().unwrap().to_string();
-    let o = format!("/v1/orders/{order_id}");
-    let pay = json!({"method": "test"});
-    s.buyer(&bob, Method::GET, &o, None)
-        .await
-        .expect_error(404, "not_found");
-    s.buyer(&bob, Method::POST, &format!("{o}/pay"), Some(&pay))
-        .await
-        .expect_error(404, "not_found");
-    s.buyer(&bob, Method::POST, &format!("{o}/cancel"), None)
-        .await
-        .expect_error(404, "not_found");
-    let still = s.buyer(&ana, Method::GET, &o, None).await;
+    let order_id = app.checkout(&ana, &hold_id, None).await.expect_id(201);
+    app.get_order(&bob, &order_id).await.expect_error(404, "not_found");
+    app.pay(&bob, &order_id).await.expect_error(404, "not_found");
+    app.buyer_cancel(&bob, &order_id).await.expect_error(404, "not_found");
+    let still = app.get_order(&ana, &order_id).await;
     assert_eq!(
         still.expect(200)["state"],
         "awaiting_payment",
@@ -400,36 +308,31 @@ async fn a_buyer_sees_only_their_own_holds_and_orders() {
     );
     // A missing order of the same shape answers the same.
     let missing = order_id.rsplit_once('_').map(|(p, _)| format!("{p}_999")).unwrap();
-    s.buyer(&bob, Method::GET, &format!("/v1/orders/{missing}"), None)
-        .await
-        .expect_error(404, "not_found");
+    app.get_order(&bob, &missing).await.expect_error(404, "not_found");
 
     // Ana can do all of it.
-    s.buyer(&ana, Method::POST, &format!("{o}/pay"), Some(&pay))
-        .await
-        .expect(200);
-    let st = s.stats(&id).await;
+    app.pay(&ana, &order_id).await.expect(200);
+    let st = app.stats(&id).await;
     assert_eq!((st["sold"].as_u64(), st["held"].as_u64()), (Some(2), Some(0)));
 }
 
 #[tokio::test]
 async fn idempotent_retries_return_the_original_and_take_inventory_once() {
-    let s = Server::start(&[]).await;
-    let id = s.simple_sale(20, json!({})).await;
-    let ana = buyer_token("ana");
-    let holds = format!("/v1/events/{id}/holds");
-    let two = json!({"items": [{"ticket_type_id": 0, "quantity": 2}]});
-    let three = json!({"items": [{"ticket_type_id": 0, "quantity": 3}]});
+    idempotent_retries(Codes::default()).await;
+}
+
+pub async fn idempotent_retries(codes: Codes) {
+    let app = spawn_app(AppOptions::default().codes(&codes)).await;
+    let id = app.simple_sale(20, json!({})).await;
+    let ana = app.buyer_token("ana");
+    let (two, three) = (items(0, 2), items(0, 3));
     let with_key = |key: &'static str, body: Value| {
-        let (s, ana, holds) = (&s, &ana, &holds);
-        async move {
-            s.send(Method::POST, holds, Some(ana), Some(&body), &[("idempotency-key", key)])
-                .await
-        }
+        let (app, ana, id) = (&app, &ana, &id);
+        async move { app.place_hold(ana, id, &body, Some(key)).await }
     };
 
     let first = with_key("k-1", two.clone()).await;
-    let hold_id = first.expect(201)["id"].as_str().unwrap().to_string();
+    let hold_id = first.expect_id(201);
     let retry = with_key("k-1", two.clone()).await;
     assert_eq!(
         retry.expect(201)["id"],
@@ -441,50 +344,31 @@ async fn idempotent_retries_return_the_original_and_take_inventory_once() {
     for r in &retries {
         assert_eq!(r.expect(201)["id"], hold_id.as_str());
     }
-    assert_eq!(s.stats(&id).await["held"], 2, "inventory taken once");
+    assert_eq!(app.stats(&id).await["held"], 2, "inventory taken once");
     let conflict = with_key("k-1", three.clone()).await;
     conflict.expect_error(409, "idempotency_conflict");
 
     // Keys are scoped per buyer: Bob's "k-1" is his own.
-    let bob = buyer_token("bob");
-    let bobs = s
-        .send(
-            Method::POST,
-            &holds,
-            Some(&bob),
-            Some(&two),
-            &[("idempotency-key", "k-1")],
-        )
-        .await;
+    let bob = app.buyer_token("bob");
+    let bobs = app.place_hold(&bob, &id, &two, Some("k-1")).await;
     assert_ne!(bobs.expect(201)["id"], hold_id.as_str());
     // A fresh key, or no key, is a fresh hold.
     let other = with_key("k-2", two.clone()).await;
-    let other_id = other.expect(201)["id"].as_str().unwrap().to_string();
+    let other_id = other.expect_id(201);
     assert_ne!(other_id, hold_id);
-    assert_eq!(s.stats(&id).await["held"], 6);
+    assert_eq!(app.stats(&id).await["held"], 6);
 
     // Checkout: same key on the same hold returns the same order; on another hold it conflicts.
-    let checkout = |hold: &str, key: &'static str| {
-        let (s, ana) = (&s, &ana);
-        let path = format!("/v1/holds/{hold}/checkout");
-        async move {
-            s.send(Method::POST, &path, Some(ana), None, &[("idempotency-key", key)])
-                .await
-        }
-    };
-    let order = checkout(&hold_id, "c-1").await;
-    let order_id = order.expect(201)["id"].as_str().unwrap().to_string();
-    let again = checkout(&hold_id, "c-1").await;
+    let order_id = app.checkout(&ana, &hold_id, Some("c-1")).await.expect_id(201);
+    let again = app.checkout(&ana, &hold_id, Some("c-1")).await;
     assert_eq!(again.expect(201)["id"], order_id.as_str());
-    checkout(&other_id, "c-1")
+    app.checkout(&ana, &other_id, Some("c-1"))
         .await
         .expect_error(409, "idempotency_conflict");
     // Without the key, a second checkout of a converted hold is a plain conflict.
-    let plain = s
-        .buyer(&ana, Method::POST, &format!("/v1/holds/{hold_id}/checkout"), None)
-        .await;
+    let plain = app.checkout(&ana, &hold_id, None).await;
     plain.expect_error(409, "conflict");
-    let st = s.stats(&id).await;
+    let st = app.stats(&id).await;
     assert_eq!(
         (st["orders"]["awaiting_payment"].as_u64(), st["held"].as_u64()),
         (Some(1), Some(6))
@@ -492,94 +376,70 @@ async fn idempotent_retries_return_the_original_and_take_inventory_once() {
 
     // A key we cannot store is refused up front.
     let long = "k".repeat(65);
-    let r = s
-        .send(
-            Method::POST,
-            &holds,
-            Some(&ana),
-            Some(&two),
-            &[("idempotency-key", &long)],
-        )
-        .await;
+    let r = app.place_hold(&ana, &id, &two, Some(&long)).await;
     r.expect_error(422, "invalid");
 }
 
 #[tokio::test]
 async fn holds_and_unpaid_orders_expire_on_time() {
-    let s = Server::start(&["--allow-test-payments"]).await;
-    let id = s.simple_sale(2, json!({"hold_ttl_secs": 1})).await;
-    let ana = buyer_token("ana");
-    let items = json!({"items": [{"ticket_type_id": 0, "quantity": 2}]});
-    let hold = s
-        .buyer(&ana, Method::POST, &format!("/v1/events/{id}/holds"), Some(&items))
-        .await;
-    let hold_id = hold.expect(201)["id"].as_str().unwrap().to_string();
-    assert_eq!(available(s.get(&format!("/v1/events/{id}")).await.expect(200)), [0]);
-    let bob = buyer_token("bob");
-    let one = json!({"items": [{"ticket_type_id": 0, "quantity": 1}]});
-    s.buyer(&bob, Method::POST, &format!("/v1/events/{id}/holds"), Some(&one))
+    expiry(Codes::default()).await;
+}
+
+/// On a manual clock: nothing expires a millisecond early, everything on the dot.
+pub async fn expiry(codes: Codes) {
+    let app = spawn_app(AppOptions::default().test_payments().manual_clock().codes(&codes)).await;
+    let id = app.simple_sale(2, json!({"hold_ttl_secs": 1})).await;
+    let ana = app.buyer_token("ana");
+    let hold_id = app.place_hold(&ana, &id, &items(0, 2), None).await.expect_id(201);
+    assert_eq!(app.available(&id).await, [0]);
+    let bob = app.buyer_token("bob");
+    let one = items(0, 1);
+    app.place_hold(&bob, &id, &one, None)
         .await
         .expect_error(409, "sold_out");
 
-    wait_for("the hold to expire", Duration::from_secs(10), || async {
-        let r = s.buyer(&ana, Method::GET, &format!("/v1/holds/{hold_id}"), None).await;
-        (r.expect(200)["state"] == "expired").then_some(())
-    })
-    .await;
+    app.advance(Duration::from_millis(999));
+    app.tick().await;
     assert_eq!(
-        available(s.get(&format!("/v1/events/{id}")).await.expect(200)),
-        [2],
-        "inventory returned"
+        app.get_hold(&ana, &hold_id).await.expect(200)["state"],
+        "active",
+        "not a millisecond early"
     );
-    let late = s
-        .buyer(&ana, Method::POST, &format!("/v1/holds/{hold_id}/checkout"), None)
-        .await;
+    app.advance(Duration::from_millis(1));
+    app.tick().await;
+    assert_eq!(app.get_hold(&ana, &hold_id).await.expect(200)["state"], "expired");
+    assert_eq!(app.available(&id).await, [2], "inventory returned");
+    let late = app.checkout(&ana, &hold_id, None).await;
     late.expect_error(409, "hold_expired");
-    s.buyer(&ana, Method::DELETE, &format!("/v1/holds/{hold_id}"), None)
-        .await
-        .expect_error(409, "hold_expired");
-    let st = s.stats(&id).await;
+    app.release_hold(&ana, &hold_id).await.expect_error(409, "hold_expired");
+    let st = app.stats(&id).await;
     assert_eq!(
         (st["held"].as_u64(), st["holds"]["expired"].as_u64()),
         (Some(0), Some(1))
     );
 
     // An order left unpaid expires after the same window and gives its tickets back.
-    let hold = s
-        .buyer(&bob, Method::POST, &format!("/v1/events/{id}/holds"), Some(&one))
-        .await;
-    let hold_id = hold.expect(201)["id"].as_str().unwrap().to_string();
-    let order = s
-        .buyer(&bob, Method::POST, &format!("/v1/holds/{hold_id}/checkout"), None)
-        .await;
-    let order_id = order.expect(201)["id"].as_str().unwrap().to_string();
-    wait_for("the order to expire", Duration::from_secs(10), || async {
-        let r = s
-            .buyer(&bob, Method::GET, &format!("/v1/orders/{order_id}"), None)
-            .await;
-        (r.expect(200)["state"] == "expired").then_some(())
-    })
-    .await;
-    assert_eq!(available(s.get(&format!("/v1/events/{id}")).await.expect(200)), [2]);
+    let hold_id = app.place_hold(&bob, &id, &one, None).await.expect_id(201);
+    let order_id = app.checkout(&bob, &hold_id, None).await.expect_id(201);
+    app.advance(Duration::from_millis(1000));
+    app.tick().await;
+    assert_eq!(app.get_order(&bob, &order_id).await.expect(200)["state"], "expired");
+    assert_eq!(app.available(&id).await, [2]);
     // A payment that arrives late is honoured while the inventory is still there.
-    let pay = json!({"method": "test"});
-    let paid = s
-        .buyer(&bob, Method::POST, &format!("/v1/orders/{order_id}/pay"), Some(&pay))
-        .await;
+    let paid = app.pay(&bob, &order_id).await;
     let paid = paid.expect(200);
     assert_eq!(
         (paid["state"].as_str(), paid["tickets"].as_array().map(Vec::len)),
         (Some("paid"), Some(1))
     );
-    assert_eq!(available(s.get(&format!("/v1/events/{id}")).await.expect(200)), [1]);
+    assert_eq!(app.available(&id).await, [1]);
 }
 
 #[tokio::test]
 async fn the_sale_page_has_an_etag_and_answers_304() {
-    let s = Server::start(&[]).await;
-    let id = s.simple_sale(5, json!({})).await;
-    let page = format!("/v1/events/{id}");
-    let r = s.get(&page).await;
+    let app = spawn_app(AppOptions::default()).await;
+    let id = app.simple_sale(5, json!({})).await;
+    let r = app.get_sale(&id).await;
     r.expect(200);
     assert_eq!(r.header("cache-control"), Some("public, max-age=1"));
     assert_eq!(r.header("content-type"), Some("application/json"));
@@ -588,10 +448,6 @@ async fn the_sale_page_has_an_etag_and_answers_304() {
         etag.starts_with('"') && etag.ends_with('"'),
         "a strong, quoted ETag: {etag}"
     );
-    let cond = |tag: String| {
-        let (s, page) = (&s, &page);
-        async move { s.send(Method::GET, page, None, None, &[("if-none-match", &tag)]).await }
-    };
 
     for tag in [
         etag.clone(),
@@ -599,30 +455,50 @@ async fn the_sale_page_has_an_etag_and_answers_304() {
         format!("\"other\", {etag}"),
         "*".to_string(),
     ] {
-        let r = cond(tag.clone()).await;
+        let r = app.get_sale_if_none_match(&id, &tag).await;
         assert_eq!(r.status, 304, "If-None-Match: {tag}");
         assert!(r.text.is_empty(), "304 has no body");
         assert_eq!(r.header("etag"), Some(etag.as_str()));
         assert_eq!(r.header("cache-control"), Some("public, max-age=1"));
     }
-    assert_eq!(cond("\"stale\"".into()).await.status, 200);
+    assert_eq!(app.get_sale_if_none_match(&id, "\"stale\"").await.status, 200);
     // Unchanged sale, unchanged ETag.
-    assert_eq!(s.get(&page).await.header("etag"), Some(etag.as_str()));
+    assert_eq!(app.get_sale(&id).await.header("etag"), Some(etag.as_str()));
 
     // Availability changes: so does the ETag, and the old one no longer matches.
-    let items = json!({"items": [{"ticket_type_id": 0, "quantity": 1}]});
-    s.buyer(
-        &buyer_token("ana"),
-        Method::POST,
-        &format!("{page}/holds"),
-        Some(&items),
-    )
-    .await
-    .expect(201);
-    let r = cond(etag.clone()).await;
+    app.place_hold(&app.buyer_token("ana"), &id, &items(0, 1), None)
+        .await
+        .expect(201);
+    let r = app.get_sale_if_none_match(&id, &etag).await;
     assert_eq!(r.status, 200, "stale ETag must not match");
     let fresh = r.header("etag").expect("ETag");
     assert_ne!(fresh, etag);
     assert_eq!(available(&r.json), [4]);
-    assert_eq!(cond(fresh.to_string()).await.status, 304);
+    assert_eq!(app.get_sale_if_none_match(&id, fresh).await.status, 304);
+}
+
+#[tokio::test]
+async fn buyer_tokens_from_the_api_authenticate_until_they_expire() {
+    let app = spawn_app(AppOptions::default().manual_clock()).await;
+    let id = app.simple_sale(5, json!({})).await;
+    let issued = app.issue_buyer_token("ana", Some(60)).await;
+    let issued = issued.expect(201).clone();
+    assert_eq!(issued["buyer_id"], "ana");
+    assert!(issued["expires_at"].as_str().is_some_and(|t| t.ends_with('Z')));
+    let token = issued["token"].as_str().expect("token").to_string();
+    // The same token a back end would mint with the shared secret.
+    assert_eq!(token, app.buyer_token_expiring("ana", app.now_secs() + 60));
+    let hold = app.place_hold(&token, &id, &items(0, 1), None).await.expect_id(201);
+    // It is Ana's hold: her own minted token reads it.
+    app.get_hold(&app.buyer_token("ana"), &hold).await.expect(200);
+    for ttl in [59, 2_592_001] {
+        app.issue_buyer_token("ana", Some(ttl))
+            .await
+            .expect_error(422, "invalid");
+    }
+
+    app.advance(Duration::from_secs(59));
+    app.get_hold(&token, &hold).await.expect(200);
+    app.advance(Duration::from_secs(1));
+    app.get_hold(&token, &hold).await.expect_error(401, "unauthorized");
 }

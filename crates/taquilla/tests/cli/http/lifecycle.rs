@@ -1,73 +1,13 @@
-//! Operations: readiness, metrics, the OpenAPI document (complete against the router's route
-//! table), and graceful shutdown on SIGTERM (exit 0, nothing acknowledged lost).
+//! The process's life: graceful shutdown on SIGTERM (exit 0, nothing acknowledged lost), and
+//! the `--demo` sale, created on the first start only and selling. (Readiness, metrics and
+//! OpenAPI are tested in process, in `crates/api/tests/api/ops.rs`.)
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::support::*;
-
-#[tokio::test]
-async fn health_metrics_and_a_complete_openapi_document() {
-    let s = Server::start(&["--allow-test-payments"]).await;
-    assert_eq!(s.get("/readyz").await.expect(200)["status"], "ready");
-    assert_eq!(s.get("/healthz").await.expect(200)["status"], "ok");
-
-    // Something durable happened, so the fsync histogram has samples.
-    let id = s.simple_sale(10, json!({})).await;
-    let one = json!({"items": [{"ticket_type_id": 0, "quantity": 1}]});
-    s.buyer(
-        &buyer_token("ana"),
-        Method::POST,
-        &format!("/v1/events/{id}/holds"),
-        Some(&one),
-    )
-    .await
-    .expect(201);
-    let m = s.get("/metrics").await;
-    assert_eq!(m.status, 200);
-    assert!(m.header("content-type").is_some_and(|c| c.starts_with("text/plain")));
-    for needle in [
-        "taquilla_http_requests_total{",
-        "route=\"/v1/events/{event_id}/holds\"",
-        "status=\"201\"",
-        "taquilla_http_request_duration_seconds_bucket",
-        "taquilla_fsync_seconds_bucket",
-        "taquilla_fsync_seconds_count",
-        "taquilla_batch_commands",
-        "taquilla_queue_depth",
-        "taquilla_holds{state=\"active\"} 1",
-    ] {
-        assert!(m.text.contains(needle), "/metrics lacks {needle}:\n{}", m.text);
-    }
-
-    let doc = s.get("/openapi.json").await;
-    let doc = doc.expect(200);
-    assert!(
-        doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")),
-        "an OpenAPI 3 document"
-    );
-    let mut documented = BTreeSet::new();
-    for (path, item) in doc["paths"].as_object().expect("paths") {
-        for method in item.as_object().unwrap().keys() {
-            if ["get", "post", "put", "patch", "delete"].contains(&method.as_str()) {
-                documented.insert((method.clone(), path.clone()));
-            }
-        }
-    }
-    let routes = router_routes();
-    assert!(routes.len() >= 24, "the route table parser found only {routes:?}");
-    assert_eq!(documented, routes, "OpenAPI paths differ from the router's routes");
-    // Every schema a path refers to is defined.
-    let text = doc.to_string();
-    let schemas = doc["components"]["schemas"].as_object().expect("schemas");
-    for r in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
-        let name = r.split('"').next().unwrap();
-        assert!(schemas.contains_key(name), "dangling $ref {name}");
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_exits_0_and_keeps_everything_acknowledged() {

@@ -1,10 +1,11 @@
-//! Bad input against every route of the router (the table is parsed from the router's source,
-//! so a new route is covered without editing this file): malformed and mistyped JSON, huge and
+//! Bad input against every documented route (the list comes from `/openapi.json`, whose
+//! operations `ops` checks are all routed, so a new route is covered without editing this file): malformed and mistyped JSON, huge and
 //! negative numbers, overlong strings, invalid UTF-8 in bodies and paths, duplicate and too
 //! many items, unknown fields, empty and oversized bodies, wrong methods and content types,
 //! huge headers; table-driven, then property-based. Asserts: no 5xx ever, every 4xx in the JSON
 //! error shape, and afterwards the state is intact (stats consistent, a normal hold works, and
-//! a restart — which re-checks every invariant while replaying — gives the same stats).
+//! a restart in process — which re-checks every invariant while replaying — gives the same
+//! stats).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -13,7 +14,7 @@ use proptest::test_runner::{Config, TestRunner};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::support::*;
+use crate::helpers::*;
 
 /// Body limit of the campaign's server: large enough for 1,000 hold lines to reach validation.
 const BODY_LIMIT: usize = 65_536;
@@ -164,7 +165,7 @@ fn judge(what: &str, r: &Resp) {
 }
 
 struct Campaign {
-    s: Server,
+    app: TestApp,
     ids: Ids,
     buyer: String,
     sent: AtomicUsize,
@@ -173,14 +174,14 @@ struct Campaign {
 impl Campaign {
     async fn raw(&self, m: Method, path: &str, token: Option<&str>, content_type: Option<&str>, body: Vec<u8>) -> Resp {
         self.sent.fetch_add(1, Ordering::Relaxed);
-        let mut rb = self.s.http.request(m, self.s.url(path));
+        let mut rb = self.app.request(m, path);
         if let Some(t) = token {
             rb = rb.bearer_auth(t);
         }
         if let Some(ct) = content_type {
             rb = rb.header("content-type", ct);
         }
-        into_resp(rb.body(body).send().await.expect("request")).await
+        self.app.execute(rb.body(body)).await
     }
 }
 
@@ -191,33 +192,27 @@ fn bad_input_on_every_route_never_answers_5xx_or_corrupts_state() {
         .enable_all()
         .build()
         .expect("runtime");
-    let limit = BODY_LIMIT.to_string();
-    let args = ["--allow-test-payments", "--body-limit-bytes", limit.as_str()];
-    let dir = tempfile::tempdir().expect("tempdir");
     let c = rt.block_on(async {
-        let s = Server::start_in(dir.path(), &args).await;
-        let event = s
+        let app = spawn_app(AppOptions::default().test_payments().body_limit_bytes(BODY_LIMIT)).await;
+        let event = app
             .create_sale(&json!({
                 "event": {"name": "Target", "currency": "EUR", "max_tickets_per_buyer": 1000},
                 "ticket_types": [{"name": "A", "price_minor": 100, "max_per_order": 5}, {"name": "B", "price_minor": 0}],
                 "quotas": [{"name": "All", "capacity": 100000, "ticket_type_ids": [0, 1]}],
             }))
             .await;
-        let buyer = buyer_token("campaigner");
-        let one = json!({"items": [{"ticket_type_id": 0, "quantity": 1}]});
-        let hold = s.buyer(&buyer, Method::POST, &format!("/v1/events/{event}/holds"), Some(&one)).await;
-        let hold = hold.expect(201)["id"].as_str().unwrap().to_string();
-        let order = s.buyer(&buyer, Method::POST, &format!("/v1/holds/{hold}/checkout"), None).await;
-        let order = order.expect(201)["id"].as_str().unwrap().to_string();
+        let buyer = app.buyer_token("campaigner");
+        let hold = app.place_hold(&buyer, &event, &items(0, 1), None).await.expect_id(201);
+        let order = app.checkout(&buyer, &hold, None).await.expect_id(201);
         Campaign {
-            s,
+            app,
             ids: Ids { event, hold, order },
             buyer,
             sent: AtomicUsize::new(0),
         }
     });
-    let routes = router_routes();
-    assert!(routes.len() >= 24, "route table: {routes:?}");
+    let routes = rt.block_on(c.app.documented_routes());
+    assert!(routes.len() >= 24, "documented routes: {routes:?}");
     // State-changing admin routes without a body (open/pause/close) last, so that the sale
     // stays open while the hold paths are exercised.
     let mut ordered: Vec<&(String, String)> = routes.iter().collect();
@@ -371,7 +366,7 @@ fn bad_input_on_every_route_never_answers_5xx_or_corrupts_state() {
 
     // 4. Queries and headers.
     rt.block_on(async {
-        let s = &c.s;
+        let app = &c.app;
         for q in [
             "after=-1",
             "after=abc",
@@ -387,19 +382,21 @@ fn bad_input_on_every_route_never_answers_5xx_or_corrupts_state() {
             "after=",
             "%FF=%FF",
         ] {
-            let r = s.admin(Method::GET, &format!("/v1/admin/feed?{q}"), None).await;
+            let r = app
+                .send(Method::GET, &format!("/v1/admin/feed?{q}"), Some(ADMIN_TOKEN), None, &[])
+                .await;
             judge(q, &r);
             assert_eq!(r.status / 100, 4, "feed?{q}: {}", r.text);
         }
         // The largest cursor is a cursor: an empty page.
-        let r = s.admin(Method::GET, "/v1/admin/feed?after=18446744073709551615", None).await;
+        let r = app.feed_page("18446744073709551615", 100).await;
         assert_eq!(r.expect(200)["events"], json!([]));
         let huge = "v".repeat(100_000);
         let many: Vec<(String, String)> = (0..300).map(|i| (format!("x-h{i}"), "v".into())).collect();
         // On a fresh sale: the table above closed the target sale.
-        let fresh = s.simple_sale(1000, json!({})).await;
+        let fresh = app.simple_sale(1000, json!({})).await;
         let holds = format!("/v1/events/{fresh}/holds");
-        let one = json!({"items": [{"ticket_type_id": 0, "quantity": 1}]});
+        let one = items(0, 1);
         for headers in [
             vec![("x-junk".to_string(), huge.clone())],
             vec![("authorization".into(), format!("Bearer {huge}"))],
@@ -407,7 +404,7 @@ fn bad_input_on_every_route_never_answers_5xx_or_corrupts_state() {
             vec![("x-correlation-id".into(), huge.clone())],
             many,
         ] {
-            let mut rb = s.http.post(s.url(&holds)).bearer_auth(&c.buyer).json(&one);
+            let mut rb = app.request(Method::POST, &holds).bearer_auth(&c.buyer).json(&one);
             for (k, v) in &headers {
                 rb = rb.header(k.as_str(), v.as_str());
             }
@@ -415,7 +412,7 @@ fn bad_input_on_every_route_never_answers_5xx_or_corrupts_state() {
                 // Headers over hyper's limits are refused before routing: a bare 431, or the
                 // connection closed. Either way never a 5xx.
                 Ok(r) => {
-                    let r = into_resp(r).await;
+                    let r = app.read_resp(r).await;
                     assert!(r.status < 500 && r.status != 409, "{}: {} {}", headers[0].0, r.status, r.text);
                     if r.status >= 400 && r.status != 431 {
                         r.assert_error_shape();
@@ -425,11 +422,11 @@ fn bad_input_on_every_route_never_answers_5xx_or_corrupts_state() {
             }
         }
         let bad_key = reqwest::header::HeaderValue::from_bytes(b"k\xff\xfe").unwrap();
-        let r = s.http.post(s.url(&holds)).bearer_auth(&c.buyer).header("idempotency-key", bad_key).json(&one).send().await;
-        into_resp(r.expect("request")).await.expect_error(422, "invalid");
+        let rb = app.request(Method::POST, &holds).bearer_auth(&c.buyer).header("idempotency-key", bad_key).json(&one);
+        app.execute(rb).await.expect_error(422, "invalid");
         let bad_auth = reqwest::header::HeaderValue::from_bytes(b"Bearer \xff\xfe").unwrap();
-        let r = s.http.post(s.url(&holds)).header("authorization", bad_auth).json(&one).send().await;
-        into_resp(r.expect("request")).await.expect_error(401, "unauthorized");
+        let rb = app.request(Method::POST, &holds).header("authorization", bad_auth).json(&one);
+        app.execute(rb).await.expect_error(401, "unauthorized");
         // Raw bytes that an HTTP client would escape: hyper refuses them before routing.
         for request in [
             &b"GET /v1/events/\xff\xfe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"[..],
@@ -440,7 +437,7 @@ fn bad_input_on_every_route_never_answers_5xx_or_corrupts_state() {
             b"BREW / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
             b"GARBAGE\r\n\r\n",
         ] {
-            if let Some((status, text)) = raw_request(&s.url, request).await {
+            if let Some((status, text)) = raw_request(app.base(), request).await {
                 assert!(status < 500, "{:?} -> {text}", String::from_utf8_lossy(request));
             }
         }
@@ -449,30 +446,19 @@ fn bad_input_on_every_route_never_answers_5xx_or_corrupts_state() {
 
     // 5. Nothing is corrupted: stats add up, the engine still takes commands, and a restart
     // (which replays the log and checks every invariant) gives the same state.
-    let Campaign { mut s, ids, .. } = c;
-    let before = rt.block_on(async {
-        let st = s.stats(&ids.event).await;
-        check_stats(&st);
-        let fresh = s.simple_sale(10, json!({})).await;
-        let one = json!({"items": [{"ticket_type_id": 0, "quantity": 1}]});
-        let r = s
-            .buyer(
-                &buyer_token("after"),
-                Method::POST,
-                &format!("/v1/events/{fresh}/holds"),
-                Some(&one),
-            )
-            .await;
-        r.expect(201);
-        assert_eq!(s.stats(&fresh).await["held"], 1);
-        (st, fresh)
-    });
-    let status = s.signal_and_wait(Signal::SIGTERM);
-    assert!(status.success(), "{status:?}");
+    let Campaign { mut app, ids, .. } = c;
     rt.block_on(async {
-        let s = Server::start_in(dir.path(), &args).await;
-        assert_eq!(s.stats(&ids.event).await, before.0, "the same state after replay");
-        assert_eq!(s.stats(&before.1).await["held"], 1);
+        let st = app.stats(&ids.event).await;
+        check_stats(&st);
+        let fresh = app.simple_sale(10, json!({})).await;
+        app.place_hold(&app.buyer_token("after"), &fresh, &items(0, 1), None)
+            .await
+            .expect(201);
+        assert_eq!(app.stats(&fresh).await["held"], 1);
+        app.restart().await;
+        assert_eq!(app.stats(&ids.event).await, st, "the same state after replay");
+        assert_eq!(app.stats(&fresh).await["held"], 1);
+        app.shutdown().await;
     });
 }
 
@@ -555,4 +541,21 @@ fn json_value() -> impl Strategy<Value = Value> {
             prop::collection::vec((key.clone(), inner), 0..8).prop_map(|kv| Value::Object(kv.into_iter().collect())),
         ]
     })
+}
+
+/// Sends raw bytes over a fresh TCP connection (for requests an HTTP client refuses to make)
+/// and returns the status and the whole answer, or `None` if the server closed the connection
+/// without answering.
+async fn raw_request(base: &str, request: &[u8]) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.strip_prefix("http://").expect("http URL");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    // The server may answer (and close) before reading everything we send.
+    let _ = stream.write_all(request).await;
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "no answer within 10 s to a raw request");
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()?;
+    Some((status, text))
 }

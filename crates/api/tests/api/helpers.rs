@@ -1,0 +1,811 @@
+//! The application under test, in process (zero2prod's `tests/api/helpers.rs::spawn_app`
+//! shape): [`spawn_app`] runs the real [`taquilla_api::Application`] on `127.0.0.1:0` with its
+//! own data directory, and every request goes over real HTTP (reqwest) to it. [`Api`] has one
+//! typed helper per endpoint plus a generic [`Api::send`] for bad input; every answer comes
+//! back as a [`Resp`] with the assertions `expect` and `expect_error`. Every `error.code`
+//! received is recorded in the app's [`Codes`], so that `errors::every_code_is_covered` can
+//! compare the codes the tests really got with the table.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use reqwest::header::HeaderMap;
+use reqwest::{Method, RequestBuilder};
+use serde_json::{Value, json};
+use taquilla_api::{ApiSettings, AppConfig, AppState, Application, RunningApp, Secrets};
+use taquilla_domain::{BuyerId, Timestamp};
+use taquilla_engine::{Clock, Engine, EngineConfig, ManualClock, SystemClock};
+use tokio::task::JoinHandle;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+pub const BUYER_SECRET: &str = "test-buyer-secret-0123456789";
+
+/// The error codes received, by every app that shares this recorder.
+#[derive(Clone, Default)]
+pub struct Codes(Arc<Mutex<BTreeSet<String>>>);
+
+impl Codes {
+    fn record(&self, code: &str) {
+        self.0.lock().expect("codes lock").insert(code.to_string());
+    }
+
+    pub fn seen(&self) -> BTreeSet<String> {
+        self.0.lock().expect("codes lock").clone()
+    }
+}
+
+/// An answer, with the body parsed as JSON (`Value::Null` when empty or not JSON).
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub text: String,
+    pub json: Value,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts `status` and returns the JSON body.
+    #[track_caller]
+    pub fn expect(&self, status: u16) -> &Value {
+        assert_eq!(self.status, status, "unexpected status; body: {}", self.text);
+        &self.json
+    }
+
+    /// [`Resp::expect`], then the string field `field` of the body (an id, usually).
+    #[track_caller]
+    pub fn expect_id(&self, status: u16) -> String {
+        let body = self.expect(status);
+        body["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no id in {body}"))
+            .to_string()
+    }
+
+    /// Asserts the error shape: `status`, `error.code`, a message, and `error.correlation_id`
+    /// equal to the `X-Correlation-Id` response header.
+    #[track_caller]
+    pub fn expect_error(&self, status: u16, code: &str) -> &Value {
+        assert_eq!(
+            (self.status, self.json["error"]["code"].as_str()),
+            (status, Some(code)),
+            "body: {}",
+            self.text
+        );
+        self.assert_error_shape();
+        &self.json["error"]
+    }
+
+    /// Asserts that this is a 4xx/5xx answer in our JSON error shape.
+    #[track_caller]
+    pub fn assert_error_shape(&self) {
+        let e = &self.json["error"];
+        assert!(
+            e["code"].as_str().is_some_and(|c| !c.is_empty()) && e["message"].is_string(),
+            "not the JSON error shape (status {}): {:?}",
+            self.status,
+            self.text
+        );
+        let id = e["correlation_id"].as_str().expect("error.correlation_id");
+        assert!(!id.is_empty(), "empty correlation id");
+        assert_eq!(
+            Some(id),
+            self.header("x-correlation-id"),
+            "error.correlation_id differs from the response header"
+        );
+        assert!(
+            self.header("content-type")
+                .is_some_and(|c| c.starts_with("application/json")),
+            "error without Content-Type: application/json"
+        );
+    }
+}
+
+/// How to start the application. The defaults: system clock, test payments off, the default
+/// body limit and engine queues, no `/metrics`, a recorder of its own.
+#[derive(Clone, Default)]
+pub struct AppOptions {
+    test_payments: bool,
+    body_limit_bytes: Option<usize>,
+    queue_capacity: Option<usize>,
+    batch_max: Option<usize>,
+    manual_clock: bool,
+    metrics: bool,
+    codes: Codes,
+}
+
+impl AppOptions {
+    /// `POST /v1/orders/{id}/pay {"method": "test"}` allowed (`--allow-test-payments`).
+    pub fn test_payments(mut self) -> Self {
+        self.test_payments = true;
+        self
+    }
+
+    pub fn body_limit_bytes(mut self, n: usize) -> Self {
+        self.body_limit_bytes = Some(n);
+        self
+    }
+
+    /// The engine's per-shard queue length and batch size.
+    pub fn queue(mut self, capacity: usize, batch_max: usize) -> Self {
+        self.queue_capacity = Some(capacity);
+        self.batch_max = Some(batch_max);
+        self
+    }
+
+    /// A [`ManualClock`] (starting at the current second) instead of the system clock: time
+    /// moves only through [`TestApp::advance`].
+    pub fn manual_clock(mut self) -> Self {
+        self.manual_clock = true;
+        self
+    }
+
+    /// Serves `/metrics` from the process-wide Prometheus recorder.
+    pub fn metrics(mut self) -> Self {
+        self.metrics = true;
+        self
+    }
+
+    /// Records the error codes received into `codes` (shared with other apps).
+    pub fn codes(mut self, codes: &Codes) -> Self {
+        self.codes = codes.clone();
+        self
+    }
+
+    fn settings(&self) -> ApiSettings {
+        let defaults = ApiSettings::default();
+        ApiSettings {
+            body_limit_bytes: self.body_limit_bytes.unwrap_or(defaults.body_limit_bytes),
+            allow_test_payments: self.test_payments,
+            ..defaults
+        }
+    }
+
+    fn engine(&self) -> EngineConfig {
+        let defaults = EngineConfig::default();
+        EngineConfig {
+            queue_capacity: self.queue_capacity.unwrap_or(defaults.queue_capacity),
+            batch_max: self.batch_max.unwrap_or(defaults.batch_max),
+            // Each app preallocates its first segment at open: keep that small.
+            segment_size_bytes: 4 << 20,
+            ..defaults
+        }
+    }
+}
+
+fn secrets() -> Secrets {
+    Secrets {
+        admin_token: ADMIN_TOKEN.to_string(),
+        buyer_secret: BUYER_SECRET.as_bytes().to_vec(),
+    }
+}
+
+/// The Prometheus recorder is process-global: installed once, by the first app that wants
+/// `/metrics`, with the binary's histogram buckets (so that histograms render as buckets).
+fn prometheus() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let seconds = [
+                0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                2.5, 5.0, 10.0,
+            ];
+            let sizes = [
+                1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0,
+            ];
+            PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("seconds".into()), &seconds)
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Prefix("taquilla_batch".into()), &sizes))
+                .expect("buckets")
+                .install_recorder()
+                .expect("the only Prometheus recorder of this process")
+        })
+        .clone()
+}
+
+fn start_of_this_second() -> Timestamp {
+    Timestamp(SystemClock.now().0 / 1000 * 1000)
+}
+
+/// A client of one running application: one typed helper per endpoint.
+#[derive(Clone)]
+pub struct Api {
+    base: String,
+    pub http: reqwest::Client,
+    clock: Arc<dyn Clock>,
+    codes: Codes,
+    /// Sent with every request (see [`Api::with_header`]).
+    headers: Vec<(String, String)>,
+}
+
+impl Api {
+    fn new(addr: std::net::SocketAddr, clock: Arc<dyn Clock>, codes: Codes) -> Api {
+        Api {
+            base: format!("http://{addr}"),
+            http: reqwest::Client::builder()
+                .pool_idle_timeout(Duration::from_secs(5))
+                .build()
+                .expect("HTTP client"),
+            clock,
+            codes,
+            headers: Vec::new(),
+        }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// The same client, sending `name: value` with every request (a correlation id, say).
+    pub fn with_header(&self, name: &str, value: &str) -> Api {
+        let mut api = self.clone();
+        api.headers.push((name.to_string(), value.to_string()));
+        api
+    }
+
+    /// A request to build by hand (raw bodies, streams, odd headers); send it with
+    /// [`Api::execute`].
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        let mut rb = self.http.request(method, self.url(path));
+        for (k, v) in &self.headers {
+            rb = rb.header(k.as_str(), v.as_str());
+        }
+        rb
+    }
+
+    /// Sends a request built with [`Api::request`]; records the error code it answers.
+    pub async fn execute(&self, rb: RequestBuilder) -> Resp {
+        self.read_resp(rb.send().await.expect("request failed")).await
+    }
+
+    /// Reads an answer whole and records its `error.code`, if any.
+    pub async fn read_resp(&self, r: reqwest::Response) -> Resp {
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let text = r.text().await.expect("read body");
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if let Some(code) = json["error"]["code"].as_str() {
+            self.codes.record(code);
+        }
+        Resp {
+            status,
+            headers,
+            text,
+            json,
+        }
+    }
+
+    /// Sends any request: `bearer` as the token, `body` as JSON when given, extra `headers`.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let mut rb = self.request(method, path);
+        if let Some(t) = bearer {
+            rb = rb.bearer_auth(t);
+        }
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        if let Some(b) = body {
+            rb = rb.json(b);
+        }
+        self.execute(rb).await
+    }
+
+    async fn admin(&self, method: Method, path: &str, body: Option<&Value>) -> Resp {
+        self.send(method, path, Some(ADMIN_TOKEN), body, &[]).await
+    }
+
+    async fn buyer(&self, token: &str, method: Method, path: &str, body: Option<&Value>) -> Resp {
+        self.send(method, path, Some(token), body, &[]).await
+    }
+
+    /// Unix seconds now on the app's clock.
+    pub fn now_secs(&self) -> i64 {
+        self.clock.now().0.div_euclid(1000)
+    }
+
+    /// A buyer token valid for an hour on the app's clock, minted with the shared secret
+    /// (the documented format).
+    pub fn buyer_token(&self, buyer: &str) -> String {
+        self.buyer_token_expiring(buyer, self.now_secs() + 3600)
+    }
+
+    pub fn buyer_token_expiring(&self, buyer: &str, expires_at_secs: i64) -> String {
+        let id = BuyerId::parse(buyer).expect("valid buyer id");
+        taquilla_api::mint_buyer_token(BUYER_SECRET.as_bytes(), &id, expires_at_secs)
+    }
+
+    /// RFC 3339 UTC time `d` from now on the app's clock.
+    pub fn time_in(&self, d: Duration) -> String {
+        let ms = self.clock.now().0 + d.as_millis() as i64;
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+            .expect("a representable time")
+            .format(&time::format_description::well_known::Rfc3339)
+            .expect("format")
+    }
+
+    // ---------- admin ----------
+
+    /// `POST /v1/admin/events`
+    pub async fn create_event(&self, body: &Value) -> Resp {
+        self.admin(Method::POST, "/v1/admin/events", Some(body)).await
+    }
+
+    /// `POST /v1/admin/events/{event_id}/ticket-types`
+    pub async fn create_ticket_type(&self, event: &str, body: &Value) -> Resp {
+        self.admin(
+            Method::POST,
+            &format!("/v1/admin/events/{event}/ticket-types"),
+            Some(body),
+        )
+        .await
+    }
+
+    /// `POST /v1/admin/events/{event_id}/quotas`
+    pub async fn create_quota(&self, event: &str, body: &Value) -> Resp {
+        self.admin(Method::POST, &format!("/v1/admin/events/{event}/quotas"), Some(body))
+            .await
+    }
+
+    /// `POST /v1/admin/events/{event_id}/open`
+    pub async fn open(&self, event: &str) -> Resp {
+        self.admin(Method::POST, &format!("/v1/admin/events/{event}/open"), None)
+            .await
+    }
+
+    /// `POST /v1/admin/events/{event_id}/pause`
+    pub async fn pause(&self, event: &str) -> Resp {
+        self.admin(Method::POST, &format!("/v1/admin/events/{event}/pause"), None)
+            .await
+    }
+
+    /// `POST /v1/admin/events/{event_id}/close`
+    pub async fn close(&self, event: &str) -> Resp {
+        self.admin(Method::POST, &format!("/v1/admin/events/{event}/close"), None)
+            .await
+    }
+
+    /// `GET /v1/admin/events/{event_id}/stats`
+    pub async fn get_stats(&self, event: &str) -> Resp {
+        self.admin(Method::GET, &format!("/v1/admin/events/{event}/stats"), None)
+            .await
+    }
+
+    /// `POST /v1/admin/events/{event_id}/checkins`
+    pub async fn checkin(&self, event: &str, ticket_code: &str) -> Resp {
+        let body = json!({ "ticket_code": ticket_code });
+        self.admin(Method::POST, &format!("/v1/admin/events/{event}/checkins"), Some(&body))
+            .await
+    }
+
+    /// `POST /v1/admin/orders/{order_id}/refund`: the tickets named, or (`None`) all of them.
+    pub async fn refund(&self, order: &str, ticket_codes: Option<&[&str]>) -> Resp {
+        let body = match ticket_codes {
+            Some(codes) => json!({ "ticket_codes": codes }),
+            None => json!({}),
+        };
+        self.admin(Method::POST, &format!("/v1/admin/orders/{order}/refund"), Some(&body))
+            .await
+    }
+
+    /// `POST /v1/admin/orders/{order_id}/cancel`
+    pub async fn admin_cancel(&self, order: &str) -> Resp {
+        self.admin(Method::POST, &format!("/v1/admin/orders/{order}/cancel"), None)
+            .await
+    }
+
+    /// `POST /v1/admin/buyer-tokens` with `{buyer_id, ttl_secs?}`.
+    pub async fn issue_buyer_token(&self, buyer: &str, ttl_secs: Option<u64>) -> Resp {
+        let mut body = json!({ "buyer_id": buyer });
+        if let Some(ttl) = ttl_secs {
+            body["ttl_secs"] = json!(ttl);
+        }
+        self.admin(Method::POST, "/v1/admin/buyer-tokens", Some(&body)).await
+    }
+
+    /// `GET /v1/admin/feed?after=…&limit=…`
+    pub async fn feed_page(&self, after: &str, limit: usize) -> Resp {
+        self.admin(
+            Method::GET,
+            &format!("/v1/admin/feed?after={after}&limit={limit}"),
+            None,
+        )
+        .await
+    }
+
+    // ---------- public and buyer ----------
+
+    /// `GET /v1/events`
+    pub async fn list_sales(&self) -> Resp {
+        self.send(Method::GET, "/v1/events", None, None, &[]).await
+    }
+
+    /// `GET /v1/events/{event_id}`
+    pub async fn get_sale(&self, event: &str) -> Resp {
+        self.send(Method::GET, &format!("/v1/events/{event}"), None, None, &[])
+            .await
+    }
+
+    /// `GET /v1/events/{event_id}` with `If-None-Match: tag`.
+    pub async fn get_sale_if_none_match(&self, event: &str, tag: &str) -> Resp {
+        let path = format!("/v1/events/{event}");
+        self.send(Method::GET, &path, None, None, &[("if-none-match", tag)])
+            .await
+    }
+
+    /// `POST /v1/events/{event_id}/holds`, with an `Idempotency-Key` when given.
+    pub async fn place_hold(&self, token: &str, event: &str, body: &Value, key: Option<&str>) -> Resp {
+        let path = format!("/v1/events/{event}/holds");
+        let headers: Vec<(&str, &str)> = key.map(|k| ("idempotency-key", k)).into_iter().collect();
+        self.send(Method::POST, &path, Some(token), Some(body), &headers).await
+    }
+
+    /// `GET /v1/holds/{hold_id}`
+    pub async fn get_hold(&self, token: &str, hold: &str) -> Resp {
+        self.buyer(token, Method::GET, &format!("/v1/holds/{hold}"), None).await
+    }
+
+    /// `DELETE /v1/holds/{hold_id}`
+    pub async fn release_hold(&self, token: &str, hold: &str) -> Resp {
+        self.buyer(token, Method::DELETE, &format!("/v1/holds/{hold}"), None)
+            .await
+    }
+
+    /// `POST /v1/holds/{hold_id}/checkout`, with an `Idempotency-Key` when given.
+    pub async fn checkout(&self, token: &str, hold: &str, key: Option<&str>) -> Resp {
+        let path = format!("/v1/holds/{hold}/checkout");
+        let headers: Vec<(&str, &str)> = key.map(|k| ("idempotency-key", k)).into_iter().collect();
+        self.send(Method::POST, &path, Some(token), None, &headers).await
+    }
+
+    /// `GET /v1/orders/{order_id}`
+    pub async fn get_order(&self, token: &str, order: &str) -> Resp {
+        self.buyer(token, Method::GET, &format!("/v1/orders/{order}"), None)
+            .await
+    }
+
+    /// `POST /v1/orders/{order_id}/pay` with `{"method": method}`.
+    pub async fn pay_with(&self, token: &str, order: &str, method: &str) -> Resp {
+        let body = json!({ "method": method });
+        self.buyer(token, Method::POST, &format!("/v1/orders/{order}/pay"), Some(&body))
+            .await
+    }
+
+    /// `POST /v1/orders/{order_id}/pay` with the test payment method.
+    pub async fn pay(&self, token: &str, order: &str) -> Resp {
+        self.pay_with(token, order, "test").await
+    }
+
+    /// `POST /v1/orders/{order_id}/cancel`
+    pub async fn buyer_cancel(&self, token: &str, order: &str) -> Resp {
+        self.buyer(token, Method::POST, &format!("/v1/orders/{order}/cancel"), None)
+            .await
+    }
+
+    // ---------- operations ----------
+
+    /// `GET /healthz`
+    pub async fn healthz(&self) -> Resp {
+        self.send(Method::GET, "/healthz", None, None, &[]).await
+    }
+
+    /// `GET /readyz`
+    pub async fn readyz(&self) -> Resp {
+        self.send(Method::GET, "/readyz", None, None, &[]).await
+    }
+
+    /// `GET /metrics`
+    pub async fn metrics(&self) -> Resp {
+        self.send(Method::GET, "/metrics", None, None, &[]).await
+    }
+
+    /// `GET /openapi.json`
+    pub async fn openapi(&self) -> Resp {
+        self.send(Method::GET, "/openapi.json", None, None, &[]).await
+    }
+
+    // ---------- compositions ----------
+
+    /// Creates a sale through the admin API and returns the event id. `spec`:
+    /// `{"event": {...}, "ticket_types": [{...}], "quotas": [{name, capacity, ticket_type_ids}], "open": bool}`.
+    pub async fn create_sale(&self, spec: &Value) -> String {
+        let id = self.create_event(&spec["event"]).await.expect_id(201);
+        for tt in spec["ticket_types"].as_array().into_iter().flatten() {
+            self.create_ticket_type(&id, tt).await.expect(201);
+        }
+        for q in spec["quotas"].as_array().into_iter().flatten() {
+            self.create_quota(&id, q).await.expect(201);
+        }
+        if spec["open"].as_bool().unwrap_or(true) {
+            self.open(&id).await.expect(200);
+        }
+        id
+    }
+
+    /// A sale of `capacity` tickets of one type (id 0, 10.00 EUR), open; `event` adds to or
+    /// overrides the event's fields.
+    pub async fn simple_sale(&self, capacity: u32, event: Value) -> String {
+        let mut ev = json!({"name": "Simple sale", "currency": "EUR"});
+        if let (Some(base), Some(extra)) = (ev.as_object_mut(), event.as_object()) {
+            base.extend(extra.clone());
+        }
+        self.create_sale(&json!({
+            "event": ev,
+            "ticket_types": [{"name": "General", "price_minor": 1000}],
+            "quotas": [{"name": "All", "capacity": capacity, "ticket_type_ids": [0]}],
+        }))
+        .await
+    }
+
+    /// The sale's stats (asserting `200`).
+    pub async fn stats(&self, event: &str) -> Value {
+        self.get_stats(event).await.expect(200).clone()
+    }
+
+    /// Availability per ticket type on the public sale page (asserting `200`).
+    pub async fn available(&self, event: &str) -> Vec<u64> {
+        available(self.get_sale(event).await.expect(200))
+    }
+
+    /// The whole event feed, page by page.
+    pub async fn feed(&self) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut after = "0".to_string();
+        loop {
+            let r = self.feed_page(&after, 1000).await;
+            let page = r.expect(200);
+            let events = page["events"].as_array().expect("events");
+            if events.is_empty() {
+                return out;
+            }
+            out.extend(events.iter().cloned());
+            after = page["next_cursor"].as_str().expect("next_cursor").to_string();
+        }
+    }
+
+    /// Hold, check out and pay `quantity` tickets of type 0; returns the paid order's view.
+    pub async fn buy(&self, token: &str, event: &str, quantity: u32) -> Value {
+        let hold = self.place_hold(token, event, &items(0, quantity), None).await;
+        let hold = hold.expect_id(201);
+        let order = self.checkout(token, &hold, None).await.expect_id(201);
+        let paid = self.pay(token, &order).await;
+        assert_eq!(paid.expect(200)["state"], "paid");
+        paid.json
+    }
+
+    /// (method, path) of every operation in `/openapi.json`, lower-case methods.
+    pub async fn documented_routes(&self) -> BTreeSet<(String, String)> {
+        let doc = self.openapi().await;
+        let doc = doc.expect(200);
+        let mut out = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for method in item.as_object().expect("a path item").keys() {
+                if ["get", "post", "put", "patch", "delete"].contains(&method.as_str()) {
+                    out.insert((method.clone(), path.clone()));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `{"items": [{"ticket_type_id": ticket_type, "quantity": quantity}]}`
+pub fn items(ticket_type: u32, quantity: u32) -> Value {
+    json!({"items": [{"ticket_type_id": ticket_type, "quantity": quantity}]})
+}
+
+/// Availability per ticket type in a sale view.
+pub fn available(event: &Value) -> Vec<u64> {
+    event["ticket_types"]
+        .as_array()
+        .expect("ticket_types")
+        .iter()
+        .map(|t| t["available"].as_u64().expect("available"))
+        .collect()
+}
+
+/// The sum of ticket quantities in a hold or order view.
+pub fn quantity(view: &Value) -> u64 {
+    view["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i["quantity"].as_u64().expect("quantity"))
+        .sum()
+}
+
+/// The ticket codes of an order view.
+pub fn ticket_codes(order: &Value) -> Vec<String> {
+    order["tickets"]
+        .as_array()
+        .expect("tickets")
+        .iter()
+        .map(|t| t["code"].as_str().expect("code").to_string())
+        .collect()
+}
+
+/// A running application on a data directory of its own.
+pub struct TestApp {
+    api: Api,
+    engine: Option<Arc<Engine>>,
+    manual: Option<Arc<ManualClock>>,
+    running: Option<RunningApp>,
+    options: AppOptions,
+    dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+/// Builds and starts the application, and waits until it has recovered (`/readyz` is 200).
+pub async fn spawn_app(options: AppOptions) -> TestApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manual = options
+        .manual_clock
+        .then(|| Arc::new(ManualClock::new(start_of_this_second())));
+    let clock: Arc<dyn Clock> = match &manual {
+        Some(m) => m.clone(),
+        None => Arc::new(SystemClock),
+    };
+    let (running, engine) = start(dir.path(), &options, clock.clone()).await;
+    TestApp {
+        api: Api::new(running.local_addr(), clock, options.codes.clone()),
+        engine: Some(engine),
+        manual,
+        running: Some(running),
+        options,
+        dir,
+    }
+}
+
+async fn start(data_dir: &Path, options: &AppOptions, clock: Arc<dyn Clock>) -> (RunningApp, Arc<Engine>) {
+    let config = AppConfig {
+        listen: "127.0.0.1:0".into(),
+        data_dir: data_dir.to_path_buf(),
+        secrets: secrets(),
+        engine: options.engine(),
+        api: options.settings(),
+        clock,
+        prometheus: options.metrics.then(prometheus),
+    };
+    let app = Application::build(config).await.expect("bind");
+    let mut running = app.start();
+    let engine = running.ready().await.expect("recovery");
+    (running, engine)
+}
+
+impl TestApp {
+    pub fn engine(&self) -> &Arc<Engine> {
+        self.engine.as_ref().expect("running")
+    }
+
+    fn manual(&self) -> &ManualClock {
+        self.manual.as_deref().expect("an app with AppOptions::manual_clock")
+    }
+
+    /// Moves the manual clock forward. Nothing expires until the engine looks at the clock:
+    /// [`TestApp::tick`], a command, or the shard's own idle wake-up (every 250 ms at most).
+    pub fn advance(&self, d: Duration) {
+        self.manual().advance_ms(d.as_millis() as i64);
+    }
+
+    /// Makes the engine run every deadline due on its clock now, and waits until it has.
+    pub async fn tick(&self) {
+        self.engine().tick().await.expect("tick");
+    }
+
+    /// Shuts down gracefully (in-flight requests finished, queues drained durably, snapshot)
+    /// and starts again on the same data directory, clock and recorder: recovery replays the
+    /// log and checks every invariant. The app listens on a new port afterwards.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let (running, engine) = start(self.dir.path(), &self.options, self.api.clock.clone()).await;
+        self.api.base = format!("http://{}", running.local_addr());
+        self.running = Some(running);
+        self.engine = Some(engine);
+    }
+
+    /// Shuts down gracefully and releases the data directory.
+    pub async fn shutdown(mut self) {
+        self.stop().await;
+    }
+
+    async fn stop(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown().await.expect("graceful shutdown");
+        }
+        // The last handle: dropping it releases the data directory's lock.
+        self.engine = None;
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // The server task (and its handle on the engine) lives until the runtime ends; stop
+        // the engine now, while its data directory still exists.
+        if let Some(engine) = &self.engine {
+            engine.stop();
+        }
+    }
+}
+
+/// An application serving before recovery has finished: an [`AppState`] without an engine
+/// behind the real router. [`UnreadyApp::recover`] opens the engine and hands it over.
+pub struct UnreadyApp {
+    api: Api,
+    pub state: AppState,
+    server: JoinHandle<()>,
+    dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for UnreadyApp {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+pub async fn spawn_unready_app(codes: &Codes) -> UnreadyApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let state = AppState::new(secrets(), ApiSettings::default(), clock.clone(), None);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("local address");
+    let app = taquilla_api::app(state.clone());
+    let server = tokio::spawn(async move {
+        let service = axum::ServiceExt::<axum::extract::Request>::into_make_service(app);
+        axum::serve(listener, service).await.expect("serve");
+    });
+    UnreadyApp {
+        api: Api::new(addr, clock, codes.clone()),
+        state,
+        server,
+        dir,
+    }
+}
+
+impl UnreadyApp {
+    /// Recovers the engine on the app's data directory and marks the app ready.
+    pub async fn recover(&self) -> Arc<Engine> {
+        let dir = self.dir.path().to_path_buf();
+        let engine = tokio::task::spawn_blocking(move || {
+            Engine::open(&dir, AppOptions::default().engine(), Arc::new(SystemClock))
+        })
+        .await
+        .expect("recovery task")
+        .expect("recovery");
+        let engine = Arc::new(engine);
+        self.state.set_engine(engine.clone());
+        engine
+    }
+}
+
+impl Drop for UnreadyApp {
+    fn drop(&mut self) {
+        self.server.abort();
+        if let Ok(engine) = self.state.engine() {
+            engine.stop();
+        }
+    }
+}

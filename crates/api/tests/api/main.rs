@@ -1,0 +1,10 @@
+//! API contract tests: the real application in process, over real HTTP (see `helpers`). One
+//! test binary for the crate.
+
+mod bad_input;
+mod concurrency;
+mod errors;
+mod flow;
+mod helpers;
+mod ops;
+mod refunds;
