@@ -18,6 +18,7 @@ mod keepalive;
 pub mod named;
 pub mod openapi;
 mod pages;
+pub mod prometheus;
 pub mod request_layer;
 pub mod requests;
 mod responses;

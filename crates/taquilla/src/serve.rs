@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use rand::Rng;
 use serde::Deserialize;
 use taquilla_api::{ApiSettings, AppConfig, Application, Exit, Secrets};
@@ -163,21 +162,6 @@ fn load_or_create_secret(data_dir: &Path, name: &str) -> anyhow::Result<String> 
     Ok(secret)
 }
 
-fn install_metrics() -> anyhow::Result<metrics_exporter_prometheus::PrometheusHandle> {
-    let seconds = [
-        0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-        10.0,
-    ];
-    let sizes = [
-        1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0,
-    ];
-    PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Suffix("seconds".into()), &seconds)?
-        .set_buckets_for_metric(Matcher::Prefix("taquilla_batch".into()), &sizes)?
-        .install_recorder()
-        .context("installing the metrics recorder")
-}
-
 pub fn run(args: Args) -> anyhow::Result<()> {
     let settings = args.resolve()?;
     if let Some(cpu) = &settings.cpu {
@@ -216,7 +200,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         engine: settings.engine.clone(),
         api: settings.api.clone(),
         clock: clock.clone(),
-        prometheus: Some(install_metrics()?),
+        prometheus: Some(taquilla_api::prometheus::install_recorder().context("installing the metrics recorder")?),
     };
     let app = Application::build(config).await?;
     let addr = app.local_addr();
