@@ -21,11 +21,9 @@ use taquilla_domain::BuyerId;
 
 use crate::AppState;
 use crate::error::{ApiError, Code};
+use crate::limits::TOKEN_MAX_BYTES;
 
 type HmacSha256 = Hmac<Sha256>;
-
-/// Longest token (or Authorization header) we look at.
-const TOKEN_MAX_BYTES: usize = 512;
 
 #[derive(Clone)]
 pub struct Secrets {

@@ -5,8 +5,9 @@
 use compact_str::CompactString;
 use rand::Rng;
 
+use crate::limits::CORRELATION_ID_MAX_BYTES;
+
 pub const HEADER: &str = "x-correlation-id";
-pub const MAX_LEN: usize = 64;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CorrelationId(CompactString);
@@ -15,7 +16,7 @@ impl CorrelationId {
     /// Accepts 1..=64 characters of `[A-Za-z0-9._:-]`; anything else is replaced.
     pub fn parse(s: &str) -> Option<CorrelationId> {
         let ok = !s.is_empty()
-            && s.len() <= MAX_LEN
+            && s.len() <= CORRELATION_ID_MAX_BYTES
             && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
         ok.then(|| CorrelationId(CompactString::from(s)))

@@ -87,9 +87,6 @@ impl Code {
     }
 }
 
-/// Seconds a client should wait before retrying after `overloaded` / `unavailable`.
-pub const RETRY_AFTER_SECS: u32 = 1;
-
 /// An error answer. `correlation_id` is filled in by the request layer (`request_layer.rs`) when the
 /// handler did not know it.
 #[derive(Debug)]
@@ -186,7 +183,7 @@ pub fn render(err: &ApiError, correlation: &CorrelationId) -> Response {
     let mut res = (err.code.status(), axum::Json(body)).into_response();
     if matches!(err.code, Code::Overloaded | Code::Unavailable) {
         res.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+            .insert(header::RETRY_AFTER, HeaderValue::from(crate::limits::RETRY_AFTER_SECS));
     }
     res
 }

@@ -15,6 +15,7 @@ mod extract;
 pub mod ids;
 pub mod json;
 mod keepalive;
+pub mod limits;
 pub mod named;
 pub mod openapi;
 mod pages;
@@ -55,9 +56,9 @@ pub struct ApiSettings {
 impl Default for ApiSettings {
     fn default() -> Self {
         ApiSettings {
-            body_limit_bytes: 16 * 1024,
+            body_limit_bytes: limits::BODY_LIMIT_BYTES_DEFAULT,
             allow_test_payments: false,
-            request_timeout: Duration::from_secs(30),
+            request_timeout: limits::REQUEST_TIMEOUT,
         }
     }
 }

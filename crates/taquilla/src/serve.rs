@@ -11,7 +11,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use rand::Rng;
 use serde::Deserialize;
-use taquilla_api::{ApiSettings, AppConfig, Application, Exit, Secrets};
+use taquilla_api::{ApiSettings, AppConfig, Application, Exit, Secrets, limits};
 use taquilla_domain::{BuyerId, Command, CreateSale, Currency, MoneyMinor, Name, SaleId, SaleStatus, TicketTypeId};
 use taquilla_engine::{Clock, Engine, EngineConfig, SystemClock};
 
@@ -117,12 +117,19 @@ impl Args {
         }
         let demo = self.demo || file.demo.unwrap_or(false);
         let api = ApiSettings {
-            body_limit_bytes: self.body_limit_bytes.or(file.body_limit_bytes).unwrap_or(16 * 1024),
+            body_limit_bytes: self
+                .body_limit_bytes
+                .or(file.body_limit_bytes)
+                .unwrap_or(limits::BODY_LIMIT_BYTES_DEFAULT),
             allow_test_payments: demo || self.allow_test_payments || file.allow_test_payments.unwrap_or(false),
             ..ApiSettings::default()
         };
-        if !(256..=16 << 20).contains(&api.body_limit_bytes) {
-            bail!("body_limit_bytes must be between 256 and 16 MiB");
+        if !(limits::BODY_LIMIT_BYTES_MIN..=limits::BODY_LIMIT_BYTES_MAX).contains(&api.body_limit_bytes) {
+            bail!(
+                "body_limit_bytes must be between {} and {}",
+                limits::BODY_LIMIT_BYTES_MIN,
+                limits::BODY_LIMIT_BYTES_MAX
+            );
         }
         Ok(Settings {
             listen: self.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8080".into()),
@@ -171,7 +178,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all().thread_name("taquilla-http");
     if let Some(n) = settings.worker_threads {
-        rt.worker_threads(n.clamp(1, 256));
+        rt.worker_threads(n.clamp(1, limits::WORKER_THREADS_MAX));
     }
     rt.build()?.block_on(serve(settings))
 }
@@ -186,8 +193,11 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         Some(s) => s,
         None => load_or_create_secret(&settings.data_dir, "buyer-secret")?,
     };
-    if admin_token.len() < 16 || buyer_secret.len() < 16 {
-        bail!("the admin token and the buyer secret must be at least 16 characters");
+    if admin_token.len() < limits::SECRET_MIN_BYTES || buyer_secret.len() < limits::SECRET_MIN_BYTES {
+        bail!(
+            "the admin token and the buyer secret must be at least {} characters",
+            limits::SECRET_MIN_BYTES
+        );
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let config = AppConfig {

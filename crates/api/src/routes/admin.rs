@@ -24,9 +24,7 @@ use crate::responses::{AdminAuth, BadBody, NotFound, Unavailable};
 use crate::time::{Rfc3339, parse_rfc3339};
 use crate::views::{BuyerTokenView, CheckinView, OrderView, QuotaView, SaleView, StatsView, TicketTypeView};
 
-const TOKEN_TTL_SECS_DEFAULT: u64 = 86_400;
-const TOKEN_TTL_SECS_MIN: u64 = 60;
-const TOKEN_TTL_SECS_MAX: u64 = 30 * 86_400;
+use crate::limits::{BUYER_TOKEN_TTL_SECS_DEFAULT, BUYER_TOKEN_TTL_SECS_MAX, BUYER_TOKEN_TTL_SECS_MIN};
 
 fn name(s: &str) -> Result<Name, ApiError> {
     Name::parse(s).map_err(|e| ApiError::invalid(format!("name: {}", e.reason)))
@@ -303,10 +301,10 @@ pub(crate) async fn buyer_token(
     ApiJson(req): ApiJson<BuyerTokenRequest>,
 ) -> Result<(StatusCode, Json<BuyerTokenView>), ApiError> {
     let buyer = BuyerId::parse(&req.buyer_id).map_err(|e| ApiError::invalid(format!("buyer_id: {}", e.reason)))?;
-    let ttl = req.ttl_secs.unwrap_or(TOKEN_TTL_SECS_DEFAULT);
-    if !(TOKEN_TTL_SECS_MIN..=TOKEN_TTL_SECS_MAX).contains(&ttl) {
+    let ttl = req.ttl_secs.unwrap_or(BUYER_TOKEN_TTL_SECS_DEFAULT);
+    if !(BUYER_TOKEN_TTL_SECS_MIN..=BUYER_TOKEN_TTL_SECS_MAX).contains(&ttl) {
         return Err(ApiError::invalid(format!(
-            "ttl_secs must be between {TOKEN_TTL_SECS_MIN} and {TOKEN_TTL_SECS_MAX}"
+            "ttl_secs must be between {BUYER_TOKEN_TTL_SECS_MIN} and {BUYER_TOKEN_TTL_SECS_MAX}"
         )));
     }
     let expires_at_secs = state.now().0.div_euclid(1000) + ttl as i64;

@@ -16,17 +16,14 @@ use crate::responses::{AdminAuth, Unavailable};
 use crate::time::Rfc3339;
 use crate::views::{FeedEvent, FeedView, event_data};
 
-/// Feed records one request may return.
-pub const FEED_LIMIT_MAX: usize = 1000;
-/// Feed records a request returns when it sets no `limit`.
-const FEED_LIMIT_DEFAULT: usize = 100;
+use crate::limits::{FEED_LIMIT_DEFAULT, FEED_LIMIT_MAX};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FeedQuery {
     /// Cursor from a previous page; "0" (default) starts at the beginning.
     after: Option<String>,
-    /// 1–1000, default 100 records.
+    /// 1–1000 (`limits::FEED_LIMIT_MAX`), default 100 records.
     limit: Option<usize>,
 }
 

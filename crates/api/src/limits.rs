@@ -1,0 +1,39 @@
+//! Limits of the HTTP layer, in one place. Units last in names. The domain's limits (names,
+//! quantities, items per hold…) are in `taquilla_domain::limits`, the engine's (queues,
+//! batches, sales) in `taquilla_engine::limits`.
+
+use std::time::Duration;
+
+/// Request body size when the settings name none.
+pub const BODY_LIMIT_BYTES_DEFAULT: usize = 16 * 1024;
+/// Smallest body limit a server may be configured with: room for any valid command.
+pub const BODY_LIMIT_BYTES_MIN: usize = 256;
+/// Largest body limit a server may be configured with.
+pub const BODY_LIMIT_BYTES_MAX: usize = 16 << 20;
+/// Longest a request may take before `503`; the engine bounds its own waits, this is the last line.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest bearer token (or `Authorization` header value after `Bearer `) looked at.
+pub const TOKEN_MAX_BYTES: usize = 512;
+/// Shortest admin token and buyer secret a server accepts.
+pub const SECRET_MIN_BYTES: usize = 16;
+/// Buyer token lifetime when `POST /v1/admin/buyer-tokens` names none.
+pub const BUYER_TOKEN_TTL_SECS_DEFAULT: u64 = 86_400;
+pub const BUYER_TOKEN_TTL_SECS_MIN: u64 = 60;
+pub const BUYER_TOKEN_TTL_SECS_MAX: u64 = 30 * 86_400;
+/// Longest `X-Correlation-Id` taken from a request (the log stores at most this much).
+pub const CORRELATION_ID_MAX_BYTES: usize = 64;
+/// Feed records one request returns when it sets no `limit`, and at most.
+pub const FEED_LIMIT_DEFAULT: usize = 100;
+pub const FEED_LIMIT_MAX: usize = 1000;
+/// Seconds a client should wait before retrying after `overloaded` / `unavailable`.
+pub const RETRY_AFTER_SECS: u32 = 1;
+/// HTTP worker threads a server may be configured with, at most.
+pub const WORKER_THREADS_MAX: usize = 256;
+
+const _: () = assert!(BODY_LIMIT_BYTES_MIN <= BODY_LIMIT_BYTES_DEFAULT);
+const _: () = assert!(BODY_LIMIT_BYTES_DEFAULT <= BODY_LIMIT_BYTES_MAX);
+const _: () = assert!(BUYER_TOKEN_TTL_SECS_MIN <= BUYER_TOKEN_TTL_SECS_DEFAULT);
+const _: () = assert!(BUYER_TOKEN_TTL_SECS_DEFAULT <= BUYER_TOKEN_TTL_SECS_MAX);
+const _: () = assert!(FEED_LIMIT_DEFAULT <= FEED_LIMIT_MAX);
+// A correlation id travels into the log's records, which bound it too.
+const _: () = assert!(CORRELATION_ID_MAX_BYTES <= taquilla_log::CORRELATION_ID_MAX_BYTES);
