@@ -1,7 +1,7 @@
 //! The `taquilla` binary: the command line over the libraries. `anyhow` lives only here.
 
 mod serve;
-mod torture;
+mod crash_workload;
 
 /// mimalloc rather than the system allocator: the request path allocates small, short-lived
 /// buffers on several threads, where glibc's malloc showed up as ~20% of a server profile.
@@ -32,7 +32,7 @@ enum Cmd {
     /// Test tool: applies random commands to a data directory and prints each acknowledged one
     /// (used by the crash tests, which kill it with SIGKILL).
     #[command(hide = true)]
-    Torture(torture::Args),
+    CrashWorkload(crash_workload::Args),
 }
 
 #[derive(Subcommand)]
@@ -143,9 +143,9 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
         },
-        Cmd::Torture(args) => {
+        Cmd::CrashWorkload(args) => {
             init_tracing("warn");
-            torture::run(args)
+            crash_workload::run(args)
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Crash tests with a real process: `taquilla torture` applies random commands under load and
+//! Crash tests with a real process: `taquilla crash-workload` applies random commands under load and
 //! prints each acknowledged one; we SIGKILL it at a random moment, many times, and after each
 //! kill reopen the data directory and check that every acknowledged effect is there and every
 //! invariant holds (recovery checks them on open; a broken one fails the open).
@@ -59,15 +59,15 @@ impl Acked {
     }
 }
 
-fn spawn_torture(dir: &Path, seed: u64) -> Child {
+fn spawn_workload(dir: &Path, seed: u64) -> Child {
     Command::new(env!("CARGO_BIN_EXE_taquilla"))
-        .args(["torture", "--data-dir"])
+        .args(["crash-workload", "--data-dir"])
         .arg(dir)
         .args(["--seed", &seed.to_string(), "--max-secs", "30"])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .expect("spawn taquilla torture")
+        .expect("spawn taquilla crash-workload")
 }
 
 #[test]
@@ -81,7 +81,7 @@ fn sigkill_under_load_loses_no_acknowledged_command() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut acked = Acked::default();
     for round in 0..KILLS {
-        let mut child = spawn_torture(dir.path(), seed.wrapping_add(round));
+        let mut child = spawn_workload(dir.path(), seed.wrapping_add(round));
         let stdout = child.stdout.take().expect("piped stdout");
         let mut lines = BufReader::new(stdout).lines();
         let ready = lines.next().expect("child printed nothing").expect("read");

@@ -1,4 +1,4 @@
-//! `taquilla torture`: the child process of the crash tests.
+//! `taquilla crash-workload`: the child process of the crash tests.
 //!
 //! It opens a data directory, makes sure a sale exists (two ticket types over overlapping quotas, a per-buyer
 //! limit, holds that expire after a second), prints `READY <sale>`, then runs concurrent
@@ -70,7 +70,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 async fn create_sale(engine: &Engine) -> anyhow::Result<SaleId> {
     let sale = CreateSale {
-        name: Name::parse("torture")?,
+        name: Name::parse("crash workload")?,
         currency: Currency::parse("EUR")?,
         hold_ttl_ms: taquilla_domain::limits::HOLD_TTL_MS_MIN,
         max_tickets_per_buyer: Some(6),
