@@ -2,43 +2,29 @@
 //!
 //! Every constructor checks its limits once; the rest of the domain trusts the type.
 
+use std::borrow::Cow;
+
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
-/// Limits on what the domain accepts. Units last in names.
-pub mod limits {
-    pub const NAME_MAX_BYTES: usize = 200;
-    pub const BUYER_ID_MAX_BYTES: usize = 64;
-    pub const IDEMPOTENCY_KEY_MAX_BYTES: usize = 64;
-    pub const PAYMENT_REF_MAX_BYTES: usize = 128;
-    pub const REASON_MAX_BYTES: usize = 200;
-    /// Distinct ticket types in one hold.
-    pub const HOLD_ITEMS_MAX: usize = 16;
-    /// Tickets of one type in one hold when the type sets no `max_per_order`.
-    pub const QUANTITY_MAX: u32 = 100;
-    pub const TICKET_TYPES_MAX: usize = 256;
-    pub const QUOTAS_MAX: usize = 256;
-    /// Ticket types one quota may cover.
-    pub const QUOTA_TYPES_MAX: usize = 64;
-    pub const CAPACITY_MAX: u32 = 100_000_000;
-    pub const PRICE_MINOR_MAX: i64 = 1_000_000_000_000;
-    pub const HOLD_TTL_MS_MIN: u64 = 1_000;
-    pub const HOLD_TTL_MS_MAX: u64 = 24 * 3_600_000;
-    pub const DEFAULT_HOLD_TTL_MS: u64 = 15 * 60_000;
-    /// Ticket codes named in one refund command.
-    pub const REFUND_CODES_MAX: usize = 1_000;
-}
+use crate::limits;
 
 /// Why a value could not be constructed. Mapped to the `invalid` rejection.
+///
+/// The reason is a `Cow` so that a message quoting a limit is formatted from its constant
+/// (these are error paths: the allocation costs nothing that matters).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {reason}")]
 pub struct InvalidValue {
     pub field: &'static str,
-    pub reason: &'static str,
+    pub reason: Cow<'static, str>,
 }
 
-fn invalid(field: &'static str, reason: &'static str) -> InvalidValue {
-    InvalidValue { field, reason }
+pub(crate) fn invalid(field: &'static str, reason: impl Into<Cow<'static, str>>) -> InvalidValue {
+    InvalidValue {
+        field,
+        reason: reason.into(),
+    }
 }
 
 /// Milliseconds since the Unix epoch, UTC. The domain never reads a clock: time is passed in.
@@ -59,7 +45,10 @@ impl MoneyMinor {
     pub const ZERO: MoneyMinor = MoneyMinor(0);
     pub fn new(v: i64) -> Result<Self, InvalidValue> {
         if !(0..=limits::PRICE_MINOR_MAX).contains(&v) {
-            return Err(invalid("price_minor", "must be between 0 and 10^12"));
+            return Err(invalid(
+                "price_minor",
+                format!("must be between 0 and {}", limits::PRICE_MINOR_MAX),
+            ));
         }
         Ok(MoneyMinor(v))
     }
@@ -101,9 +90,14 @@ impl Currency {
 pub struct Quantity(u32);
 
 impl Quantity {
+    pub const ONE: Quantity = Quantity(1);
+
     pub fn new(v: u32) -> Result<Self, InvalidValue> {
         if v == 0 || v > limits::QUANTITY_MAX {
-            return Err(invalid("quantity", "must be between 1 and 100"));
+            return Err(invalid(
+                "quantity",
+                format!("must be between 1 and {}", limits::QUANTITY_MAX),
+            ));
         }
         Ok(Quantity(v))
     }
@@ -121,7 +115,7 @@ macro_rules! bounded_string {
         impl $name {
             pub fn parse(s: &str) -> Result<Self, InvalidValue> {
                 if s.len() > $max {
-                    return Err(invalid($field, "too long"));
+                    return Err(invalid($field, format!("must be at most {} bytes", $max)));
                 }
                 if !$allow_empty && s.trim().is_empty() {
                     return Err(invalid($field, "must not be empty"));
@@ -155,7 +149,10 @@ pub struct BuyerId {
 impl BuyerId {
     pub fn parse(s: &str) -> Result<Self, InvalidValue> {
         if s.len() > limits::BUYER_ID_MAX_BYTES {
-            return Err(invalid("buyer_id", "too long"));
+            return Err(invalid(
+                "buyer_id",
+                format!("must be at most {} bytes", limits::BUYER_ID_MAX_BYTES),
+            ));
         }
         if s.trim().is_empty() {
             return Err(invalid("buyer_id", "must not be empty"));

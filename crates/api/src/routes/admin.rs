@@ -49,7 +49,7 @@ pub(crate) async fn create_event(
     ApiJson(req): ApiJson<CreateEventRequest>,
 ) -> Result<(StatusCode, Json<EventView>), ApiError> {
     let currency = Currency::parse(&req.currency).map_err(|e| ApiError::invalid(format!("currency: {}", e.reason)))?;
-    let ttl_secs = req.hold_ttl_secs.unwrap_or(limits::DEFAULT_HOLD_TTL_MS / 1000);
+    let ttl_secs = req.hold_ttl_secs.unwrap_or(limits::HOLD_TTL_MS_DEFAULT / 1000);
     let hold_ttl_ms = ttl_secs
         .checked_mul(1000)
         .filter(|ms| (limits::HOLD_TTL_MS_MIN..=limits::HOLD_TTL_MS_MAX).contains(ms));
