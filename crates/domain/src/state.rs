@@ -255,7 +255,7 @@ impl<K: DenseId, V> Dense<K, V> {
     }
     /// Appends the value of `id`, which must be `next_id()`.
     pub(crate) fn push(&mut self, id: K, value: V) {
-        debug_assert_eq!(id.index(), Some(self.values.len()), "dense ids are contiguous");
+        assert_eq!(id.index(), Some(self.values.len()), "dense ids are contiguous");
         self.values.push(value);
     }
     pub fn values(&self) -> std::slice::Iter<'_, V> {

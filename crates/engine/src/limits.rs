@@ -33,9 +33,12 @@ const _: () = {
     assert!(SUBMIT_BATCH_MAX <= BATCH_COMMANDS_MAX);
     assert!(SUBMIT_BATCH_MAX >= 1);
     // The defaults pass `EngineConfig::validate`.
-    assert!(SHARDS_DEFAULT >= 1 && SHARDS_DEFAULT <= SHARDS_MAX);
-    assert!(QUEUE_CAPACITY_DEFAULT >= 1 && QUEUE_CAPACITY_DEFAULT <= QUEUE_CAPACITY_MAX);
-    assert!(BATCH_COMMANDS_DEFAULT >= 1 && BATCH_COMMANDS_DEFAULT <= BATCH_COMMANDS_MAX);
+    assert!(SHARDS_DEFAULT >= 1);
+    assert!(SHARDS_DEFAULT <= SHARDS_MAX);
+    assert!(QUEUE_CAPACITY_DEFAULT >= 1);
+    assert!(QUEUE_CAPACITY_DEFAULT <= QUEUE_CAPACITY_MAX);
+    assert!(BATCH_COMMANDS_DEFAULT >= 1);
+    assert!(BATCH_COMMANDS_DEFAULT <= BATCH_COMMANDS_MAX);
     // Every shard can own a sale.
     assert!(SALES_MAX >= SHARDS_MAX);
     assert!(FLUSH_QUEUE_BATCHES >= 1);

@@ -147,28 +147,25 @@ fn load_snapshots(
     stats: &mut RecoveryStats,
 ) -> Result<Sales, RecoveryError> {
     let mut sales = Sales::default();
-    for partition in snapshots.list().map_err(RecoveryError::Snapshots)? {
-        let snap = match snapshots.load(partition) {
+    for sale_id in snapshots.list().map_err(RecoveryError::Snapshots)? {
+        let snap = match snapshots.load(sale_id) {
             Ok(Some(s)) => s,
             Ok(None) => continue,
             Err(e) => {
-                tracing::warn!(sale = partition, error = %e, "snapshot unreadable; replaying the log instead");
+                tracing::warn!(sale = sale_id, error = %e, "snapshot unreadable; replaying the log instead");
                 stats.snapshots_ignored += 1;
                 continue;
             }
         };
         let Some(state) = decode_snapshot(&snap.bytes) else {
-            tracing::warn!(
-                sale = partition,
-                "snapshot of another format; replaying the log instead"
-            );
+            tracing::warn!(sale = sale_id, "snapshot of another format; replaying the log instead");
             stats.snapshots_ignored += 1;
             continue;
         };
-        let log_next_seq = log.next_seq(partition);
+        let log_next_seq = log.next_seq(sale_id);
         if snap.seq >= log_next_seq {
             return Err(RecoveryError::SnapshotAheadOfLog {
-                sale: partition,
+                sale: sale_id,
                 snapshot_seq: snap.seq,
                 log_last_seq: log_next_seq - 1,
             });
@@ -179,7 +176,7 @@ fn load_snapshots(
             seq: snap.seq,
             records_since_snapshot: 0,
         };
-        sales.insert(SaleId(partition), recovered);
+        sales.insert(SaleId(sale_id), recovered);
     }
     Ok(sales)
 }

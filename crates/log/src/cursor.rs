@@ -93,7 +93,7 @@ impl CursorReader {
         }
         let records = self.log.read(self.position, max)?;
         if let Some(last) = records.last() {
-            debug_assert_eq!(records[0].lsn, self.position + 1);
+            assert_eq!(records[0].lsn, self.position + 1, "a cursor reads on without gaps");
             self.position = last.lsn;
         }
         Ok(records)

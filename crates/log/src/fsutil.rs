@@ -79,6 +79,6 @@ fn temp_path(path: &Path) -> io::Result<PathBuf> {
     };
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let tmp = format!(".{name}{TEMP_MARKER}{}-{n}", std::process::id());
-    debug_assert!(is_temp_file(&tmp));
+    assert!(is_temp_file(&tmp), "temp file names are recognisable");
     Ok(parent_dir(path).join(tmp))
 }

@@ -66,7 +66,11 @@ pub fn encoded_len(lsn: Lsn, rec: &Append<'_>) -> usize {
 /// must have passed [`validate`]. An empty correlation id is stored as none.
 #[inline]
 pub fn encode(buf: &mut Vec<u8>, lsn: Lsn, rec: &Append<'_>) {
-    debug_assert!(validate(rec).is_ok());
+    assert!(rec.payload.len() <= RECORD_PAYLOAD_MAX_BYTES, "payload over the limit");
+    assert!(
+        rec.correlation_id.is_none_or(|c| c.len() <= CORRELATION_ID_MAX_BYTES),
+        "correlation id over the limit"
+    );
     let corr: &[u8] = rec.correlation_id.map_or(&[], str::as_bytes);
     // The fixed part is built on the stack so the buffer sees four memcpys, not a push per byte.
     let mut fixed = [0u8; BODY_FIXED_MAX_BYTES];
@@ -86,7 +90,7 @@ pub fn encode(buf: &mut Vec<u8>, lsn: Lsn, rec: &Append<'_>) {
     buf.extend_from_slice(corr);
     buf.extend_from_slice(rec.payload);
     let body = &buf[start + FRAME_HEADER_BYTES..];
-    debug_assert_eq!(body.len(), body_len);
+    assert_eq!(body.len(), body_len, "frame body of the length encoded");
     let crc = crc32c::crc32c(body);
     // body_len <= FRAME_BODY_MAX_BYTES (validated), which fits in u32.
     buf[start..start + 4].copy_from_slice(&(body_len as u32).to_le_bytes());

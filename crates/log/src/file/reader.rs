@@ -78,7 +78,10 @@ impl FrameReader {
             match frame::decode_info(unread) {
                 Ok(info) => break info,
                 Err(DecodeError::Incomplete { needed }) => {
-                    debug_assert!(needed <= FRAME_MAX_BYTES);
+                    assert!(
+                        needed <= FRAME_MAX_BYTES,
+                        "a frame never needs more than the largest frame"
+                    );
                     if !self.fill(needed)? {
                         if self.start == self.end {
                             return Ok(Next::Eof);
@@ -117,7 +120,7 @@ impl FrameReader {
             }
         }
         while self.end - self.start < needed {
-            debug_assert!(self.end < self.buf.len());
+            assert!(self.end < self.buf.len(), "no room to read into");
             let want = self.read_bytes.min(self.buf.len() - self.end);
             let n = match self
                 .file
