@@ -21,6 +21,7 @@ use crate::ids::{HoldId, OrderId, QuotaId, TicketCode, TicketTypeId};
 use crate::limits;
 use crate::rejection::{ConflictReason, Entity, Rejection};
 use crate::state::{Deadline, HoldState, Order, OrderState, Outcome, Sale, SaleState};
+use crate::text::{Text, at_most, between};
 use crate::values::{BuyerId, IdempotencyKey, MoneyMinor, Name, PaymentRef, Timestamp};
 use crate::{Ctx, Decision, Entropy};
 
@@ -107,14 +108,8 @@ fn nothing(outcome: Outcome) -> Decision {
 
 fn create_sale(c: CreateSale) -> Result<Decision, Rejection> {
     if !(limits::HOLD_TTL_MS_MIN..=limits::HOLD_TTL_MS_MAX).contains(&c.hold_ttl_ms) {
-        return Err(Rejection::invalid(
-            "hold_ttl_ms",
-            format!(
-                "must be between {} and {}",
-                limits::HOLD_TTL_MS_MIN,
-                limits::HOLD_TTL_MS_MAX
-            ),
-        ));
+        static TTL: Text = between(limits::HOLD_TTL_MS_MIN, limits::HOLD_TTL_MS_MAX);
+        return Err(Rejection::invalid("hold_ttl_ms", TTL.as_str()));
     }
     if let (Some(opens_at), Some(closes_at)) = (c.opens_at, c.closes_at)
         && opens_at >= closes_at
@@ -148,18 +143,14 @@ fn add_ticket_type(
         return Err(Rejection::Conflict(ConflictReason::SaleClosed));
     }
     if state.ticket_types.len() >= limits::TICKET_TYPES_MAX {
-        return Err(Rejection::invalid(
-            "ticket_types",
-            format!("at most {} ticket types per sale", limits::TICKET_TYPES_MAX),
-        ));
+        static TYPES: Text = at_most(limits::TICKET_TYPES_MAX as u64, " ticket types per sale");
+        return Err(Rejection::invalid("ticket_types", TYPES.as_str()));
     }
     if let Some(max) = max_per_order
         && !(1..=limits::QUANTITY_MAX).contains(&max)
     {
-        return Err(Rejection::invalid(
-            "max_per_order",
-            format!("must be between 1 and {}", limits::QUANTITY_MAX),
-        ));
+        static RANGE: Text = between(1, limits::QUANTITY_MAX as u64);
+        return Err(Rejection::invalid("max_per_order", RANGE.as_str()));
     }
     let id = TicketTypeId(state.ticket_types.len() as u32);
     Ok(one(
@@ -184,25 +175,19 @@ fn add_quota(
         return Err(Rejection::Conflict(ConflictReason::SaleClosed));
     }
     if state.quotas.len() >= limits::QUOTAS_MAX {
-        return Err(Rejection::invalid(
-            "quotas",
-            format!("at most {} quotas per sale", limits::QUOTAS_MAX),
-        ));
+        static QUOTAS: Text = at_most(limits::QUOTAS_MAX as u64, " quotas per sale");
+        return Err(Rejection::invalid("quotas", QUOTAS.as_str()));
     }
     if capacity > limits::CAPACITY_MAX {
-        return Err(Rejection::invalid(
-            "capacity",
-            format!("at most {}", limits::CAPACITY_MAX),
-        ));
+        static CAPACITY: Text = at_most(limits::CAPACITY_MAX as u64, "");
+        return Err(Rejection::invalid("capacity", CAPACITY.as_str()));
     }
     if ticket_types.is_empty() {
         return Err(Rejection::invalid("ticket_types", "must not be empty"));
     }
     if ticket_types.len() > limits::QUOTA_TYPES_MAX {
-        return Err(Rejection::invalid(
-            "ticket_types",
-            format!("at most {} per quota", limits::QUOTA_TYPES_MAX),
-        ));
+        static TYPES: Text = at_most(limits::QUOTA_TYPES_MAX as u64, " per quota");
+        return Err(Rejection::invalid("ticket_types", TYPES.as_str()));
     }
     if has_duplicates(&ticket_types) {
         return Err(Rejection::invalid("ticket_types", "must not repeat a ticket type"));
@@ -359,10 +344,8 @@ fn place_hold(
         return Err(Rejection::invalid("items", "must not be empty"));
     }
     if items.len() > limits::HOLD_ITEMS_MAX {
-        return Err(Rejection::invalid(
-            "items",
-            format!("at most {} lines per hold", limits::HOLD_ITEMS_MAX),
-        ));
+        static LINES: Text = at_most(limits::HOLD_ITEMS_MAX as u64, " lines per hold");
+        return Err(Rejection::invalid("items", LINES.as_str()));
     }
     let mut quantity = 0u32;
     for (i, item) in items.iter().enumerate() {
@@ -606,10 +589,8 @@ fn check_named_tickets(codes: Vec<TicketCode>) -> Result<Vec<TicketCode>, Reject
         return Err(Rejection::invalid("tickets", "must not be empty"));
     }
     if codes.len() > limits::REFUND_CODES_MAX {
-        return Err(Rejection::invalid(
-            "tickets",
-            format!("at most {} codes per refund", limits::REFUND_CODES_MAX),
-        ));
+        static CODES: Text = at_most(limits::REFUND_CODES_MAX as u64, " codes per refund");
+        return Err(Rejection::invalid("tickets", CODES.as_str()));
     }
     let mut sorted = codes.clone();
     sorted.sort_unstable();

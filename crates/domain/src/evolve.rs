@@ -501,6 +501,7 @@ enum Change {
 }
 
 /// Adds or removes `items` on a counter of their ticket types and of every quota of each type.
+#[inline]
 fn count(
     types: &mut [TicketType],
     quotas: &mut [Quota],
@@ -524,6 +525,7 @@ fn count(
     }
 }
 
+#[inline]
 fn counter_of<'a>(held: &'a mut u32, sold: &'a mut u32, counter: Counter) -> &'a mut u32 {
     match counter {
         Counter::Held => held,
@@ -533,6 +535,7 @@ fn counter_of<'a>(held: &'a mut u32, sold: &'a mut u32, counter: Counter) -> &'a
 
 /// Counters never go below zero on a sequence `decide` produced; one that would is a bug
 /// (wrapping around would give four billion free tickets).
+#[inline]
 fn apply(value: &mut u32, n: u32, change: Change, event: &'static str) {
     *value = match change {
         Change::Add => value.saturating_add(n),

@@ -16,6 +16,7 @@ pub mod invariants;
 pub mod limits;
 pub mod rejection;
 pub mod state;
+mod text;
 pub mod values;
 
 pub use command::{Actor, Command, CreateSale, Item, Items, SaleStatus};

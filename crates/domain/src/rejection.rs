@@ -3,8 +3,6 @@
 //! ([`ConflictReason`]) and a missing thing says what it was ([`Entity`]), each with a stable
 //! snake_case name a client may branch on.
 
-use std::borrow::Cow;
-
 use crate::ids::TicketTypeId;
 use crate::values::{InvalidValue, Timestamp};
 
@@ -59,7 +57,7 @@ impl Rejection {
         }
     }
 
-    pub(crate) fn invalid(field: &'static str, reason: impl Into<Cow<'static, str>>) -> Rejection {
+    pub(crate) fn invalid(field: &'static str, reason: &'static str) -> Rejection {
         Rejection::Invalid(crate::values::invalid(field, reason))
     }
 }

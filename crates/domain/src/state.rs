@@ -254,8 +254,10 @@ impl<K: DenseId, V> Dense<K, V> {
         self.values.reserve(total.saturating_sub(self.values.len()));
     }
     /// Appends the value of `id`, which must be `next_id()`.
+    #[inline]
     pub(crate) fn push(&mut self, id: K, value: V) {
-        assert_eq!(id.index(), Some(self.values.len()), "dense ids are contiguous");
+        // A plain message: formatting the ids here would keep this from being inlined.
+        assert!(id.index() == Some(self.values.len()), "dense ids are contiguous");
         self.values.push(value);
     }
     pub fn values(&self) -> std::slice::Iter<'_, V> {

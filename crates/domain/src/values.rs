@@ -2,29 +2,23 @@
 //!
 //! Every constructor checks its limits once; the rest of the domain trusts the type.
 
-use std::borrow::Cow;
-
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use crate::limits;
+use crate::text::{Text, at_most, between};
 
-/// Why a value could not be constructed. Mapped to the `invalid` rejection.
-///
-/// The reason is a `Cow` so that a message quoting a limit is formatted from its constant
-/// (these are error paths: the allocation costs nothing that matters).
+/// Why a value could not be constructed. Mapped to the `invalid` rejection. A reason that
+/// quotes a limit is built from its constant when compiling (see `text.rs`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {reason}")]
 pub struct InvalidValue {
     pub field: &'static str,
-    pub reason: Cow<'static, str>,
+    pub reason: &'static str,
 }
 
-pub(crate) fn invalid(field: &'static str, reason: impl Into<Cow<'static, str>>) -> InvalidValue {
-    InvalidValue {
-        field,
-        reason: reason.into(),
-    }
+pub(crate) fn invalid(field: &'static str, reason: &'static str) -> InvalidValue {
+    InvalidValue { field, reason }
 }
 
 /// Milliseconds since the Unix epoch, UTC. The domain never reads a clock: time is passed in.
@@ -43,12 +37,11 @@ pub struct MoneyMinor(i64);
 
 impl MoneyMinor {
     pub const ZERO: MoneyMinor = MoneyMinor(0);
+    #[inline]
     pub fn new(v: i64) -> Result<Self, InvalidValue> {
         if !(0..=limits::PRICE_MINOR_MAX).contains(&v) {
-            return Err(invalid(
-                "price_minor",
-                format!("must be between 0 and {}", limits::PRICE_MINOR_MAX),
-            ));
+            static RANGE: Text = between(0, limits::PRICE_MINOR_MAX as u64);
+            return Err(invalid("price_minor", RANGE.as_str()));
         }
         Ok(MoneyMinor(v))
     }
@@ -92,12 +85,11 @@ pub struct Quantity(u32);
 impl Quantity {
     pub const ONE: Quantity = Quantity(1);
 
+    #[inline]
     pub fn new(v: u32) -> Result<Self, InvalidValue> {
         if v == 0 || v > limits::QUANTITY_MAX {
-            return Err(invalid(
-                "quantity",
-                format!("must be between 1 and {}", limits::QUANTITY_MAX),
-            ));
+            static RANGE: Text = between(1, limits::QUANTITY_MAX as u64);
+            return Err(invalid("quantity", RANGE.as_str()));
         }
         Ok(Quantity(v))
     }
@@ -115,7 +107,8 @@ macro_rules! bounded_string {
         impl $name {
             pub fn parse(s: &str) -> Result<Self, InvalidValue> {
                 if s.len() > $max {
-                    return Err(invalid($field, format!("must be at most {} bytes", $max)));
+                    static TOO_LONG: Text = at_most($max as u64, " bytes");
+                    return Err(invalid($field, TOO_LONG.as_str()));
                 }
                 if !$allow_empty && s.trim().is_empty() {
                     return Err(invalid($field, "must not be empty"));
@@ -149,10 +142,8 @@ pub struct BuyerId {
 impl BuyerId {
     pub fn parse(s: &str) -> Result<Self, InvalidValue> {
         if s.len() > limits::BUYER_ID_MAX_BYTES {
-            return Err(invalid(
-                "buyer_id",
-                format!("must be at most {} bytes", limits::BUYER_ID_MAX_BYTES),
-            ));
+            static TOO_LONG: Text = at_most(limits::BUYER_ID_MAX_BYTES as u64, " bytes");
+            return Err(invalid("buyer_id", TOO_LONG.as_str()));
         }
         if s.trim().is_empty() {
             return Err(invalid("buyer_id", "must not be empty"));

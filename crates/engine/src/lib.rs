@@ -370,7 +370,7 @@ impl Engine {
             return Err(EngineError::Rejected(Rejection::Invalid(
                 taquilla_domain::InvalidValue {
                     field: "batch",
-                    reason: "all commands of a batch must belong to sales of one shard".into(),
+                    reason: "all commands of a batch must belong to sales of one shard",
                 },
             )));
         }
