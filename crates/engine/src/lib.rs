@@ -216,14 +216,14 @@ impl Engine {
     /// and starts the shard writers.
     pub fn open(data_dir: &Path, config: EngineConfig, clock: Arc<dyn Clock>) -> Result<Engine, EngineError> {
         let (log, report) = FileLog::open(
-            &data_dir.join("log"),
+            &log_dir(data_dir),
             FileLogOptions {
                 segment_size_bytes: config.segment_size_bytes,
                 ..Default::default()
             },
         )?;
         log_recovery_report(&report);
-        let snapshots = SnapshotStore::open(&data_dir.join("snapshots")).map_err(RecoveryError::Snapshots)?;
+        let snapshots = SnapshotStore::open(&snapshot_dir(data_dir)).map_err(RecoveryError::Snapshots)?;
         Self::start(Arc::new(log), snapshots, config, clock)
     }
 
@@ -515,7 +515,13 @@ async fn batch_future(
     rx.await.map_err(|_| EngineError::Stopped)
 }
 
-/// The default location of a data directory's pieces, for tools that inspect it.
+/// Where a data directory's log is: `Engine::open` and tools that inspect a data directory
+/// use the same names.
 pub fn log_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("log")
+}
+
+/// Where a data directory's snapshots are (see [`log_dir`]).
+pub fn snapshot_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("snapshots")
 }
