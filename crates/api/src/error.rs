@@ -242,7 +242,7 @@ impl From<EngineError> for ApiError {
             EngineError::SaleNotFound => ApiError::not_found("event"),
             EngineError::TooManySales => ApiError::new(Code::TooManySales, e.to_string()),
             EngineError::BatchTooLarge => ApiError::invalid(e.to_string()),
-            EngineError::Stopped | EngineError::Log(_) | EngineError::Recovery(_) => {
+            EngineError::Stopped | EngineError::Log(_) | EngineError::Recovery(_) | EngineError::Config(_) => {
                 ApiError::new(Code::Unavailable, "the engine is not taking commands")
             }
         }

@@ -65,7 +65,7 @@ pub enum Actor {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
-    /// First command of every partition.
+    /// First command of every sale.
     CreateSale(CreateSale),
     AddTicketType {
         name: Name,
@@ -89,7 +89,7 @@ pub enum Command {
         hold: HoldId,
     },
     /// Issued by the engine's timer when `SaleState::next_deadline() <= now`: expires every
-    /// hold and unpaid order whose deadline has passed (at most `EXPIRE_BATCH_MAX` per command).
+    /// hold and unpaid order whose deadline has passed (at most `limits::EXPIRE_BATCH_MAX` per command).
     ExpireDue,
     Checkout {
         buyer: BuyerId,
@@ -120,6 +120,3 @@ pub enum Command {
         code: TicketCode,
     },
 }
-
-/// Most deadlines one `ExpireDue` command turns into events, so that one record stays small.
-pub const EXPIRE_BATCH_MAX: usize = 1024;

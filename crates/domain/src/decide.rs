@@ -14,13 +14,15 @@
 
 use smallvec::SmallVec;
 
-use crate::command::{Actor, Command, CreateSale, EXPIRE_BATCH_MAX, Item, Items, SaleStatus};
+use crate::command::{Actor, Command, CreateSale, Item, Items, SaleStatus};
 use crate::event::{Event, IssuedTicket};
 use crate::fingerprint;
 use crate::ids::{HoldId, OrderId, QuotaId, TicketCode, TicketTypeId};
-use crate::rejection::Rejection;
+use crate::limits;
+use crate::rejection::{ConflictReason, Entity, Rejection};
 use crate::state::{Deadline, HoldState, Order, OrderState, Outcome, Sale, SaleState};
-use crate::values::{BuyerId, IdempotencyKey, MoneyMinor, Name, PaymentRef, Timestamp, limits};
+use crate::text::{Text, at_most, between};
+use crate::values::{BuyerId, IdempotencyKey, MoneyMinor, Name, PaymentRef, Timestamp};
 use crate::{Ctx, Decision, Entropy};
 
 /// Judges `command` against `state` at `ctx.now`. Pure apart from drawing ticket codes from
@@ -29,7 +31,7 @@ pub fn decide(state: &SaleState, command: Command, ctx: &mut Ctx) -> Result<Deci
     let Some(sale) = &state.sale else {
         return match command {
             Command::CreateSale(c) => create_sale(c),
-            _ => Err(Rejection::NotFound("sale")),
+            _ => Err(Rejection::NotFound(Entity::Sale)),
         };
     };
     let now = ctx.now;
@@ -64,7 +66,7 @@ pub fn decide(state: &SaleState, command: Command, ctx: &mut Ctx) -> Result<Deci
         Command::FailPayment { order, reason } => {
             let o = find_order(state, order)?;
             if o.state != OrderState::AwaitingPayment {
-                return Err(Rejection::Conflict("order_not_awaiting_payment"));
+                return Err(Rejection::Conflict(ConflictReason::OrderNotAwaitingPayment));
             }
             Ok(done(Event::OrderPaymentFailed { order, reason }))
         }
@@ -74,10 +76,10 @@ pub fn decide(state: &SaleState, command: Command, ctx: &mut Ctx) -> Result<Deci
                 && *buyer != o.buyer
             {
                 // Same answer as for a missing order, so that order ids don't leak.
-                return Err(Rejection::NotFound("order"));
+                return Err(Rejection::NotFound(Entity::Order));
             }
             if o.state != OrderState::AwaitingPayment {
-                return Err(Rejection::Conflict("order_not_awaiting_payment"));
+                return Err(Rejection::Conflict(ConflictReason::OrderNotAwaitingPayment));
             }
             Ok(done(Event::OrderCancelled { order }))
         }
@@ -106,7 +108,8 @@ fn nothing(outcome: Outcome) -> Decision {
 
 fn create_sale(c: CreateSale) -> Result<Decision, Rejection> {
     if !(limits::HOLD_TTL_MS_MIN..=limits::HOLD_TTL_MS_MAX).contains(&c.hold_ttl_ms) {
-        return Err(Rejection::invalid("hold_ttl_ms", "must be between 1 s and 24 h"));
+        static TTL: Text = between(limits::HOLD_TTL_MS_MIN, limits::HOLD_TTL_MS_MAX);
+        return Err(Rejection::invalid("hold_ttl_ms", TTL.as_str()));
     }
     if let (Some(opens_at), Some(closes_at)) = (c.opens_at, c.closes_at)
         && opens_at >= closes_at
@@ -137,15 +140,17 @@ fn add_ticket_type(
     max_per_order: Option<u32>,
 ) -> Result<Decision, Rejection> {
     if sale.status == SaleStatus::Closed {
-        return Err(Rejection::Conflict("sale_closed"));
+        return Err(Rejection::Conflict(ConflictReason::SaleClosed));
     }
     if state.ticket_types.len() >= limits::TICKET_TYPES_MAX {
-        return Err(Rejection::invalid("ticket_types", "at most 256 ticket types per sale"));
+        static TYPES: Text = at_most(limits::TICKET_TYPES_MAX as u64, " ticket types per sale");
+        return Err(Rejection::invalid("ticket_types", TYPES.as_str()));
     }
     if let Some(max) = max_per_order
         && !(1..=limits::QUANTITY_MAX).contains(&max)
     {
-        return Err(Rejection::invalid("max_per_order", "must be between 1 and 100"));
+        static RANGE: Text = between(1, limits::QUANTITY_MAX as u64);
+        return Err(Rejection::invalid("max_per_order", RANGE.as_str()));
     }
     let id = TicketTypeId(state.ticket_types.len() as u32);
     Ok(one(
@@ -167,19 +172,22 @@ fn add_quota(
     ticket_types: Vec<TicketTypeId>,
 ) -> Result<Decision, Rejection> {
     if sale.status == SaleStatus::Closed {
-        return Err(Rejection::Conflict("sale_closed"));
+        return Err(Rejection::Conflict(ConflictReason::SaleClosed));
     }
     if state.quotas.len() >= limits::QUOTAS_MAX {
-        return Err(Rejection::invalid("quotas", "at most 256 quotas per sale"));
+        static QUOTAS: Text = at_most(limits::QUOTAS_MAX as u64, " quotas per sale");
+        return Err(Rejection::invalid("quotas", QUOTAS.as_str()));
     }
     if capacity > limits::CAPACITY_MAX {
-        return Err(Rejection::invalid("capacity", "at most 100,000,000"));
+        static CAPACITY: Text = at_most(limits::CAPACITY_MAX as u64, "");
+        return Err(Rejection::invalid("capacity", CAPACITY.as_str()));
     }
     if ticket_types.is_empty() {
         return Err(Rejection::invalid("ticket_types", "must not be empty"));
     }
     if ticket_types.len() > limits::QUOTA_TYPES_MAX {
-        return Err(Rejection::invalid("ticket_types", "at most 64 per quota"));
+        static TYPES: Text = at_most(limits::QUOTA_TYPES_MAX as u64, " per quota");
+        return Err(Rejection::invalid("ticket_types", TYPES.as_str()));
     }
     if has_duplicates(&ticket_types) {
         return Err(Rejection::invalid("ticket_types", "must not repeat a ticket type"));
@@ -191,12 +199,12 @@ fn add_quota(
         let t = state
             .ticket_types
             .get(tt.0 as usize)
-            .ok_or(Rejection::NotFound("ticket_type"))?;
+            .ok_or(Rejection::NotFound(Entity::TicketType))?;
         held += u64::from(t.held);
         sold += u64::from(t.sold);
     }
     if held + sold > u64::from(capacity) {
-        return Err(Rejection::Conflict("capacity_below_usage"));
+        return Err(Rejection::Conflict(ConflictReason::CapacityBelowUsage));
     }
     let id = QuotaId(state.quotas.len() as u32);
     Ok(one(
@@ -224,7 +232,7 @@ fn set_status(sale: &Sale, to: SaleStatus) -> Result<Decision, Rejection> {
         (Draft, Open) | (Open, Paused) | (Paused, Open) | (Draft | Open | Paused, Closed) => {
             Ok(done(Event::SaleStatusChanged { status: to }))
         }
-        _ => Err(Rejection::Conflict("status_transition")),
+        _ => Err(Rejection::Conflict(ConflictReason::StatusTransition)),
     }
 }
 
@@ -336,7 +344,8 @@ fn place_hold(
         return Err(Rejection::invalid("items", "must not be empty"));
     }
     if items.len() > limits::HOLD_ITEMS_MAX {
-        return Err(Rejection::invalid("items", "at most 16 lines per hold"));
+        static LINES: Text = at_most(limits::HOLD_ITEMS_MAX as u64, " lines per hold");
+        return Err(Rejection::invalid("items", LINES.as_str()));
     }
     let mut quantity = 0u32;
     for (i, item) in items.iter().enumerate() {
@@ -346,7 +355,7 @@ fn place_hold(
         let tt = state
             .ticket_types
             .get(item.ticket_type.0 as usize)
-            .ok_or(Rejection::NotFound("ticket_type"))?;
+            .ok_or(Rejection::NotFound(Entity::TicketType))?;
         if tt.max_per_order.is_some_and(|max| item.quantity.get() > max) {
             return Err(Rejection::invalid(
                 "quantity",
@@ -375,14 +384,14 @@ fn release_hold(state: &SaleState, buyer: &BuyerId, hold: HoldId) -> Result<Deci
         .holds
         .get(&hold)
         .filter(|h| h.buyer == *buyer)
-        .ok_or(Rejection::NotFound("hold"))?;
+        .ok_or(Rejection::NotFound(Entity::Hold))?;
     match h.state {
         // Releasing a hold whose deadline passed but whose expiry has not run yet is fine:
         // the inventory returns either way.
         HoldState::Active => Ok(done(Event::HoldReleased { hold })),
         HoldState::Expired => Err(Rejection::HoldExpired),
-        HoldState::Released => Err(Rejection::Conflict("hold_released")),
-        HoldState::Converted(_) => Err(Rejection::Conflict("hold_converted")),
+        HoldState::Released => Err(Rejection::Conflict(ConflictReason::HoldReleased)),
+        HoldState::Converted(_) => Err(Rejection::Conflict(ConflictReason::HoldConverted)),
     }
 }
 
@@ -394,7 +403,7 @@ fn expire_due(state: &SaleState, now: Timestamp) -> Decision {
         // Stale entries (released holds, paid orders) are skipped; they leave the index when
         // they reach its front.
         .filter_map(|&(at, hold)| state.live_deadline(at, hold))
-        .take(EXPIRE_BATCH_MAX)
+        .take(limits::EXPIRE_BATCH_MAX)
         .map(|what| match what {
             Deadline::Hold(hold) => Event::HoldExpired { hold },
             Deadline::Order(order) => Event::OrderExpired { order },
@@ -427,13 +436,13 @@ fn checkout(
         .holds
         .get(&hold)
         .filter(|h| h.buyer == buyer)
-        .ok_or(Rejection::NotFound("hold"))?;
+        .ok_or(Rejection::NotFound(Entity::Hold))?;
     match h.state {
         // The deadline is what counts, not whether the expiry timer has fired yet.
         HoldState::Active if now < h.expires_at => {}
         HoldState::Active | HoldState::Expired => return Err(Rejection::HoldExpired),
-        HoldState::Released => return Err(Rejection::Conflict("hold_released")),
-        HoldState::Converted(_) => return Err(Rejection::Conflict("hold_converted")),
+        HoldState::Released => return Err(Rejection::Conflict(ConflictReason::HoldReleased)),
+        HoldState::Converted(_) => return Err(Rejection::Conflict(ConflictReason::HoldConverted)),
     }
     let order = state.orders.next_id();
     Ok(one(
@@ -449,7 +458,7 @@ fn checkout(
 }
 
 fn find_order(state: &SaleState, order: OrderId) -> Result<&Order, Rejection> {
-    state.orders.get(&order).ok_or(Rejection::NotFound("order"))
+    state.orders.get(&order).ok_or(Rejection::NotFound(Entity::Order))
 }
 
 fn confirm_payment(
@@ -482,11 +491,11 @@ fn confirm_payment(
         OrderState::Paid | OrderState::RefundRequired | OrderState::Refunded if same_ref => {
             return Ok(nothing(Outcome::Done));
         }
-        OrderState::Paid => return Err(Rejection::Conflict("order_paid")),
-        OrderState::RefundRequired => return Err(Rejection::Conflict("order_refund_required")),
-        OrderState::Refunded => return Err(Rejection::Conflict("order_refunded")),
-        OrderState::Cancelled => return Err(Rejection::Conflict("order_cancelled")),
-        OrderState::PaymentFailed => return Err(Rejection::Conflict("order_payment_failed")),
+        OrderState::Paid => return Err(Rejection::Conflict(ConflictReason::OrderPaid)),
+        OrderState::RefundRequired => return Err(Rejection::Conflict(ConflictReason::OrderRefundRequired)),
+        OrderState::Refunded => return Err(Rejection::Conflict(ConflictReason::OrderRefunded)),
+        OrderState::Cancelled => return Err(Rejection::Conflict(ConflictReason::OrderCancelled)),
+        OrderState::PaymentFailed => return Err(Rejection::Conflict(ConflictReason::OrderPaymentFailed)),
     };
     let tickets = issue_tickets(state, &o.items, entropy)?;
     Ok(done(Event::OrderPaid {
@@ -497,10 +506,6 @@ fn confirm_payment(
         at: now,
     }))
 }
-
-/// How many times a fresh code is drawn when the one drawn is already taken. With 128 random
-/// bits a collision never happens; the bound only stops a broken entropy source from looping.
-const CODE_DRAWS_MAX: usize = 8;
 
 fn issue_tickets(state: &SaleState, items: &[Item], entropy: &mut dyn Entropy) -> Result<Vec<IssuedTicket>, Rejection> {
     let count: u32 = items.iter().map(|i| i.quantity.get()).sum();
@@ -518,7 +523,7 @@ fn issue_tickets(state: &SaleState, items: &[Item], entropy: &mut dyn Entropy) -
 }
 
 fn fresh_code(state: &SaleState, issued: &[IssuedTicket], entropy: &mut dyn Entropy) -> Result<TicketCode, Rejection> {
-    for _ in 0..CODE_DRAWS_MAX {
+    for _ in 0..limits::CODE_DRAWS_MAX {
         let code = entropy.ticket_code();
         // `issued` holds at most 1,600 codes (16 lines × 100); a linear scan is fine off the
         // hot path.
@@ -526,7 +531,7 @@ fn fresh_code(state: &SaleState, issued: &[IssuedTicket], entropy: &mut dyn Entr
             return Ok(code);
         }
     }
-    Err(Rejection::Conflict("ticket_code_collision"))
+    Err(Rejection::Conflict(ConflictReason::TicketCodeCollision))
 }
 
 fn refund(
@@ -552,42 +557,60 @@ fn refund(
                 at: now,
             }));
         }
-        _ => return Err(Rejection::Conflict("order_not_paid")),
+        _ => return Err(Rejection::Conflict(ConflictReason::OrderNotPaid)),
     }
     let codes = match tickets {
-        // All remaining tickets. A checked-in one among them rejects the whole refund: the
-        // organiser must name the tickets to refund the rest, so money for a used ticket never
-        // goes back by accident.
-        None => o
-            .tickets
-            .iter()
-            .filter(|c| state.tickets.get(c).is_some_and(|t| !t.refunded))
-            .copied()
-            .collect(),
-        Some(codes) => {
-            if codes.is_empty() {
-                return Err(Rejection::invalid("tickets", "must not be empty"));
-            }
-            if codes.len() > limits::REFUND_CODES_MAX {
-                return Err(Rejection::invalid("tickets", "at most 1,000 codes per refund"));
-            }
-            let mut sorted = codes.clone();
-            sorted.sort_unstable();
-            if sorted.windows(2).any(|w| w[0] == w[1]) {
-                return Err(Rejection::invalid("tickets", "must not repeat a code"));
-            }
-            codes
-        }
+        None => remaining_tickets(state, o),
+        Some(codes) => check_named_tickets(codes)?,
     };
+    let amount = refund_amount(state, order, &codes)?;
+    Ok(done(Event::OrderRefunded {
+        order,
+        tickets: codes,
+        amount,
+        at: now,
+    }))
+}
+
+/// All the order's tickets not refunded yet. A checked-in one among them rejects the whole
+/// refund (in `refund_amount`): the organiser must name the tickets to refund the rest, so
+/// money for a used ticket never goes back by accident.
+fn remaining_tickets(state: &SaleState, o: &Order) -> Vec<TicketCode> {
+    o.tickets
+        .iter()
+        .filter(|c| state.tickets.get(c).is_some_and(|t| !t.refunded))
+        .copied()
+        .collect()
+}
+
+/// The codes a refund names: some, within the limit, none twice.
+fn check_named_tickets(codes: Vec<TicketCode>) -> Result<Vec<TicketCode>, Rejection> {
+    if codes.is_empty() {
+        return Err(Rejection::invalid("tickets", "must not be empty"));
+    }
+    if codes.len() > limits::REFUND_CODES_MAX {
+        static CODES: Text = at_most(limits::REFUND_CODES_MAX as u64, " codes per refund");
+        return Err(Rejection::invalid("tickets", CODES.as_str()));
+    }
+    let mut sorted = codes.clone();
+    sorted.sort_unstable();
+    if sorted.windows(2).any(|w| w[0] == w[1]) {
+        return Err(Rejection::invalid("tickets", "must not repeat a code"));
+    }
+    Ok(codes)
+}
+
+/// The money a refund of `codes` gives back; each must be a valid, unused ticket of `order`.
+fn refund_amount(state: &SaleState, order: OrderId, codes: &[TicketCode]) -> Result<MoneyMinor, Rejection> {
     let mut amount = MoneyMinor::ZERO;
-    for code in &codes {
+    for code in codes {
         let t = state
             .tickets
             .get(code)
             .filter(|t| t.order == order)
-            .ok_or(Rejection::NotFound("ticket"))?;
+            .ok_or(Rejection::NotFound(Entity::Ticket))?;
         if t.refunded {
-            return Err(Rejection::Conflict("ticket_refunded"));
+            return Err(Rejection::Conflict(ConflictReason::TicketRefunded));
         }
         if let Some(at) = t.checked_in_at {
             return Err(Rejection::AlreadyCheckedIn { at });
@@ -598,18 +621,13 @@ fn refund(
             .map_or(MoneyMinor::ZERO, |tt| tt.price);
         amount = amount.plus(price);
     }
-    Ok(done(Event::OrderRefunded {
-        order,
-        tickets: codes,
-        amount,
-        at: now,
-    }))
+    Ok(amount)
 }
 
 fn check_in(state: &SaleState, code: TicketCode, now: Timestamp) -> Result<Decision, Rejection> {
-    let t = state.tickets.get(&code).ok_or(Rejection::NotFound("ticket"))?;
+    let t = state.tickets.get(&code).ok_or(Rejection::NotFound(Entity::Ticket))?;
     if t.refunded {
-        return Err(Rejection::Conflict("ticket_refunded"));
+        return Err(Rejection::Conflict(ConflictReason::TicketRefunded));
     }
     if let Some(at) = t.checked_in_at {
         return Err(Rejection::AlreadyCheckedIn { at });

@@ -1,7 +1,15 @@
-//! `evolve`: folds one event into the state. It runs on every accepted command and on every
-//! replayed event (millions per second on restart), so it trusts the event (`decide` checked
-//! it), does no validation beyond `debug_assert!`, and never panics: an event that does not
-//! fit the state (impossible for a sequence `decide` produced) is skipped in release builds.
+//! `evolve`: folds one event into the state, with one function per event. It runs on every
+//! accepted command and on every replayed event (millions per second on restart), so it does
+//! not re-validate what `decide` checked; it only looks up what the event names and checks
+//! that the state is the one the event presumes (cheap integer compares).
+//!
+//! **An impossible event is a bug, and `evolve` crashes on it.** An event that does not fit
+//! the state (a hold that does not exist, an order paid twice, a counter going below zero)
+//! means either that `decide` emitted what `evolve` cannot apply or that the log contradicts
+//! its own history. Skipping it would leave a state that no replay reproduces and whose
+//! counters (no oversell) can no longer be trusted, so `evolve` panics with a message naming
+//! the event and what was missing. The engine turns that panic into a stopped engine (on a
+//! shard) or a recovery error (at start).
 //!
 //! It maintains every derived counter: held/sold per ticket type and per quota, tickets per
 //! buyer, the deadline index, and remembered idempotent requests.
@@ -10,21 +18,18 @@ use std::collections::VecDeque;
 
 type BuyerTickets = hashbrown::HashMap<BuyerId, u32, rustc_hash::FxBuildHasher>;
 
-use crate::command::{Item, SaleStatus};
-use crate::event::Event;
+use crate::command::{Item, Items, SaleStatus};
+use crate::event::{Event, IssuedTicket};
 use crate::fingerprint;
-use crate::ids::{HoldId, OrderId};
+use crate::ids::{HoldId, OrderId, QuotaId, TicketCode, TicketTypeId};
 use crate::state::{
     Hold, HoldState, IdempotencyEntry, Order, OrderState, Outcome, Quota, Sale, SaleState, Ticket, TicketType,
 };
-use crate::values::{BuyerId, MoneyMinor, Timestamp};
+use crate::values::{BuyerId, IdempotencyKey, MoneyMinor, Name, PaymentRef, Quantity, Timestamp};
 
+/// Folds `event` into `state`. Panics on an event that cannot apply to `state` (see the
+/// module docs): that is a bug upstream, never an input error.
 pub fn evolve(state: &mut SaleState, event: &Event) {
-    apply_event(state, event);
-    prune_deadlines(state);
-}
-
-fn apply_event(state: &mut SaleState, event: &Event) {
     match event {
         Event::SaleCreated {
             name,
@@ -33,9 +38,9 @@ fn apply_event(state: &mut SaleState, event: &Event) {
             max_tickets_per_buyer,
             opens_at,
             closes_at,
-        } => {
-            debug_assert!(state.sale.is_none(), "sale created twice");
-            state.sale = Some(Sale {
+        } => sale_created(
+            state,
+            Sale {
                 name: name.clone(),
                 currency: *currency,
                 status: SaleStatus::Draft,
@@ -43,256 +48,444 @@ fn apply_event(state: &mut SaleState, event: &Event) {
                 max_tickets_per_buyer: *max_tickets_per_buyer,
                 opens_at: *opens_at,
                 closes_at: *closes_at,
-            });
-        }
+            },
+        ),
         Event::TicketTypeAdded {
             id,
             name,
             price,
             max_per_order,
-        } => {
-            debug_assert_eq!(id.0 as usize, state.ticket_types.len(), "ticket type ids are indices");
-            state.ticket_types.push(TicketType {
-                id: *id,
-                name: name.clone(),
-                price: *price,
-                max_per_order: *max_per_order,
-                quotas: Default::default(),
-                held: 0,
-                sold: 0,
-            });
-        }
+        } => ticket_type_added(state, *id, name, *price, *max_per_order),
         Event::QuotaAdded {
             id,
             name,
             capacity,
             ticket_types,
-        } => {
-            debug_assert_eq!(id.0 as usize, state.quotas.len(), "quota ids are indices");
-            let (mut held, mut sold) = (0u32, 0u32);
-            for tt in ticket_types {
-                if let Some(t) = state.ticket_types.get_mut(tt.0 as usize) {
-                    held = held.saturating_add(t.held);
-                    sold = sold.saturating_add(t.sold);
-                    t.quotas.push(*id);
-                }
-            }
-            state.quotas.push(Quota {
-                id: *id,
-                name: name.clone(),
-                capacity: *capacity,
-                ticket_types: ticket_types.clone(),
-                held,
-                sold,
-            });
-        }
-        Event::SaleStatusChanged { status } => {
-            if let Some(sale) = state.sale.as_mut() {
-                sale.status = *status;
-            }
-            if *status == SaleStatus::Open {
-                state.reserve_for_capacity();
-            }
-        }
+        } => quota_added(state, *id, name, *capacity, ticket_types),
+        Event::SaleStatusChanged { status } => sale_status_changed(state, *status),
         Event::HoldPlaced {
             hold,
             buyer,
             items,
             expires_at,
             idempotency_key,
-        } => {
-            let mut total = MoneyMinor::ZERO;
-            let mut quantity = 0;
-            for item in items {
-                if let Some(tt) = state.ticket_types.get(item.ticket_type.0 as usize) {
-                    total = total.plus(tt.price.times(item.quantity.get()));
-                }
-                quantity += item.quantity.get();
-            }
-            count(
-                &mut state.ticket_types,
-                &mut state.quotas,
-                items,
-                Counter::Held,
-                Change::Add,
-            );
-            buyer_add(&mut state.buyer_tickets, buyer, quantity);
-            insert_deadline(&mut state.deadlines, *expires_at, *hold);
-            if let Some(key) = idempotency_key {
-                let entry = IdempotencyEntry {
-                    fingerprint: fingerprint::place_hold(items),
-                    outcome: Outcome::Hold(*hold),
-                };
-                state.idempotency.insert((buyer.clone(), key.clone()), entry);
-            }
-            state.holds.push(
-                *hold,
-                Hold {
-                    id: *hold,
-                    buyer: buyer.clone(),
-                    items: items.clone(),
-                    total,
-                    expires_at: *expires_at,
-                    state: HoldState::Active,
-                },
-            );
-        }
-        Event::HoldReleased { hold } => end_hold(state, *hold, HoldState::Released),
-        Event::HoldExpired { hold } => end_hold(state, *hold, HoldState::Expired),
+        } => hold_placed(state, *hold, buyer, items, *expires_at, idempotency_key.as_ref()),
+        Event::HoldReleased { hold } => end_hold(state, *hold, HoldState::Released, "HoldReleased"),
+        Event::HoldExpired { hold } => end_hold(state, *hold, HoldState::Expired, "HoldExpired"),
         Event::OrderPlaced {
             order,
             hold,
             total,
             at,
             idempotency_key,
-        } => {
-            let Some(h) = state.holds.get_mut(hold) else {
-                debug_assert!(false, "order placed from unknown hold");
-                return;
-            };
-            debug_assert_eq!(h.state, HoldState::Active, "only an active hold is checked out");
-            h.state = HoldState::Converted(*order);
-            // The order inherits the hold's deadline: its entry in `deadlines` now expires it.
-            if let Some(key) = idempotency_key {
-                let entry = IdempotencyEntry {
-                    fingerprint: fingerprint::checkout(*hold),
-                    outcome: Outcome::Order(*order),
-                };
-                state.idempotency.insert((h.buyer.clone(), key.clone()), entry);
-            }
-            state.orders.push(
-                *order,
-                Order {
-                    id: *order,
-                    hold: *hold,
-                    buyer: h.buyer.clone(),
-                    items: h.items.clone(),
-                    total: *total,
-                    created_at: *at,
-                    expires_at: h.expires_at,
-                    state: OrderState::AwaitingPayment,
-                    payment_ref: None,
-                    paid_at: None,
-                    tickets: Vec::new(),
-                    refunded: MoneyMinor::ZERO,
-                },
-            );
-        }
+        } => order_placed(state, *order, *hold, *total, *at, idempotency_key.as_ref()),
         Event::OrderPaid {
             order,
             payment_ref,
             tickets,
             reinstated,
             at,
-        } => {
-            let SaleState {
-                orders,
-                ticket_types,
-                quotas,
-                buyer_tickets,
-                tickets: all,
-                ..
-            } = state;
-            let Some(o) = orders.get_mut(order) else {
-                debug_assert!(false, "unknown order paid");
-                return;
-            };
-            match o.state {
-                OrderState::AwaitingPayment => {
-                    debug_assert!(!reinstated);
-                    count(ticket_types, quotas, &o.items, Counter::Held, Change::Remove);
-                    count(ticket_types, quotas, &o.items, Counter::Sold, Change::Add);
-                }
-                OrderState::Expired => {
-                    // Reinstated: its inventory and the buyer's count went back on expiry.
-                    debug_assert!(reinstated);
-                    count(ticket_types, quotas, &o.items, Counter::Sold, Change::Add);
-                    buyer_add(buyer_tickets, &o.buyer, quantity(&o.items));
-                }
-                _ => {
-                    debug_assert!(false, "order paid in state {:?}", o.state);
-                    return;
-                }
-            }
-            o.state = OrderState::Paid;
-            o.payment_ref = Some(payment_ref.clone());
-            o.paid_at = Some(*at);
-            o.tickets = tickets.iter().map(|t| t.code).collect();
-            all.reserve(tickets.len());
-            for t in tickets {
-                all.insert(
-                    t.code,
-                    Ticket {
-                        code: t.code,
-                        order: *order,
-                        ticket_type: t.ticket_type,
-                        refunded: false,
-                        checked_in_at: None,
-                    },
-                );
-            }
+        } => order_paid(state, *order, payment_ref, tickets, *reinstated, *at),
+        Event::OrderPaymentFailed { order, .. } => {
+            end_order(state, *order, OrderState::PaymentFailed, "OrderPaymentFailed")
         }
-        Event::OrderPaymentFailed { order, .. } => end_order(state, *order, OrderState::PaymentFailed),
-        Event::OrderExpired { order } => end_order(state, *order, OrderState::Expired),
-        Event::OrderCancelled { order } => end_order(state, *order, OrderState::Cancelled),
-        Event::OrderRefundRequired { order, payment_ref, at } => {
-            if let Some(o) = state.orders.get_mut(order) {
-                debug_assert_eq!(o.state, OrderState::Expired);
-                o.state = OrderState::RefundRequired;
-                o.payment_ref = Some(payment_ref.clone());
-                o.paid_at = Some(*at);
-            }
-        }
+        Event::OrderExpired { order } => end_order(state, *order, OrderState::Expired, "OrderExpired"),
+        Event::OrderCancelled { order } => end_order(state, *order, OrderState::Cancelled, "OrderCancelled"),
+        Event::OrderRefundRequired { order, payment_ref, at } => order_refund_required(state, *order, payment_ref, *at),
         Event::OrderRefunded {
             order, tickets, amount, ..
-        } => {
-            let SaleState {
-                orders,
+        } => order_refunded(state, *order, tickets, *amount),
+        Event::TicketCheckedIn { code, at } => ticket_checked_in(state, *code, *at),
+    }
+    prune_deadlines(state);
+}
+
+/// Stops at an event that cannot be applied: `impossible!("HoldReleased", "hold {} ...", h)`.
+macro_rules! impossible {
+    ($event:expr, $($what:tt)+) => {
+        impossible($event, format_args!($($what)+))
+    };
+}
+
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn impossible(event: &str, what: std::fmt::Arguments<'_>) -> ! {
+    panic!("evolve: impossible event {event}: {what}")
+}
+
+fn sale_created(state: &mut SaleState, sale: Sale) {
+    if state.sale.is_some() {
+        impossible!("SaleCreated", "the sale already exists");
+    }
+    state.sale = Some(sale);
+}
+
+fn ticket_type_added(
+    state: &mut SaleState,
+    id: TicketTypeId,
+    name: &Name,
+    price: MoneyMinor,
+    max_per_order: Option<u32>,
+) {
+    if id.0 as usize != state.ticket_types.len() {
+        impossible!(
+            "TicketTypeAdded",
+            "ticket type {} but the next id is {}",
+            id.0,
+            state.ticket_types.len()
+        );
+    }
+    state.ticket_types.push(TicketType {
+        id,
+        name: name.clone(),
+        price,
+        max_per_order,
+        quotas: Default::default(),
+        held: 0,
+        sold: 0,
+    });
+}
+
+/// The new quota starts with what its ticket types already hold and sold.
+fn quota_added(state: &mut SaleState, id: QuotaId, name: &Name, capacity: u32, ticket_types: &[TicketTypeId]) {
+    if id.0 as usize != state.quotas.len() {
+        impossible!("QuotaAdded", "quota {} but the next id is {}", id.0, state.quotas.len());
+    }
+    let (mut held, mut sold) = (0u32, 0u32);
+    for tt in ticket_types {
+        let Some(t) = state.ticket_types.get_mut(tt.0 as usize) else {
+            impossible!("QuotaAdded", "quota {} names missing ticket type {}", id.0, tt.0);
+        };
+        held = held.saturating_add(t.held);
+        sold = sold.saturating_add(t.sold);
+        t.quotas.push(id);
+    }
+    state.quotas.push(Quota {
+        id,
+        name: name.clone(),
+        capacity,
+        ticket_types: ticket_types.to_vec(),
+        held,
+        sold,
+    });
+}
+
+fn sale_status_changed(state: &mut SaleState, status: SaleStatus) {
+    let Some(sale) = state.sale.as_mut() else {
+        impossible!("SaleStatusChanged", "no sale to change to {}", status.as_str());
+    };
+    sale.status = status;
+    if status == SaleStatus::Open {
+        state.reserve_for_capacity();
+    }
+}
+
+/// The hot path (with `decide`'s `place_hold`): one lookup per line, counters, the buyer's
+/// count, the deadline, the hold.
+fn hold_placed(
+    state: &mut SaleState,
+    hold: HoldId,
+    buyer: &BuyerId,
+    items: &Items,
+    expires_at: Timestamp,
+    idempotency_key: Option<&IdempotencyKey>,
+) {
+    if hold != state.holds.next_id() {
+        impossible!(
+            "HoldPlaced",
+            "hold {} but the next hold is {}",
+            hold.0,
+            state.holds.next_id().0
+        );
+    }
+    let mut total = MoneyMinor::ZERO;
+    for item in items {
+        let Some(tt) = state.ticket_types.get(item.ticket_type.0 as usize) else {
+            impossible!(
+                "HoldPlaced",
+                "hold {} names missing ticket type {}",
+                hold.0,
+                item.ticket_type.0
+            );
+        };
+        total = total.plus(tt.price.times(item.quantity.get()));
+    }
+    count(
+        &mut state.ticket_types,
+        &mut state.quotas,
+        items,
+        Counter::Held,
+        Change::Add,
+        "HoldPlaced",
+    );
+    buyer_add(&mut state.buyer_tickets, buyer, quantity(items));
+    insert_deadline(&mut state.deadlines, expires_at, hold);
+    if let Some(key) = idempotency_key {
+        let entry = IdempotencyEntry {
+            fingerprint: fingerprint::place_hold(items),
+            outcome: Outcome::Hold(hold),
+        };
+        state.idempotency.insert((buyer.clone(), key.clone()), entry);
+    }
+    state.holds.push(
+        hold,
+        Hold {
+            id: hold,
+            buyer: buyer.clone(),
+            items: items.clone(),
+            total,
+            expires_at,
+            state: HoldState::Active,
+        },
+    );
+}
+
+/// Checkout: the hold becomes an order. The order inherits the hold's deadline entry.
+fn order_placed(
+    state: &mut SaleState,
+    order: OrderId,
+    hold: HoldId,
+    total: MoneyMinor,
+    at: Timestamp,
+    idempotency_key: Option<&IdempotencyKey>,
+) {
+    if order != state.orders.next_id() {
+        impossible!(
+            "OrderPlaced",
+            "order {} but the next order is {}",
+            order.0,
+            state.orders.next_id().0
+        );
+    }
+    let Some(h) = state.holds.get_mut(&hold) else {
+        impossible!("OrderPlaced", "order {} from missing hold {}", order.0, hold.0);
+    };
+    if h.state != HoldState::Active {
+        impossible!(
+            "OrderPlaced",
+            "order {} from hold {} in state {:?}",
+            order.0,
+            hold.0,
+            h.state
+        );
+    }
+    h.state = HoldState::Converted(order);
+    if let Some(key) = idempotency_key {
+        let entry = IdempotencyEntry {
+            fingerprint: fingerprint::checkout(hold),
+            outcome: Outcome::Order(order),
+        };
+        state.idempotency.insert((h.buyer.clone(), key.clone()), entry);
+    }
+    state.orders.push(
+        order,
+        Order {
+            id: order,
+            hold,
+            buyer: h.buyer.clone(),
+            items: h.items.clone(),
+            total,
+            created_at: at,
+            expires_at: h.expires_at,
+            state: OrderState::AwaitingPayment,
+            payment_ref: None,
+            paid_at: None,
+            tickets: Vec::new(),
+            refunded: MoneyMinor::ZERO,
+        },
+    );
+}
+
+/// Tickets issued: held becomes sold, or (reinstated after expiry) sold is taken again.
+fn order_paid(
+    state: &mut SaleState,
+    order: OrderId,
+    payment_ref: &PaymentRef,
+    tickets: &[IssuedTicket],
+    reinstated: bool,
+    at: Timestamp,
+) {
+    let SaleState {
+        orders,
+        ticket_types,
+        quotas,
+        buyer_tickets,
+        tickets: all,
+        ..
+    } = state;
+    let Some(o) = orders.get_mut(&order) else {
+        impossible!("OrderPaid", "order {} does not exist", order.0);
+    };
+    if tickets.len() != quantity(&o.items) as usize {
+        impossible!(
+            "OrderPaid",
+            "order {} issues {} tickets for {} items",
+            order.0,
+            tickets.len(),
+            quantity(&o.items)
+        );
+    }
+    match (o.state, reinstated) {
+        (OrderState::AwaitingPayment, false) => {
+            count(
                 ticket_types,
                 quotas,
-                buyer_tickets,
-                tickets: all,
-                ..
-            } = state;
-            let Some(o) = orders.get_mut(order) else {
-                debug_assert!(false, "unknown order refunded");
-                return;
-            };
-            o.refunded = o.refunded.plus(*amount);
-            if o.state == OrderState::RefundRequired {
-                o.state = OrderState::Refunded;
-                return;
-            }
-            debug_assert_eq!(o.state, OrderState::Paid);
-            let mut returned = 0;
-            for code in tickets {
-                let Some(t) = all.get_mut(code) else { continue };
-                if t.refunded {
-                    continue;
-                }
-                t.refunded = true;
-                returned += 1;
-                if let Some(tt) = ticket_types.get_mut(t.ticket_type.0 as usize) {
-                    tt.sold = sub(tt.sold, 1);
-                    for q in &tt.quotas {
-                        if let Some(quota) = quotas.get_mut(q.0 as usize) {
-                            quota.sold = sub(quota.sold, 1);
-                        }
-                    }
-                }
-            }
-            buyer_sub(buyer_tickets, &o.buyer, returned);
-            if o.tickets.iter().all(|c| all.get(c).is_none_or(|t| t.refunded)) {
-                o.state = OrderState::Refunded;
-            }
+                &o.items,
+                Counter::Held,
+                Change::Remove,
+                "OrderPaid",
+            );
+            count(ticket_types, quotas, &o.items, Counter::Sold, Change::Add, "OrderPaid");
         }
-        Event::TicketCheckedIn { code, at } => {
-            if let Some(t) = state.tickets.get_mut(code) {
-                debug_assert!(t.checked_in_at.is_none());
-                t.checked_in_at.get_or_insert(*at);
-            }
+        // Reinstated: its inventory and the buyer's count went back on expiry.
+        (OrderState::Expired, true) => {
+            count(ticket_types, quotas, &o.items, Counter::Sold, Change::Add, "OrderPaid");
+            buyer_add(buyer_tickets, &o.buyer, quantity(&o.items));
+        }
+        (from, _) => impossible!(
+            "OrderPaid",
+            "order {} paid in state {from:?} (reinstated: {reinstated})",
+            order.0
+        ),
+    }
+    o.state = OrderState::Paid;
+    o.payment_ref = Some(payment_ref.clone());
+    o.paid_at = Some(at);
+    o.tickets = tickets.iter().map(|t| t.code).collect();
+    all.reserve(tickets.len());
+    for t in tickets {
+        let ticket = Ticket {
+            code: t.code,
+            order,
+            ticket_type: t.ticket_type,
+            refunded: false,
+            checked_in_at: None,
+        };
+        if all.insert(t.code, ticket).is_some() {
+            impossible!("OrderPaid", "order {} issues ticket {} twice", order.0, t.code);
         }
     }
+}
+
+/// Payment for an expired order that could not be reinstated: it is owed back.
+fn order_refund_required(state: &mut SaleState, order: OrderId, payment_ref: &PaymentRef, at: Timestamp) {
+    let Some(o) = state.orders.get_mut(&order) else {
+        impossible!("OrderRefundRequired", "order {} does not exist", order.0);
+    };
+    if o.state != OrderState::Expired {
+        impossible!("OrderRefundRequired", "order {} in state {:?}", order.0, o.state);
+    }
+    o.state = OrderState::RefundRequired;
+    o.payment_ref = Some(payment_ref.clone());
+    o.paid_at = Some(at);
+}
+
+/// Tickets of a paid order return to inventory; a `refund_required` order is settled.
+fn order_refunded(state: &mut SaleState, order: OrderId, tickets: &[TicketCode], amount: MoneyMinor) {
+    let SaleState {
+        orders,
+        ticket_types,
+        quotas,
+        buyer_tickets,
+        tickets: all,
+        ..
+    } = state;
+    let Some(o) = orders.get_mut(&order) else {
+        impossible!("OrderRefunded", "order {} does not exist", order.0);
+    };
+    match o.state {
+        OrderState::RefundRequired if tickets.is_empty() => {
+            o.refunded = o.refunded.plus(amount);
+            o.state = OrderState::Refunded;
+            return;
+        }
+        OrderState::Paid => {}
+        from => impossible!(
+            "OrderRefunded",
+            "order {} in state {from:?} refunds {} tickets",
+            order.0,
+            tickets.len()
+        ),
+    }
+    o.refunded = o.refunded.plus(amount);
+    for code in tickets {
+        let Some(t) = all.get_mut(code).filter(|t| t.order == order && !t.refunded) else {
+            impossible!("OrderRefunded", "order {} has no valid ticket {code}", order.0);
+        };
+        t.refunded = true;
+        let one = Item {
+            ticket_type: t.ticket_type,
+            quantity: Quantity::ONE,
+        };
+        count(
+            ticket_types,
+            quotas,
+            &[one],
+            Counter::Sold,
+            Change::Remove,
+            "OrderRefunded",
+        );
+    }
+    buyer_sub(buyer_tickets, &o.buyer, tickets.len() as u32, "OrderRefunded");
+    if o.tickets.iter().all(|c| all.get(c).is_none_or(|t| t.refunded)) {
+        o.state = OrderState::Refunded;
+    }
+}
+
+fn ticket_checked_in(state: &mut SaleState, code: TicketCode, at: Timestamp) {
+    let Some(t) = state.tickets.get_mut(&code) else {
+        impossible!("TicketCheckedIn", "ticket {code} does not exist");
+    };
+    if t.refunded || t.checked_in_at.is_some() {
+        impossible!(
+            "TicketCheckedIn",
+            "ticket {code} refunded ({}) or already checked in ({:?})",
+            t.refunded,
+            t.checked_in_at
+        );
+    }
+    t.checked_in_at = Some(at);
+}
+
+/// A hold released or expired: its inventory and the buyer's count go back, its deadline goes.
+fn end_hold(state: &mut SaleState, hold: HoldId, to: HoldState, event: &'static str) {
+    let SaleState {
+        holds,
+        ticket_types,
+        quotas,
+        buyer_tickets,
+        ..
+    } = state;
+    let Some(h) = holds.get_mut(&hold) else {
+        impossible!(event, "hold {} does not exist", hold.0);
+    };
+    if h.state != HoldState::Active {
+        impossible!(event, "hold {} is not active but {:?}", hold.0, h.state);
+    }
+    h.state = to;
+    count(ticket_types, quotas, &h.items, Counter::Held, Change::Remove, event);
+    buyer_sub(buyer_tickets, &h.buyer, quantity(&h.items), event);
+}
+
+/// An unpaid order failed, expired or was cancelled: like `end_hold`.
+fn end_order(state: &mut SaleState, order: OrderId, to: OrderState, event: &'static str) {
+    let SaleState {
+        orders,
+        ticket_types,
+        quotas,
+        buyer_tickets,
+        ..
+    } = state;
+    let Some(o) = orders.get_mut(&order) else {
+        impossible!(event, "order {} does not exist", order.0);
+    };
+    if o.state != OrderState::AwaitingPayment {
+        impossible!(event, "order {} is not awaiting payment but {:?}", order.0, o.state);
+    }
+    o.state = to;
+    count(ticket_types, quotas, &o.items, Counter::Held, Change::Remove, event);
+    buyer_sub(buyer_tickets, &o.buyer, quantity(&o.items), event);
 }
 
 #[derive(Clone, Copy)]
@@ -308,21 +501,31 @@ enum Change {
 }
 
 /// Adds or removes `items` on a counter of their ticket types and of every quota of each type.
-fn count(types: &mut [TicketType], quotas: &mut [Quota], items: &[Item], counter: Counter, change: Change) {
+#[inline]
+fn count(
+    types: &mut [TicketType],
+    quotas: &mut [Quota],
+    items: &[Item],
+    counter: Counter,
+    change: Change,
+    event: &'static str,
+) {
     for item in items {
         let Some(tt) = types.get_mut(item.ticket_type.0 as usize) else {
-            continue;
+            impossible!(event, "ticket type {} does not exist", item.ticket_type.0);
         };
         let n = item.quantity.get();
-        apply(counter_of(&mut tt.held, &mut tt.sold, counter), n, change);
+        apply(counter_of(&mut tt.held, &mut tt.sold, counter), n, change, event);
         for q in &tt.quotas {
-            if let Some(quota) = quotas.get_mut(q.0 as usize) {
-                apply(counter_of(&mut quota.held, &mut quota.sold, counter), n, change);
-            }
+            let Some(quota) = quotas.get_mut(q.0 as usize) else {
+                impossible!(event, "quota {} of ticket type {} does not exist", q.0, tt.id.0);
+            };
+            apply(counter_of(&mut quota.held, &mut quota.sold, counter), n, change, event);
         }
     }
 }
 
+#[inline]
 fn counter_of<'a>(held: &'a mut u32, sold: &'a mut u32, counter: Counter) -> &'a mut u32 {
     match counter {
         Counter::Held => held,
@@ -330,18 +533,17 @@ fn counter_of<'a>(held: &'a mut u32, sold: &'a mut u32, counter: Counter) -> &'a
     }
 }
 
-fn apply(value: &mut u32, n: u32, change: Change) {
+/// Counters never go below zero on a sequence `decide` produced; one that would is a bug
+/// (wrapping around would give four billion free tickets).
+#[inline]
+fn apply(value: &mut u32, n: u32, change: Change, event: &'static str) {
     *value = match change {
         Change::Add => value.saturating_add(n),
-        Change::Remove => sub(*value, n),
+        Change::Remove => match value.checked_sub(n) {
+            Some(v) => v,
+            None => impossible!(event, "counter underflow: {} - {n}", *value),
+        },
     };
-}
-
-/// Counters never go below zero on a sequence `decide` produced; saturate in release builds
-/// rather than wrap around to four billion free tickets.
-fn sub(value: u32, n: u32) -> u32 {
-    debug_assert!(value >= n, "counter underflow: {value} - {n}");
-    value.saturating_sub(n)
 }
 
 fn quantity(items: &[Item]) -> u32 {
@@ -356,62 +558,20 @@ fn buyer_add(buyer_tickets: &mut BuyerTickets, buyer: &BuyerId, n: u32) {
 }
 
 /// Buyers back at zero are removed so that the map holds only buyers with tickets.
-fn buyer_sub(buyer_tickets: &mut BuyerTickets, buyer: &BuyerId, n: u32) {
+fn buyer_sub(buyer_tickets: &mut BuyerTickets, buyer: &BuyerId, n: u32, event: &'static str) {
     if n == 0 {
         return;
     }
     let Some(count) = buyer_tickets.get_mut(buyer) else {
-        debug_assert!(false, "buyer without tickets gives some back");
-        return;
+        impossible!(event, "buyer {} gives back {n} tickets but has none", buyer.as_str());
     };
-    *count = sub(*count, n);
-    if *count == 0 {
+    let Some(left) = count.checked_sub(n) else {
+        impossible!(event, "buyer {} gives back {n} tickets but has {count}", buyer.as_str());
+    };
+    *count = left;
+    if left == 0 {
         buyer_tickets.remove(buyer);
     }
-}
-
-/// A hold released or expired: its inventory and the buyer's count go back, its deadline goes.
-fn end_hold(state: &mut SaleState, hold: HoldId, to: HoldState) {
-    let SaleState {
-        holds,
-        ticket_types,
-        quotas,
-        buyer_tickets,
-        ..
-    } = state;
-    let Some(h) = holds.get_mut(&hold) else {
-        debug_assert!(false, "unknown hold ended");
-        return;
-    };
-    if h.state != HoldState::Active {
-        debug_assert!(false, "hold {hold:?} ended twice");
-        return;
-    }
-    h.state = to;
-    count(ticket_types, quotas, &h.items, Counter::Held, Change::Remove);
-    buyer_sub(buyer_tickets, &h.buyer, quantity(&h.items));
-}
-
-/// An unpaid order failed, expired or was cancelled: like `end_hold`.
-fn end_order(state: &mut SaleState, order: OrderId, to: OrderState) {
-    let SaleState {
-        orders,
-        ticket_types,
-        quotas,
-        buyer_tickets,
-        ..
-    } = state;
-    let Some(o) = orders.get_mut(&order) else {
-        debug_assert!(false, "unknown order ended");
-        return;
-    };
-    if o.state != OrderState::AwaitingPayment {
-        debug_assert!(false, "order {order:?} ended in state {:?}", o.state);
-        return;
-    }
-    o.state = to;
-    count(ticket_types, quotas, &o.items, Counter::Held, Change::Remove);
-    buyer_sub(buyer_tickets, &o.buyer, quantity(&o.items));
 }
 
 /// Keeps `deadlines` sorted by time. Holds arrive in time order, so this is a push to the

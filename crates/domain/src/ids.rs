@@ -1,9 +1,10 @@
-//! Identifiers. Everything inside a partition is numbered by the partition itself, in order,
+//! Identifiers. Everything inside a sale is numbered by the sale itself, in order,
 //! so ids are small integers; only ticket codes must be unguessable (they are bearer secrets).
 
 use serde::{Deserialize, Serialize};
 
-/// One sale (an event in the ticketing sense) = one partition of the engine.
+/// One sale (an event in the ticketing sense). The log stores each sale as one of its
+/// partitions, under this number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct SaleId(pub u64);
 

@@ -5,215 +5,252 @@
 
 use rustc_hash::FxHashMap;
 
-use crate::state::{HoldState, OrderState, SaleState};
+use crate::command::Item;
+use crate::state::{Hold, HoldState, Order, OrderState, SaleState};
 use crate::values::BuyerId;
 
+/// The first invariant found broken, in words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Violation(pub String);
+
+macro_rules! broken {
+    ($($arg:tt)+) => {
+        return Err(Violation(format!($($arg)+)))
+    };
+}
+
+/// What the holds, orders and tickets say the counters must be.
+struct Recount<'a> {
+    /// Per ticket type: tickets in active holds and unpaid orders.
+    held: Vec<u64>,
+    /// Per ticket type: tickets paid and not refunded.
+    sold: Vec<u64>,
+    buyers: FxHashMap<&'a BuyerId, u64>,
+    /// Active holds and unpaid orders: each must have exactly one live deadline entry.
+    pending_deadlines: usize,
+}
+
 /// Checks every invariant; the error names the first one broken.
-pub fn check(state: &SaleState) -> Result<(), String> {
+pub fn check(state: &SaleState) -> Result<(), Violation> {
     let n_types = state.ticket_types.len();
-    let mut held = vec![0u64; n_types];
-    let mut sold = vec![0u64; n_types];
-    let mut buyers: FxHashMap<&BuyerId, u64> = FxHashMap::default();
-    buyers.reserve(state.buyer_tickets.len());
-    // Active holds and unpaid orders: each must have exactly one live deadline entry.
-    let mut pending_deadlines = 0usize;
-
-    if state.sale.is_none() && (!state.ticket_types.is_empty() || !state.quotas.is_empty() || !state.holds.is_empty()) {
-        return Err("catalog or holds without a sale".into());
+    let mut recount = Recount {
+        held: vec![0; n_types],
+        sold: vec![0; n_types],
+        buyers: FxHashMap::default(),
+        pending_deadlines: 0,
+    };
+    recount.buyers.reserve(state.buyer_tickets.len());
+    check_catalog(state)?;
+    for (id, h) in state.holds.iter() {
+        check_hold(state, id.0, h, &mut recount)?;
     }
+    for (id, o) in state.orders.iter() {
+        check_order(state, id.0, o, &mut recount)?;
+    }
+    check_tickets(state, &mut recount)?;
+    check_type_counters(state, &recount)?;
+    check_quotas(state)?;
+    check_buyers(state, &mut recount)?;
+    check_deadline_index(state, recount.pending_deadlines)
+}
 
+/// Ticket types and quotas are stored at their id, and agree on which covers which.
+fn check_catalog(state: &SaleState) -> Result<(), Violation> {
+    if state.sale.is_none() && (!state.ticket_types.is_empty() || !state.quotas.is_empty() || !state.holds.is_empty()) {
+        broken!("catalog or holds without a sale");
+    }
     for (i, tt) in state.ticket_types.iter().enumerate() {
         if tt.id.0 as usize != i {
-            return Err(format!("ticket type at index {i} has id {}", tt.id.0));
+            broken!("ticket type at index {i} has id {}", tt.id.0);
         }
         for q in &tt.quotas {
             let Some(quota) = state.quotas.get(q.0 as usize) else {
-                return Err(format!("ticket type {i} names missing quota {}", q.0));
+                broken!("ticket type {i} names missing quota {}", q.0);
             };
             if !quota.ticket_types.contains(&tt.id) {
-                return Err(format!("ticket type {i} and quota {} disagree on membership", q.0));
+                broken!("ticket type {i} and quota {} disagree on membership", q.0);
             }
         }
     }
+    Ok(())
+}
 
-    for (id, h) in state.holds.iter() {
-        if h.id != id {
-            return Err(format!("hold {} stored as hold {}", h.id.0, id.0));
-        }
-        for item in &h.items {
-            if item.ticket_type.0 as usize >= n_types {
-                return Err(format!(
-                    "hold {} names missing ticket type {}",
-                    id.0, item.ticket_type.0
-                ));
-            }
-        }
-        match h.state {
-            HoldState::Active => {
-                add_items(&mut held, &h.items);
-                *buyers.entry(&h.buyer).or_default() += u64::from(h.quantity());
-                pending_deadlines += 1;
-            }
-            HoldState::Converted(order) => match state.orders.get(&order) {
-                Some(o) if o.hold == h.id => {}
-                _ => {
-                    return Err(format!("hold {} converted into missing order {}", id.0, order.0));
-                }
-            },
-            HoldState::Released | HoldState::Expired => {}
+fn check_hold<'a>(state: &SaleState, id: u64, h: &'a Hold, recount: &mut Recount<'a>) -> Result<(), Violation> {
+    if h.id.0 != id {
+        broken!("hold {} stored as hold {id}", h.id.0);
+    }
+    for item in &h.items {
+        if item.ticket_type.0 as usize >= state.ticket_types.len() {
+            broken!("hold {id} names missing ticket type {}", item.ticket_type.0);
         }
     }
-    for (id, o) in state.orders.iter() {
-        if o.id != id {
-            return Err(format!("order {} stored as order {}", o.id.0, id.0));
+    match h.state {
+        HoldState::Active => {
+            add_items(&mut recount.held, &h.items);
+            *recount.buyers.entry(&h.buyer).or_default() += u64::from(h.quantity());
+            recount.pending_deadlines += 1;
         }
-        match state.holds.get(&o.hold) {
-            Some(h) if h.state == HoldState::Converted(o.id) && h.buyer == o.buyer && h.items == o.items => {}
-            _ => {
-                return Err(format!("order {} does not match its hold {}", id.0, o.hold.0));
-            }
-        }
-        let quantity: u32 = o.items.iter().map(|i| i.quantity.get()).sum();
-        match o.state {
-            OrderState::AwaitingPayment => {
-                add_items(&mut held, &o.items);
-                *buyers.entry(&o.buyer).or_default() += u64::from(quantity);
-                pending_deadlines += 1;
-            }
-            // A refunded order either had all its tickets refunded or settled a late payment
-            // with none issued.
-            OrderState::Paid | OrderState::Refunded
-                if !o.tickets.is_empty() && o.tickets.len() != quantity as usize =>
-            {
-                return Err(format!(
-                    "order {} has {} tickets for {quantity} items",
-                    id.0,
-                    o.tickets.len()
-                ));
-            }
-            _ => {}
-        }
-        if o.state == OrderState::Paid && o.tickets.is_empty() {
-            return Err(format!("paid order {} without tickets", id.0));
-        }
+        HoldState::Converted(order) => match state.orders.get(&order) {
+            Some(o) if o.hold == h.id => {}
+            _ => broken!("hold {id} converted into missing order {}", order.0),
+        },
+        HoldState::Released | HoldState::Expired => {}
     }
+    Ok(())
+}
+
+fn check_order<'a>(state: &SaleState, id: u64, o: &'a Order, recount: &mut Recount<'a>) -> Result<(), Violation> {
+    if o.id.0 != id {
+        broken!("order {} stored as order {id}", o.id.0);
+    }
+    match state.holds.get(&o.hold) {
+        Some(h) if h.state == HoldState::Converted(o.id) && h.buyer == o.buyer && h.items == o.items => {}
+        _ => broken!("order {id} does not match its hold {}", o.hold.0),
+    }
+    let quantity: u32 = o.items.iter().map(|i| i.quantity.get()).sum();
+    match o.state {
+        OrderState::AwaitingPayment => {
+            add_items(&mut recount.held, &o.items);
+            *recount.buyers.entry(&o.buyer).or_default() += u64::from(quantity);
+            recount.pending_deadlines += 1;
+        }
+        // A refunded order either had all its tickets refunded or settled a late payment
+        // with none issued.
+        OrderState::Paid | OrderState::Refunded if !o.tickets.is_empty() && o.tickets.len() != quantity as usize => {
+            broken!("order {id} has {} tickets for {quantity} items", o.tickets.len());
+        }
+        _ => {}
+    }
+    if o.state == OrderState::Paid && o.tickets.is_empty() {
+        broken!("paid order {id} without tickets");
+    }
+    Ok(())
+}
+
+/// Every ticket belongs to a paid (or refunded) order that lists it; valid ones count as sold.
+fn check_tickets<'a>(state: &'a SaleState, recount: &mut Recount<'a>) -> Result<(), Violation> {
     for (code, t) in &state.tickets {
         if t.code != *code {
-            return Err(format!("ticket {code} stored under another code"));
+            broken!("ticket {code} stored under another code");
         }
         let Some(o) = state.orders.get(&t.order) else {
-            return Err(format!("ticket {code} of missing order {}", t.order.0));
+            broken!("ticket {code} of missing order {}", t.order.0);
         };
         if !matches!(o.state, OrderState::Paid | OrderState::Refunded) || !o.tickets.contains(code) {
-            return Err(format!("ticket {code} not listed by a paid order"));
+            broken!("ticket {code} not listed by a paid order");
         }
         if o.state == OrderState::Refunded && !t.refunded {
-            return Err(format!("ticket {code} valid in refunded order {}", o.id.0));
+            broken!("ticket {code} valid in refunded order {}", o.id.0);
         }
-        let Some(s) = sold.get_mut(t.ticket_type.0 as usize) else {
-            return Err(format!("ticket {code} of missing ticket type {}", t.ticket_type.0));
+        let Some(s) = recount.sold.get_mut(t.ticket_type.0 as usize) else {
+            broken!("ticket {code} of missing ticket type {}", t.ticket_type.0);
         };
         if !t.refunded {
             *s += 1;
-            *buyers.entry(&o.buyer).or_default() += 1;
+            *recount.buyers.entry(&o.buyer).or_default() += 1;
         }
     }
+    Ok(())
+}
 
+fn check_type_counters(state: &SaleState, recount: &Recount<'_>) -> Result<(), Violation> {
     for (i, tt) in state.ticket_types.iter().enumerate() {
-        if u64::from(tt.held) != held[i] || u64::from(tt.sold) != sold[i] {
-            return Err(format!(
-                "ticket type {i}: held {} sold {}, recomputed held {} sold {}",
-                tt.held, tt.sold, held[i], sold[i]
-            ));
+        let (held, sold) = (recount.held[i], recount.sold[i]);
+        if u64::from(tt.held) != held || u64::from(tt.sold) != sold {
+            broken!(
+                "ticket type {i}: held {} sold {}, recomputed held {held} sold {sold}",
+                tt.held,
+                tt.sold
+            );
         }
     }
+    Ok(())
+}
 
+/// Each quota's counters are the sums over its types, within its capacity (no oversell).
+fn check_quotas(state: &SaleState) -> Result<(), Violation> {
     for (i, q) in state.quotas.iter().enumerate() {
         if q.id.0 as usize != i {
-            return Err(format!("quota at index {i} has id {}", q.id.0));
+            broken!("quota at index {i} has id {}", q.id.0);
         }
         let (mut qh, mut qs) = (0u64, 0u64);
         for tt in &q.ticket_types {
             let Some(t) = state.ticket_types.get(tt.0 as usize) else {
-                return Err(format!("quota {i} names missing ticket type {}", tt.0));
+                broken!("quota {i} names missing ticket type {}", tt.0);
             };
             if !t.quotas.contains(&q.id) {
-                return Err(format!("quota {i} and ticket type {} disagree on membership", tt.0));
+                broken!("quota {i} and ticket type {} disagree on membership", tt.0);
             }
             qh += u64::from(t.held);
             qs += u64::from(t.sold);
         }
         if u64::from(q.held) != qh || u64::from(q.sold) != qs {
-            return Err(format!(
-                "quota {i}: held {} sold {}, sums over types {qh} {qs}",
-                q.held, q.sold
-            ));
+            broken!("quota {i}: held {} sold {}, sums over types {qh} {qs}", q.held, q.sold);
         }
         if qh + qs > u64::from(q.capacity) {
-            return Err(format!(
-                "quota {i} oversold: held {qh} + sold {qs} > capacity {}",
-                q.capacity
-            ));
+            broken!("quota {i} oversold: held {qh} + sold {qs} > capacity {}", q.capacity);
         }
     }
+    Ok(())
+}
 
+/// The per-buyer counts are exactly the recomputed ones, each within the sale's limit.
+fn check_buyers(state: &SaleState, recount: &mut Recount<'_>) -> Result<(), Violation> {
     let limit = state.sale.as_ref().and_then(|s| s.max_tickets_per_buyer);
-    buyers.retain(|_, n| *n > 0);
-    if buyers.len() != state.buyer_tickets.len() {
-        return Err(format!(
+    recount.buyers.retain(|_, n| *n > 0);
+    if recount.buyers.len() != state.buyer_tickets.len() {
+        broken!(
             "{} buyers counted, {} recomputed",
             state.buyer_tickets.len(),
-            buyers.len()
-        ));
+            recount.buyers.len()
+        );
     }
-    for (buyer, &n) in &buyers {
+    for (buyer, &n) in &recount.buyers {
         let counted = state.buyer_tickets.get(*buyer).copied().unwrap_or(0);
         if u64::from(counted) != n {
-            return Err(format!("buyer {}: counted {counted}, recomputed {n}", buyer.as_str()));
+            broken!("buyer {}: counted {counted}, recomputed {n}", buyer.as_str());
         }
         if limit.is_some_and(|l| n > u64::from(l)) {
-            return Err(format!("buyer {} over the limit with {n}", buyer.as_str()));
+            broken!("buyer {} over the limit with {n}", buyer.as_str());
         }
     }
-
-    check_deadline_index(state, pending_deadlines)
+    Ok(())
 }
 
 /// The deadline index is sorted by time, names each hold at most once, has a live entry at
 /// its front, and its live entries are exactly the active holds and unpaid orders: every live
 /// entry is one of them (`live_deadline` checks that), no hold twice, and as many as there are.
-fn check_deadline_index(state: &SaleState, pending: usize) -> Result<(), String> {
+fn check_deadline_index(state: &SaleState, pending: usize) -> Result<(), Violation> {
     let index = &state.deadlines;
     if index.iter().zip(index.iter().skip(1)).any(|(a, b)| a.0 > b.0) {
-        return Err("deadline index not sorted by time".into());
+        broken!("deadline index not sorted by time");
     }
     if let Some(&(at, hold)) = index.front()
         && state.live_deadline(at, hold).is_none()
     {
-        return Err(format!("stale deadline of hold {} at the front", hold.0));
+        broken!("stale deadline of hold {} at the front", hold.0);
     }
     let mut seen = vec![false; state.holds.len()];
     let mut live = 0usize;
     for &(at, hold) in index {
         let Some(slot) = hold.0.checked_sub(1).and_then(|i| seen.get_mut(i as usize)) else {
-            return Err(format!("deadline of missing hold {}", hold.0));
+            broken!("deadline of missing hold {}", hold.0);
         };
         if std::mem::replace(slot, true) {
-            return Err(format!("hold {} indexed twice", hold.0));
+            broken!("hold {} indexed twice", hold.0);
         }
         if state.live_deadline(at, hold).is_some() {
             live += 1;
         }
     }
     if live != pending {
-        return Err(format!(
-            "deadlines: {live} live in the index, {pending} active holds and unpaid orders"
-        ));
+        broken!("deadlines: {live} live in the index, {pending} active holds and unpaid orders");
     }
     Ok(())
 }
 
-fn add_items(counts: &mut [u64], items: &[crate::command::Item]) {
+fn add_items(counts: &mut [u64], items: &[Item]) {
     for item in items {
         if let Some(c) = counts.get_mut(item.ticket_type.0 as usize) {
             *c += u64::from(item.quantity.get());

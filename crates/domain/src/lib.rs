@@ -1,7 +1,7 @@
 //! The sales domain of taquilla, pure: no I/O, no clock, no randomness. Time and fresh
 //! ticket codes come in through [`Ctx`].
 //!
-//! A partition (one sale) is changed only by [`decide`], which turns a [`Command`] into
+//! A sale is changed only by [`decide`], which turns a [`Command`] into
 //! [`Event`]s or a [`Rejection`] without touching state, and [`evolve`], which folds one event
 //! into [`SaleState`]. Replaying a sale's events through `evolve` rebuilds the same state.
 
@@ -13,8 +13,10 @@ mod evolve;
 mod fingerprint;
 pub mod ids;
 pub mod invariants;
+pub mod limits;
 pub mod rejection;
 pub mod state;
+mod text;
 pub mod values;
 
 pub use command::{Actor, Command, CreateSale, Item, Items, SaleStatus};
@@ -22,10 +24,10 @@ pub use decide::decide;
 pub use event::{Event, IssuedTicket};
 pub use evolve::evolve;
 pub use ids::{HoldId, OrderId, QuotaId, SaleId, TicketCode, TicketTypeId};
-pub use rejection::Rejection;
+pub use rejection::{ConflictReason, Entity, Rejection};
 pub use state::{Deadline, Hold, HoldState, Order, OrderState, Outcome, Quota, Sale, SaleState, Ticket, TicketType};
 pub use values::{
-    BuyerId, Currency, IdempotencyKey, InvalidValue, MoneyMinor, Name, PaymentRef, Quantity, Reason, Timestamp, limits,
+    BuyerId, Currency, IdempotencyKey, InvalidValue, MoneyMinor, Name, PaymentRef, Quantity, Reason, Timestamp,
 };
 
 /// Where fresh ticket codes come from. The engine uses the OS's random generator; tests use a

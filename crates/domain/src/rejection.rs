@@ -1,5 +1,7 @@
 //! Why `decide` refused a command. Each variant has a stable snake_case `code()` that the API
-//! maps to an HTTP status in one table.
+//! maps to an HTTP status in one table; a conflict also says which rule it broke
+//! ([`ConflictReason`]) and a missing thing says what it was ([`Entity`]), each with a stable
+//! snake_case name a client may branch on.
 
 use crate::ids::TicketTypeId;
 use crate::values::{InvalidValue, Timestamp};
@@ -22,10 +24,10 @@ pub enum Rejection {
     #[error("the hold has expired")]
     HoldExpired,
     #[error("{0} not found")]
-    NotFound(&'static str),
+    NotFound(Entity),
     #[error("invalid: {0}")]
     Invalid(InvalidValue),
-    /// The partition already has a sale.
+    /// The sale already exists.
     #[error("the sale already exists")]
     AlreadyExists,
     #[error("ticket already checked in at {} ms", .at.0)]
@@ -35,7 +37,7 @@ pub enum Rejection {
     IdempotencyConflict,
     /// The command does not apply in the current state (e.g. paying a cancelled order).
     #[error("conflict: {0}")]
-    Conflict(&'static str),
+    Conflict(ConflictReason),
 }
 
 impl Rejection {
@@ -56,12 +58,194 @@ impl Rejection {
     }
 
     pub(crate) fn invalid(field: &'static str, reason: &'static str) -> Rejection {
-        Rejection::Invalid(InvalidValue { field, reason })
+        Rejection::Invalid(crate::values::invalid(field, reason))
     }
 }
 
 impl From<InvalidValue> for Rejection {
     fn from(v: InvalidValue) -> Self {
         Rejection::Invalid(v)
+    }
+}
+
+/// Which rule of the current state a command ran into ([`Rejection::Conflict`]). The
+/// snake_case name ([`ConflictReason::as_str`]) is stable: the API puts it in the error body
+/// and lists every one ([`ConflictReason::ALL`]) in its OpenAPI document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConflictReason {
+    /// Failing or cancelling an order that no longer awaits payment.
+    OrderNotAwaitingPayment,
+    /// Adding to the catalog of a closed sale.
+    SaleClosed,
+    /// A new quota smaller than what its ticket types already hold and sold.
+    CapacityBelowUsage,
+    /// A status change the sale's life cycle does not allow (closed is final).
+    StatusTransition,
+    /// Releasing or checking out a hold that was released.
+    HoldReleased,
+    /// Releasing or checking out a hold that is already an order.
+    HoldConverted,
+    /// Confirming a payment for an order paid with another payment reference.
+    OrderPaid,
+    /// Confirming a payment for an order that awaits a refund, with another reference.
+    OrderRefundRequired,
+    /// Confirming a payment for a refunded order, with another reference.
+    OrderRefunded,
+    /// Confirming a payment for a cancelled order.
+    OrderCancelled,
+    /// Confirming a payment for an order whose payment failed.
+    OrderPaymentFailed,
+    /// No fresh ticket code after `limits::CODE_DRAWS_MAX` draws (a broken entropy source).
+    TicketCodeCollision,
+    /// Refunding an order that is not paid.
+    OrderNotPaid,
+    /// Refunding or checking in a ticket that was refunded.
+    TicketRefunded,
+}
+
+impl ConflictReason {
+    /// Every reason, in declaration order (`reason as usize` indexes it).
+    pub const ALL: [ConflictReason; 14] = [
+        ConflictReason::OrderNotAwaitingPayment,
+        ConflictReason::SaleClosed,
+        ConflictReason::CapacityBelowUsage,
+        ConflictReason::StatusTransition,
+        ConflictReason::HoldReleased,
+        ConflictReason::HoldConverted,
+        ConflictReason::OrderPaid,
+        ConflictReason::OrderRefundRequired,
+        ConflictReason::OrderRefunded,
+        ConflictReason::OrderCancelled,
+        ConflictReason::OrderPaymentFailed,
+        ConflictReason::TicketCodeCollision,
+        ConflictReason::OrderNotPaid,
+        ConflictReason::TicketRefunded,
+    ];
+
+    /// The stable snake_case name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ConflictReason::OrderNotAwaitingPayment => "order_not_awaiting_payment",
+            ConflictReason::SaleClosed => "sale_closed",
+            ConflictReason::CapacityBelowUsage => "capacity_below_usage",
+            ConflictReason::StatusTransition => "status_transition",
+            ConflictReason::HoldReleased => "hold_released",
+            ConflictReason::HoldConverted => "hold_converted",
+            ConflictReason::OrderPaid => "order_paid",
+            ConflictReason::OrderRefundRequired => "order_refund_required",
+            ConflictReason::OrderRefunded => "order_refunded",
+            ConflictReason::OrderCancelled => "order_cancelled",
+            ConflictReason::OrderPaymentFailed => "order_payment_failed",
+            ConflictReason::TicketCodeCollision => "ticket_code_collision",
+            ConflictReason::OrderNotPaid => "order_not_paid",
+            ConflictReason::TicketRefunded => "ticket_refunded",
+        }
+    }
+
+    /// What the reason means, in words.
+    pub const fn message(self) -> &'static str {
+        match self {
+            ConflictReason::OrderNotAwaitingPayment => "the order is no longer awaiting payment",
+            ConflictReason::SaleClosed => "the sale is closed",
+            ConflictReason::CapacityBelowUsage => {
+                "the capacity is below the tickets its ticket types already hold and sold"
+            }
+            ConflictReason::StatusTransition => "the sale cannot move from its current status to that one",
+            ConflictReason::HoldReleased => "the hold was released",
+            ConflictReason::HoldConverted => "the hold was already checked out into an order",
+            ConflictReason::OrderPaid => "the order is already paid with another payment reference",
+            ConflictReason::OrderRefundRequired => "the order awaits a refund of another payment",
+            ConflictReason::OrderRefunded => "the order was refunded",
+            ConflictReason::OrderCancelled => "the order was cancelled",
+            ConflictReason::OrderPaymentFailed => "the order's payment failed",
+            ConflictReason::TicketCodeCollision => "no fresh ticket code could be drawn",
+            ConflictReason::OrderNotPaid => "the order is not paid",
+            ConflictReason::TicketRefunded => "the ticket was refunded",
+        }
+    }
+}
+
+impl std::fmt::Display for ConflictReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+/// What a command named that does not exist ([`Rejection::NotFound`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Entity {
+    Sale,
+    TicketType,
+    Hold,
+    Order,
+    Ticket,
+}
+
+impl Entity {
+    /// Every entity, in declaration order (`entity as usize` indexes it).
+    pub const ALL: [Entity; 5] = [
+        Entity::Sale,
+        Entity::TicketType,
+        Entity::Hold,
+        Entity::Order,
+        Entity::Ticket,
+    ];
+
+    /// The stable snake_case name, also what messages say ("ticket_type not found").
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Entity::Sale => "sale",
+            Entity::TicketType => "ticket_type",
+            Entity::Hold => "hold",
+            Entity::Order => "order",
+            Entity::Ticket => "ticket",
+        }
+    }
+}
+
+impl std::fmt::Display for Entity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// Checked when compiling: each `ALL` is indexed by its enum, so it lists every value once.
+const _: () = {
+    let mut i = 0;
+    while i < ConflictReason::ALL.len() {
+        assert!(ConflictReason::ALL[i] as usize == i);
+        i += 1;
+    }
+    let mut i = 0;
+    while i < Entity::ALL.len() {
+        assert!(Entity::ALL[i] as usize == i);
+        i += 1;
+    }
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_snake_case_and_messages_are_words() {
+        let mut seen = std::collections::HashSet::new();
+        for r in ConflictReason::ALL {
+            let name = r.as_str();
+            assert!(seen.insert(name), "{name} twice");
+            assert!(name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{name}");
+            assert!(r.to_string().contains(' '), "{name}: {r}");
+        }
+        for e in Entity::ALL {
+            assert!(seen.insert(e.as_str()), "{} twice", e.as_str());
+        }
+        assert_eq!(
+            Rejection::Conflict(ConflictReason::OrderPaid).to_string(),
+            "conflict: the order is already paid with another payment reference"
+        );
+        assert_eq!(
+            Rejection::NotFound(Entity::TicketType).to_string(),
+            "ticket_type not found"
+        );
     }
 }

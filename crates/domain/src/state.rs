@@ -10,6 +10,7 @@ use smallvec::SmallVec;
 
 use crate::command::{Items, SaleStatus};
 use crate::ids::{HoldId, OrderId, QuotaId, TicketCode, TicketTypeId};
+use crate::limits;
 use crate::values::{BuyerId, Currency, IdempotencyKey, MoneyMinor, Name, PaymentRef, Timestamp};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -253,8 +254,10 @@ impl<K: DenseId, V> Dense<K, V> {
         self.values.reserve(total.saturating_sub(self.values.len()));
     }
     /// Appends the value of `id`, which must be `next_id()`.
+    #[inline]
     pub(crate) fn push(&mut self, id: K, value: V) {
-        debug_assert_eq!(id.index(), Some(self.values.len()), "dense ids are contiguous");
+        // A plain message: formatting the ids here would keep this from being inlined.
+        assert!(id.index() == Some(self.values.len()), "dense ids are contiguous");
         self.values.push(value);
     }
     pub fn values(&self) -> std::slice::Iter<'_, V> {
@@ -275,7 +278,7 @@ impl<K: DenseId, V> std::ops::Index<&K> for Dense<K, V> {
     }
 }
 
-/// The whole state of one sale. `Default` is the state of a partition before `SaleCreated`.
+/// The whole state of one sale. `Default` is the state of a sale before `SaleCreated`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SaleState {
     pub sale: Option<Sale>,
@@ -298,17 +301,16 @@ pub struct SaleState {
     pub deadlines: VecDeque<(Timestamp, HoldId)>,
 }
 
-/// Most entries [`SaleState::reserve_for_capacity`] sets aside per table.
-pub const RESERVE_MAX_ENTRIES: usize = 1 << 16;
-
 impl SaleState {
     /// Sets table capacity aside for a sale of this size, so that the opening rush does not
-    /// grow (copy, rehash, fault in) the tables while the writer holds the partition's lock.
-    /// Only address space until used; bounded by [`RESERVE_MAX_ENTRIES`]. Capacity is not
+    /// grow (copy, rehash, fault in) the tables while the writer holds the sale's lock.
+    /// Only address space until used; bounded by [`limits::RESERVE_ENTRIES_MAX`]. Capacity is not
     /// state: replay and snapshots give equal states whatever was reserved.
     pub fn reserve_for_capacity(&mut self) {
         let tickets: u64 = self.quotas.iter().map(|q| u64::from(q.capacity)).sum();
-        let n = usize::try_from(tickets).unwrap_or(usize::MAX).min(RESERVE_MAX_ENTRIES);
+        let n = usize::try_from(tickets)
+            .unwrap_or(usize::MAX)
+            .min(limits::RESERVE_ENTRIES_MAX);
         self.holds.reserve_total(n);
         self.orders.reserve_total(n / 2);
         self.tickets.reserve(n.saturating_sub(self.tickets.len()));

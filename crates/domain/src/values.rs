@@ -5,31 +5,11 @@
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
-/// Limits on what the domain accepts. Units last in names.
-pub mod limits {
-    pub const NAME_MAX_BYTES: usize = 200;
-    pub const BUYER_ID_MAX_BYTES: usize = 64;
-    pub const IDEMPOTENCY_KEY_MAX_BYTES: usize = 64;
-    pub const PAYMENT_REF_MAX_BYTES: usize = 128;
-    pub const REASON_MAX_BYTES: usize = 200;
-    /// Distinct ticket types in one hold.
-    pub const HOLD_ITEMS_MAX: usize = 16;
-    /// Tickets of one type in one hold when the type sets no `max_per_order`.
-    pub const QUANTITY_MAX: u32 = 100;
-    pub const TICKET_TYPES_MAX: usize = 256;
-    pub const QUOTAS_MAX: usize = 256;
-    /// Ticket types one quota may cover.
-    pub const QUOTA_TYPES_MAX: usize = 64;
-    pub const CAPACITY_MAX: u32 = 100_000_000;
-    pub const PRICE_MINOR_MAX: i64 = 1_000_000_000_000;
-    pub const HOLD_TTL_MS_MIN: u64 = 1_000;
-    pub const HOLD_TTL_MS_MAX: u64 = 24 * 3_600_000;
-    pub const DEFAULT_HOLD_TTL_MS: u64 = 15 * 60_000;
-    /// Ticket codes named in one refund command.
-    pub const REFUND_CODES_MAX: usize = 1_000;
-}
+use crate::limits;
+use crate::text::{Text, at_most, between};
 
-/// Why a value could not be constructed. Mapped to the `invalid` rejection.
+/// Why a value could not be constructed. Mapped to the `invalid` rejection. A reason that
+/// quotes a limit is built from its constant when compiling (see `text.rs`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {reason}")]
 pub struct InvalidValue {
@@ -37,7 +17,7 @@ pub struct InvalidValue {
     pub reason: &'static str,
 }
 
-fn invalid(field: &'static str, reason: &'static str) -> InvalidValue {
+pub(crate) fn invalid(field: &'static str, reason: &'static str) -> InvalidValue {
     InvalidValue { field, reason }
 }
 
@@ -57,9 +37,11 @@ pub struct MoneyMinor(i64);
 
 impl MoneyMinor {
     pub const ZERO: MoneyMinor = MoneyMinor(0);
+    #[inline]
     pub fn new(v: i64) -> Result<Self, InvalidValue> {
         if !(0..=limits::PRICE_MINOR_MAX).contains(&v) {
-            return Err(invalid("price_minor", "must be between 0 and 10^12"));
+            static RANGE: Text = between(0, limits::PRICE_MINOR_MAX as u64);
+            return Err(invalid("price_minor", RANGE.as_str()));
         }
         Ok(MoneyMinor(v))
     }
@@ -101,9 +83,13 @@ impl Currency {
 pub struct Quantity(u32);
 
 impl Quantity {
+    pub const ONE: Quantity = Quantity(1);
+
+    #[inline]
     pub fn new(v: u32) -> Result<Self, InvalidValue> {
         if v == 0 || v > limits::QUANTITY_MAX {
-            return Err(invalid("quantity", "must be between 1 and 100"));
+            static RANGE: Text = between(1, limits::QUANTITY_MAX as u64);
+            return Err(invalid("quantity", RANGE.as_str()));
         }
         Ok(Quantity(v))
     }
@@ -121,7 +107,8 @@ macro_rules! bounded_string {
         impl $name {
             pub fn parse(s: &str) -> Result<Self, InvalidValue> {
                 if s.len() > $max {
-                    return Err(invalid($field, "too long"));
+                    static TOO_LONG: Text = at_most($max as u64, " bytes");
+                    return Err(invalid($field, TOO_LONG.as_str()));
                 }
                 if !$allow_empty && s.trim().is_empty() {
                     return Err(invalid($field, "must not be empty"));
@@ -155,7 +142,8 @@ pub struct BuyerId {
 impl BuyerId {
     pub fn parse(s: &str) -> Result<Self, InvalidValue> {
         if s.len() > limits::BUYER_ID_MAX_BYTES {
-            return Err(invalid("buyer_id", "too long"));
+            static TOO_LONG: Text = at_most(limits::BUYER_ID_MAX_BYTES as u64, " bytes");
+            return Err(invalid("buyer_id", TOO_LONG.as_str()));
         }
         if s.trim().is_empty() {
             return Err(invalid("buyer_id", "must not be empty"));

@@ -1,5 +1,6 @@
 //! Time for the engine. The domain never reads a clock; the shard reads this one once per batch.
 
+#[cfg(feature = "test-util")]
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use taquilla_domain::Timestamp;
@@ -22,10 +23,13 @@ impl Clock for SystemClock {
     }
 }
 
-/// Time that moves only when told to: deterministic tests of expiry.
+/// Time that moves only when told to: deterministic tests of expiry. Test code: compiled only
+/// with the `test-util` feature.
+#[cfg(feature = "test-util")]
 #[derive(Debug, Default)]
 pub struct ManualClock(AtomicI64);
 
+#[cfg(feature = "test-util")]
 impl ManualClock {
     pub fn new(start: Timestamp) -> Self {
         ManualClock(AtomicI64::new(start.0))
@@ -38,6 +42,7 @@ impl ManualClock {
     }
 }
 
+#[cfg(feature = "test-util")]
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
         Timestamp(self.0.load(Ordering::SeqCst))

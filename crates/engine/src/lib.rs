@@ -1,22 +1,30 @@
-//! The engine: every sale is a partition owned by exactly one shard writer thread.
+//! The engine: every sale is owned by exactly one shard writer thread (and stored in the log
+//! as a partition of its own).
 //!
 //! A command travels: [`Engine::submit`] → the shard's **bounded** queue (full = an immediate
 //! [`EngineError::Overloaded`], never a wait) → the shard takes everything queued, up to
-//! `batch_max`, as one batch → for each command `decide` + `evolve` on the partition's state →
+//! `batch_max`, as one batch → for each command `decide` + `evolve` on the sale's state →
 //! the batch's events are appended to the log as one record per command → the batch's replies
 //! go to the shard's flusher thread, which makes everything appended so far durable with
 //! **one** fsync and only then sends them. A reply therefore means durable. The shard decides
 //! the next batch while the fsync runs (pipelined group commit).
 //!
-//! Reads ([`Engine::read`]) take the partition's read lock and never wait behind the queue or
+//! Reads ([`Engine::read`]) take the sale's read lock and never wait behind the queue or
 //! the fsync. They may observe effects of the batch currently being made durable; nobody has
 //! been told of those yet, and after a crash they are gone together with their replies.
 //!
 //! Hold and order deadlines live in the domain state (`SaleState::deadlines`); each shard keeps
-//! a schedule of its partitions' next deadlines and sends itself `ExpireDue` when one passes.
+//! a schedule of its sales' next deadlines and sends itself `ExpireDue` when one passes.
+//!
+//! A panic on a shard or flusher thread (a bug: `evolve` crashes on an impossible event)
+//! marks the engine failed, like a fatal log error: every waiter hears `Stopped`, nothing not
+//! yet durable is acknowledged, and [`Engine::has_failed`] tells the server to exit.
+//!
+//! Limits and the bounds of [`EngineConfig`] live in [`limits`].
 
 mod clock;
 mod flusher;
+pub mod limits;
 mod recovery;
 mod shard;
 
@@ -34,22 +42,25 @@ use taquilla_log::file::{FileLog, FileLogOptions};
 use taquilla_log::snapshot::SnapshotStore;
 use taquilla_log::{EventLog, LogError, RecoveryReport};
 
-pub use clock::{Clock, ManualClock, SystemClock};
-pub use flusher::FLUSH_QUEUE_BATCHES;
-pub use recovery::RecoveryStats;
+#[cfg(feature = "test-util")]
+pub use clock::ManualClock;
+pub use clock::{Clock, SystemClock};
+pub use limits::{FLUSH_QUEUE_BATCHES, SALES_MAX, SUBMIT_BATCH_MAX};
+pub use recovery::{RecoveryError, RecoveryStats};
 
-/// Limits and tuning. Every queue has a bound.
+/// Limits and tuning. Every queue has a bound; [`EngineConfig::validate`] checks the bounds.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    /// Shard writer threads. Partitions are spread over them by id.
+    /// Shard writer threads (1..=`limits::SHARDS_MAX`). Sales are spread over them by id.
     pub shards: usize,
-    /// Messages each shard's queue holds before `submit` answers `Overloaded`.
+    /// Messages each shard's queue holds before `submit` answers `Overloaded`
+    /// (1..=`limits::QUEUE_CAPACITY_MAX`).
     pub queue_capacity: usize,
-    /// Commands one batch (one fsync) takes at most.
+    /// Commands one batch (one fsync) takes at most (1..=`limits::BATCH_COMMANDS_MAX`).
     pub batch_max: usize,
-    /// A partition is snapshotted after this many records since its last snapshot.
+    /// A sale is snapshotted after this many records since its last snapshot.
     pub snapshot_every_records: u64,
-    /// Snapshot every changed partition on a clean shutdown, so the next start replays little.
+    /// Snapshot every changed sale on a clean shutdown, so the next start replays little.
     pub snapshot_on_shutdown: bool,
     pub segment_size_bytes: u64,
 }
@@ -57,20 +68,42 @@ pub struct EngineConfig {
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
-            shards: 1,
-            queue_capacity: 65_536,
-            batch_max: 8_192,
-            snapshot_every_records: 1_000_000,
+            shards: limits::SHARDS_DEFAULT,
+            queue_capacity: limits::QUEUE_CAPACITY_DEFAULT,
+            batch_max: limits::BATCH_COMMANDS_DEFAULT,
+            snapshot_every_records: limits::SNAPSHOT_EVERY_RECORDS_DEFAULT,
             snapshot_on_shutdown: true,
-            segment_size_bytes: 64 << 20,
+            segment_size_bytes: taquilla_log::limits::SEGMENT_SIZE_BYTES_DEFAULT,
         }
     }
 }
 
-/// Commands one [`Engine::submit_batch`] call may carry.
-pub const SUBMIT_BATCH_MAX: usize = 8_192;
-/// Sales one engine holds.
-pub const SALES_MAX: usize = 100_000;
+impl EngineConfig {
+    /// Checks every bound (see [`limits`]); [`Engine::start`] refuses a config that fails.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=limits::SHARDS_MAX).contains(&self.shards) {
+            return Err(ConfigError::Shards(self.shards));
+        }
+        if !(1..=limits::QUEUE_CAPACITY_MAX).contains(&self.queue_capacity) {
+            return Err(ConfigError::QueueCapacity(self.queue_capacity));
+        }
+        if !(1..=limits::BATCH_COMMANDS_MAX).contains(&self.batch_max) {
+            return Err(ConfigError::BatchMax(self.batch_max));
+        }
+        Ok(())
+    }
+}
+
+/// An [`EngineConfig`] value out of its bounds. The messages quote the bounds from [`limits`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("shards must be between 1 and {max}, not {0}", max = limits::SHARDS_MAX)]
+    Shards(usize),
+    #[error("queue_capacity must be between 1 and {max}, not {0}", max = limits::QUEUE_CAPACITY_MAX)]
+    QueueCapacity(usize),
+    #[error("batch_max must be between 1 and {max}, not {0}", max = limits::BATCH_COMMANDS_MAX)]
+    BatchMax(usize),
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -85,14 +118,17 @@ pub enum EngineError {
     TooManySales,
     #[error("batch too large (limit {SUBMIT_BATCH_MAX})")]
     BatchTooLarge,
-    /// The engine is shutting down or has stopped after a fatal log error.
+    /// The engine is shutting down or has stopped after a fatal log error or a panic.
     #[error("the engine is stopped")]
     Stopped,
     /// The log failed (e.g. fsync); the engine stops taking commands.
     #[error("log failure: {0}")]
     Log(#[from] LogError),
-    #[error("recovery failed: {0}")]
-    Recovery(String),
+    /// The data directory could not be turned back into sales; the engine did not start.
+    #[error(transparent)]
+    Recovery(#[from] RecoveryError),
+    #[error("invalid engine config: {0}")]
+    Config(#[from] ConfigError),
 }
 
 pub type CommandResult = Result<Outcome, EngineError>;
@@ -109,7 +145,7 @@ pub struct Envelope {
 pub(crate) enum Msg {
     One(Envelope, Reply),
     Many(Vec<Envelope>, BatchReply),
-    /// A new sale: the shard creates the partition, then decides `CreateSale`.
+    /// A new sale: the shard creates its cell, then decides `CreateSale`.
     Create(Envelope, Reply),
     /// Run due deadlines now (tests on a manual clock), then answer.
     Tick(tokio::sync::oneshot::Sender<()>),
@@ -117,33 +153,37 @@ pub(crate) enum Msg {
     Stop,
 }
 
-/// What readers see of a partition. The shard write-locks it for one command at a time.
-pub(crate) struct Partition {
+/// One sale as readers see it: its state behind a lock, and its version. Only the owning
+/// shard writes it, write-locking it for one command at a time.
+pub(crate) struct SaleCell {
     pub state: RwLock<SaleState>,
-    /// The partition's next log seq, i.e. how many records its state reflects. The shard
+    /// The sale's next log seq, i.e. one more than the records its state reflects. The shard
     /// stores it while it holds the write lock, so under a read lock it names the state
     /// exactly; read without the lock it names a state that existed (a cache key for views).
+    /// It moves forward by one per record.
     pub version: AtomicU64,
 }
 
-impl Partition {
-    pub(crate) fn new(state: SaleState, version: u64) -> Partition {
-        Partition {
+impl SaleCell {
+    pub(crate) fn new(state: SaleState, version: u64) -> SaleCell {
+        SaleCell {
             state: RwLock::new(state),
             version: AtomicU64::new(version),
         }
     }
 }
 
-pub(crate) type Partitions = RwLock<FxHashMap<SaleId, Arc<Partition>>>;
+/// Every sale's cell, by id: what reads and submissions look sales up in.
+pub(crate) type SaleCells = RwLock<FxHashMap<SaleId, Arc<SaleCell>>>;
 
 pub(crate) struct Shared {
     pub log: Arc<dyn EventLog>,
     pub snapshots: SnapshotStore,
-    pub partitions: Partitions,
+    pub sales: SaleCells,
     pub clock: Arc<dyn Clock>,
     pub config: EngineConfig,
-    /// Set when a shard hit a fatal log error: no more commands are taken.
+    /// Set when a shard hit a fatal log error or a thread panicked: no more commands are
+    /// taken, and every waiter hears `Stopped`.
     pub failed: AtomicBool,
     pub stats: EngineStats,
 }
@@ -176,49 +216,44 @@ impl Engine {
     /// and starts the shard writers.
     pub fn open(data_dir: &Path, config: EngineConfig, clock: Arc<dyn Clock>) -> Result<Engine, EngineError> {
         let (log, report) = FileLog::open(
-            &data_dir.join("log"),
+            &log_dir(data_dir),
             FileLogOptions {
                 segment_size_bytes: config.segment_size_bytes,
                 ..Default::default()
             },
         )?;
         log_recovery_report(&report);
-        let snapshots =
-            SnapshotStore::open(&data_dir.join("snapshots")).map_err(|e| EngineError::Recovery(e.to_string()))?;
+        let snapshots = SnapshotStore::open(&snapshot_dir(data_dir)).map_err(RecoveryError::Snapshots)?;
         Self::start(Arc::new(log), snapshots, config, clock)
     }
 
-    /// Starts on any log implementation (the conformance-tested port).
+    /// Starts on any log implementation (the conformance-tested port). Refuses a config that
+    /// fails [`EngineConfig::validate`].
     pub fn start(
         log: Arc<dyn EventLog>,
         snapshots: SnapshotStore,
         config: EngineConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Engine, EngineError> {
-        assert!(config.shards >= 1 && config.batch_max >= 1 && config.queue_capacity >= 1);
+        config.validate()?;
         let (states, recovery) = recovery::recover(log.as_ref(), &snapshots)?;
         let max_sale = states.keys().map(|s| s.0).max().unwrap_or(0);
         let shared = Arc::new(Shared {
             log,
             snapshots,
-            partitions: RwLock::new(FxHashMap::default()),
+            sales: RwLock::new(FxHashMap::default()),
             clock,
             config: config.clone(),
             failed: AtomicBool::new(false),
             stats: EngineStats::default(),
         });
-        let mut per_shard: Vec<Vec<shard::Owned>> = (0..config.shards).map(|_| Vec::new()).collect();
+        let mut per_shard: Vec<Vec<shard::OwnedSale>> = (0..config.shards).map(|_| Vec::new()).collect();
         {
-            let mut parts = shared.partitions.write();
+            let mut cells = shared.sales.write();
             for (sale, rec) in states {
-                let p = Arc::new(Partition::new(rec.state, rec.seq + 1));
-                parts.insert(sale, p.clone());
-                per_shard[shard_of(sale, config.shards)].push(shard::Owned {
-                    sale,
-                    partition: p,
-                    next_seq: rec.seq + 1,
-                    records_since_snapshot: rec.records_since_snapshot,
-                });
+                let owned = shard::OwnedSale::recovered(sale, rec.seq + 1, rec.records_since_snapshot, rec.state);
+                cells.insert(sale, owned.cell.clone());
+                per_shard[shard_of(sale, config.shards)].push(owned);
             }
         }
         let mut shards = Vec::with_capacity(config.shards);
@@ -226,10 +261,11 @@ impl Engine {
         for (i, owned) in per_shard.into_iter().enumerate() {
             let (tx, rx) = crossbeam_channel::bounded(config.queue_capacity);
             let shared = shared.clone();
+            let thread = format!("taquilla-shard-{i}");
             let handle = std::thread::Builder::new()
-                .name(format!("taquilla-shard-{i}"))
+                .name(thread.clone())
                 .spawn(move || shard::run(i, shared, rx, owned))
-                .map_err(|e| EngineError::Recovery(format!("cannot start shard thread: {e}")))?;
+                .map_err(|source| RecoveryError::Spawn { thread, source })?;
             shards.push(tx);
             threads.push(handle);
         }
@@ -256,13 +292,13 @@ impl Engine {
         &self.shared.log
     }
 
-    /// Creates a new sale (a new partition) and returns its id once `SaleCreated` is durable.
+    /// Creates a new sale and returns its id once `SaleCreated` is durable.
     pub async fn create_sale(
         &self,
         cmd: CreateSale,
         correlation_id: Option<CompactString>,
     ) -> Result<SaleId, EngineError> {
-        if self.shared.partitions.read().len() >= SALES_MAX {
+        if self.shared.sales.read().len() >= SALES_MAX {
             return Err(EngineError::TooManySales);
         }
         let sale = SaleId(self.next_sale.fetch_add(1, Ordering::Relaxed));
@@ -300,7 +336,7 @@ impl Engine {
     /// Submits one command; the future resolves once its effects are durable (or it was
     /// rejected). Fails at once with `Overloaded` when the shard's queue is full.
     pub fn submit(&self, env: Envelope) -> Result<impl Future<Output = CommandResult> + use<>, EngineError> {
-        if !self.shared.partitions.read().contains_key(&env.sale) {
+        if !self.shared.sales.read().contains_key(&env.sale) {
             return Err(EngineError::SaleNotFound);
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -323,14 +359,14 @@ impl Engine {
             return Ok(batch_future(rx));
         };
         {
-            let parts = self.shared.partitions.read();
-            if envs.iter().any(|e| !parts.contains_key(&e.sale)) {
+            let cells = self.shared.sales.read();
+            if envs.iter().any(|e| !cells.contains_key(&e.sale)) {
                 return Err(EngineError::SaleNotFound);
             }
         }
         let shard = shard_of(first.sale, self.shards.len());
         if envs.iter().any(|e| shard_of(e.sale, self.shards.len()) != shard) {
-            // Keep one writer per partition: a mixed batch is split by shard.
+            // Keep one writer per sale: a mixed batch is split by shard.
             return Err(EngineError::Rejected(Rejection::Invalid(
                 taquilla_domain::InvalidValue {
                     field: "batch",
@@ -344,31 +380,31 @@ impl Engine {
 
     /// Reads a sale's state from memory. Never waits for the command queue or an fsync.
     pub fn read<R>(&self, sale: SaleId, f: impl FnOnce(&SaleState) -> R) -> Option<R> {
-        let p = self.shared.partitions.read().get(&sale).cloned()?;
-        let state = p.state.read();
+        let cell = self.shared.sales.read().get(&sale).cloned()?;
+        let state = cell.state.read();
         Some(f(&state))
     }
 
     /// Like [`Engine::read`], with the sale's version: it changes whenever the state does, so
     /// a view rendered from this state can be reused while [`Engine::version`] still returns it.
     pub fn read_versioned<R>(&self, sale: SaleId, f: impl FnOnce(&SaleState) -> R) -> Option<(u64, R)> {
-        let p = self.shared.partitions.read().get(&sale).cloned()?;
-        let state = p.state.read();
-        Some((p.version.load(Ordering::Acquire), f(&state)))
+        let cell = self.shared.sales.read().get(&sale).cloned()?;
+        let state = cell.state.read();
+        Some((cell.version.load(Ordering::Acquire), f(&state)))
     }
 
     /// The sale's current version (see [`Engine::read_versioned`]), without locking its state.
     pub fn version(&self, sale: SaleId) -> Option<u64> {
         self.shared
-            .partitions
+            .sales
             .read()
             .get(&sale)
-            .map(|p| p.version.load(Ordering::Acquire))
+            .map(|cell| cell.version.load(Ordering::Acquire))
     }
 
     /// The ids of all sales, in order.
     pub fn sales(&self) -> Vec<SaleId> {
-        let mut v: Vec<SaleId> = self.shared.partitions.read().keys().copied().collect();
+        let mut v: Vec<SaleId> = self.shared.sales.read().keys().copied().collect();
         v.sort();
         v
     }
@@ -386,7 +422,7 @@ impl Engine {
         self.shared.config.queue_capacity
     }
 
-    /// True once a fatal log error stopped the engine.
+    /// True once a fatal log error or a panicked shard stopped the engine.
     pub fn has_failed(&self) -> bool {
         self.shared.failed.load(Ordering::Acquire)
     }
@@ -408,7 +444,7 @@ impl Engine {
     }
 
     /// Stops taking commands, lets each shard finish what is queued (durably), snapshots
-    /// changed partitions if configured, and joins the shard threads. Commands submitted
+    /// changed sales if configured, and joins the shard threads. Commands submitted
     /// afterwards get `Stopped`. Idempotent. The data directory stays locked until the
     /// engine is dropped; [`Engine::shutdown`] does both.
     pub fn stop(&self) {
@@ -479,7 +515,13 @@ async fn batch_future(
     rx.await.map_err(|_| EngineError::Stopped)
 }
 
-/// The default location of a data directory's pieces, for tools that inspect it.
+/// Where a data directory's log is: `Engine::open` and tools that inspect a data directory
+/// use the same names.
 pub fn log_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("log")
+}
+
+/// Where a data directory's snapshots are (see [`log_dir`]).
+pub fn snapshot_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("snapshots")
 }

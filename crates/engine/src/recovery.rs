@@ -1,19 +1,85 @@
-//! Rebuilding every sale at start: load each partition's snapshot (a cache: one that is
-//! unreadable or of another format is ignored and the log replayed instead), then replay the
-//! log records each snapshot does not cover, then check the domain invariants.
+//! Rebuilding every sale at start: load each sale's snapshot (a cache: one that is unreadable
+//! or of another format is ignored and the log replayed instead), then replay the log records
+//! each snapshot does not cover, then check the domain invariants.
+//!
+//! Anything else that goes wrong is a [`RecoveryError`] naming the sale, lsn and seq, and the
+//! engine does not start: a snapshot ahead of the log, a seq gap, a record that cannot be
+//! decoded, an event `evolve` cannot apply (it panics on an impossible event; the panic is
+//! caught here and reported, never left to hang or kill the caller), a broken invariant.
 
+use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashMap;
+use taquilla_domain::codec::DecodeError;
+use taquilla_domain::invariants::Violation;
 use taquilla_domain::{Event, SaleId, SaleState, codec, evolve, invariants};
-use taquilla_log::EventLog;
-use taquilla_log::snapshot::SnapshotStore;
-
-use crate::EngineError;
+use taquilla_log::snapshot::{SnapshotError, SnapshotStore};
+use taquilla_log::{EventLog, LogError, Lsn, RecordRef, Seq};
 
 /// Version of the snapshot body (postcard of `SaleState`). Bump it whenever `SaleState` or
 /// anything inside it changes shape: old snapshots are then ignored and the log replayed.
 pub(crate) const SNAPSHOT_FORMAT: u8 = 1;
+
+/// Why the engine could not rebuild its sales (or start) from the data directory.
+#[derive(Debug, thiserror::Error)]
+pub enum RecoveryError {
+    #[error("cannot open or list the snapshots")]
+    Snapshots(#[source] SnapshotError),
+    /// Snapshots are written only after their records are durable: the log lost data.
+    #[error("sale {sale}: its snapshot covers seq {snapshot_seq}, but the log ends at seq {log_last_seq}")]
+    SnapshotAheadOfLog {
+        sale: u64,
+        snapshot_seq: Seq,
+        log_last_seq: Seq,
+    },
+    #[error("sale {sale}: the record at lsn {lsn} has seq {seq}, expected {expected}")]
+    SeqGap {
+        sale: u64,
+        lsn: Lsn,
+        seq: Seq,
+        expected: Seq,
+    },
+    #[error("sale {sale}: replayed up to seq {replayed_seq}, but the log's next seq is {log_next_seq}")]
+    ReplayIncomplete {
+        sale: u64,
+        replayed_seq: Seq,
+        log_next_seq: Seq,
+    },
+    #[error("sale {sale}: the record at lsn {lsn} (seq {seq}) cannot be decoded")]
+    Undecodable {
+        sale: u64,
+        lsn: Lsn,
+        seq: Seq,
+        #[source]
+        source: DecodeError,
+    },
+    /// `evolve` refused an event of the record (it panicked; see `taquilla_domain::evolve`).
+    #[error("sale {sale}: the record at lsn {lsn} (seq {seq}) cannot be applied: {message}")]
+    ImpossibleEvent {
+        sale: u64,
+        lsn: Lsn,
+        seq: Seq,
+        message: String,
+    },
+    #[error("sale {sale}: an invariant is broken after replay")]
+    Invariant {
+        sale: u64,
+        #[source]
+        source: Violation,
+    },
+    #[error("cannot read the log")]
+    Log(#[source] LogError),
+    /// A panic outside `evolve` (a bug in a log implementation, say).
+    #[error("recovery panicked: {message}")]
+    Panicked { message: String },
+    #[error("cannot start the thread {thread}")]
+    Spawn {
+        thread: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
 
 /// What recovery did.
 #[derive(Debug, Clone, Default)]
@@ -42,6 +108,8 @@ pub(crate) struct Recovered {
     pub records_since_snapshot: u64,
 }
 
+type Sales = FxHashMap<SaleId, Recovered>;
+
 pub(crate) fn encode_snapshot(state: &SaleState) -> Result<Vec<u8>, postcard::Error> {
     let mut bytes = postcard::to_allocvec(state)?;
     bytes.insert(0, SNAPSHOT_FORMAT);
@@ -56,108 +124,167 @@ fn decode_snapshot(bytes: &[u8]) -> Option<SaleState> {
     postcard::from_bytes(body).ok()
 }
 
-pub(crate) fn recover(
-    log: &dyn EventLog,
-    snapshots: &SnapshotStore,
-) -> Result<(FxHashMap<SaleId, Recovered>, RecoveryStats), EngineError> {
+pub(crate) fn recover(log: &dyn EventLog, snapshots: &SnapshotStore) -> Result<(Sales, RecoveryStats), RecoveryError> {
     let started = Instant::now();
     let mut stats = RecoveryStats::default();
-    let mut sales: FxHashMap<SaleId, Recovered> = FxHashMap::default();
+    let mut sales = load_snapshots(log, snapshots, &mut stats)?;
+    stats.snapshot_duration = started.elapsed();
+    let replay_started = Instant::now();
+    replay_log(log, &mut sales, &mut stats)?;
+    stats.replay_duration = replay_started.elapsed();
+    let check_started = Instant::now();
+    check_recovered(log, &sales)?;
+    stats.check_duration = check_started.elapsed();
+    stats.sales = sales.len();
+    stats.duration = started.elapsed();
+    Ok((sales, stats))
+}
 
-    for partition in snapshots.list().map_err(|e| EngineError::Recovery(e.to_string()))? {
-        let snap = match snapshots.load(partition) {
+/// Every usable snapshot, checked against the log it must not be ahead of.
+fn load_snapshots(
+    log: &dyn EventLog,
+    snapshots: &SnapshotStore,
+    stats: &mut RecoveryStats,
+) -> Result<Sales, RecoveryError> {
+    let mut sales = Sales::default();
+    for sale_id in snapshots.list().map_err(RecoveryError::Snapshots)? {
+        let snap = match snapshots.load(sale_id) {
             Ok(Some(s)) => s,
             Ok(None) => continue,
             Err(e) => {
-                tracing::warn!(partition, error = %e, "snapshot unreadable; replaying the log instead");
+                tracing::warn!(sale = sale_id, error = %e, "snapshot unreadable; replaying the log instead");
                 stats.snapshots_ignored += 1;
                 continue;
             }
         };
         let Some(state) = decode_snapshot(&snap.bytes) else {
-            tracing::warn!(partition, "snapshot of another format; replaying the log instead");
+            tracing::warn!(sale = sale_id, "snapshot of another format; replaying the log instead");
             stats.snapshots_ignored += 1;
             continue;
         };
-        if snap.seq >= log.next_seq(partition) {
-            // Snapshots are written only after their records are durable: the log lost data.
-            return Err(EngineError::Recovery(format!(
-                "sale {partition}: snapshot covers seq {} but the log ends at seq {}",
-                snap.seq,
-                log.next_seq(partition) - 1
-            )));
+        let log_next_seq = log.next_seq(sale_id);
+        if snap.seq >= log_next_seq {
+            return Err(RecoveryError::SnapshotAheadOfLog {
+                sale: sale_id,
+                snapshot_seq: snap.seq,
+                log_last_seq: log_next_seq - 1,
+            });
         }
         stats.snapshots_loaded += 1;
-        sales.insert(
-            SaleId(partition),
-            Recovered {
-                state,
-                seq: snap.seq,
-                records_since_snapshot: 0,
-            },
-        );
-    }
-
-    stats.snapshot_duration = started.elapsed();
-    let replay_started = Instant::now();
-    let mut events: Vec<Event> = Vec::with_capacity(16);
-    let mut failure: Option<EngineError> = None;
-    log.scan(0, &mut |r| {
-        stats.records_scanned += 1;
-        let entry = sales.entry(SaleId(r.partition)).or_insert_with(|| Recovered {
-            state: SaleState::default(),
-            seq: 0,
+        let recovered = Recovered {
+            state,
+            seq: snap.seq,
             records_since_snapshot: 0,
+        };
+        sales.insert(SaleId(sale_id), recovered);
+    }
+    Ok(sales)
+}
+
+/// Folds every record no snapshot covers into its sale. `evolve` panics on an impossible
+/// event: the panic is caught and reported with the record it came from.
+fn replay_log(log: &dyn EventLog, sales: &mut Sales, stats: &mut RecoveryStats) -> Result<(), RecoveryError> {
+    let mut events: Vec<Event> = Vec::with_capacity(16);
+    let mut failure: Option<RecoveryError> = None;
+    // The record being folded, while `evolve` runs on it.
+    let mut applying: Option<(u64, Lsn, Seq)> = None;
+    let scanned = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        log.scan(0, &mut |r| {
+            stats.records_scanned += 1;
+            match replay_record(sales, r, &mut events, &mut applying) {
+                Ok(replayed) => {
+                    stats.records_replayed += u64::from(replayed);
+                    stats.events_replayed += if replayed { events.len() as u64 } else { 0 };
+                    true
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    false
+                }
+            }
+        })
+    }));
+    match scanned {
+        Ok(Ok(())) => failure.map_or(Ok(()), Err),
+        Ok(Err(e)) => Err(RecoveryError::Log(e)),
+        Err(panic) => {
+            let message = panic_message(panic.as_ref());
+            Err(match applying {
+                Some((sale, lsn, seq)) => RecoveryError::ImpossibleEvent {
+                    sale,
+                    lsn,
+                    seq,
+                    message,
+                },
+                None => RecoveryError::Panicked { message },
+            })
+        }
+    }
+}
+
+/// Folds one record into its sale unless its snapshot covers it; true if it was folded.
+fn replay_record(
+    sales: &mut Sales,
+    r: RecordRef<'_>,
+    events: &mut Vec<Event>,
+    applying: &mut Option<(u64, Lsn, Seq)>,
+) -> Result<bool, RecoveryError> {
+    let entry = sales.entry(SaleId(r.partition)).or_insert_with(|| Recovered {
+        state: SaleState::default(),
+        seq: 0,
+        records_since_snapshot: 0,
+    });
+    if r.seq <= entry.seq {
+        return Ok(false); // covered by the snapshot
+    }
+    if r.seq != entry.seq + 1 {
+        return Err(RecoveryError::SeqGap {
+            sale: r.partition,
+            lsn: r.lsn,
+            seq: r.seq,
+            expected: entry.seq + 1,
         });
-        if r.seq <= entry.seq {
-            return true; // covered by the snapshot
-        }
-        if r.seq != entry.seq + 1 {
-            failure = Some(EngineError::Recovery(format!(
-                "sale {}: record at lsn {} has seq {}, expected {}",
-                r.partition,
-                r.lsn,
-                r.seq,
-                entry.seq + 1
-            )));
-            return false;
-        }
-        events.clear();
-        if let Err(e) = codec::decode_events_into(r.payload, &mut events) {
-            failure = Some(EngineError::Recovery(format!(
-                "sale {}: record at lsn {}: {e}",
-                r.partition, r.lsn
-            )));
-            return false;
-        }
-        for e in &events {
-            evolve(&mut entry.state, e);
-        }
-        entry.seq = r.seq;
-        entry.records_since_snapshot += 1;
-        stats.records_replayed += 1;
-        stats.events_replayed += events.len() as u64;
-        true
+    }
+    events.clear();
+    codec::decode_events_into(r.payload, events).map_err(|source| RecoveryError::Undecodable {
+        sale: r.partition,
+        lsn: r.lsn,
+        seq: r.seq,
+        source,
     })?;
-    if let Some(e) = failure {
-        return Err(e);
+    *applying = Some((r.partition, r.lsn, r.seq));
+    for e in events.iter() {
+        evolve(&mut entry.state, e);
     }
-    stats.replay_duration = replay_started.elapsed();
-    let check_started = Instant::now();
-    for (sale, rec) in &sales {
-        if rec.seq + 1 != log.next_seq(sale.0) {
-            return Err(EngineError::Recovery(format!(
-                "sale {}: replayed up to seq {} but the log's next seq is {}",
-                sale.0,
-                rec.seq,
-                log.next_seq(sale.0)
-            )));
+    *applying = None;
+    entry.seq = r.seq;
+    entry.records_since_snapshot += 1;
+    Ok(true)
+}
+
+/// Every sale was replayed to the log's end, and its invariants hold.
+fn check_recovered(log: &dyn EventLog, sales: &Sales) -> Result<(), RecoveryError> {
+    for (sale, rec) in sales {
+        let log_next_seq = log.next_seq(sale.0);
+        if rec.seq + 1 != log_next_seq {
+            return Err(RecoveryError::ReplayIncomplete {
+                sale: sale.0,
+                replayed_seq: rec.seq,
+                log_next_seq,
+            });
         }
-        invariants::check(&rec.state)
-            .map_err(|e| EngineError::Recovery(format!("sale {}: invariant broken after replay: {e}", sale.0)))?;
+        invariants::check(&rec.state).map_err(|source| RecoveryError::Invariant { sale: sale.0, source })?;
     }
-    stats.check_duration = check_started.elapsed();
-    stats.sales = sales.len();
-    stats.duration = started.elapsed();
-    Ok((sales, stats))
+    Ok(())
+}
+
+/// The message a panic was raised with (`panic!` gives a `&str` or a `String`).
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic without a message".to_owned()
+    }
 }

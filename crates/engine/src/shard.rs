@@ -1,10 +1,14 @@
-//! One shard writer: the only thread that changes its partitions.
+//! One shard writer: the only thread that changes its sales.
 //!
 //! Its loop is the first half of group commit: take every queued message (up to `batch_max`
-//! commands), decide and evolve each command on its partition, encode each command's events
-//! as one log record, append the batch, and pass the batch's replies to the flusher
-//! (`flusher.rs`), which sends them after the fsync that covers them. The shard does not wait
-//! for that fsync: it decides the next batch meanwhile.
+//! commands), decide and evolve each command on its sale, encode each command's events as one
+//! log record, append the batch, and pass the batch's replies to the flusher (`flusher.rs`),
+//! which sends them after the fsync that covers them. The shard does not wait for that fsync:
+//! it decides the next batch meanwhile.
+//!
+//! If the thread panics (a bug, e.g. `evolve` meeting an impossible event), a guard marks the
+//! engine failed while it unwinds, before the batch's replies are dropped: their callers hear
+//! `Stopped`, and nothing that was not appended and flushed is ever acknowledged.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -21,27 +25,63 @@ use taquilla_domain::{
 };
 use taquilla_log::{Append, Lsn};
 
-use crate::flusher::{Durable, FLUSH_QUEUE_BATCHES};
-use crate::{BatchReply, CommandResult, EngineError, Envelope, Msg, Partition, Reply, Shared};
+use crate::flusher::Durable;
+use crate::limits::{FLUSH_QUEUE_BATCHES, IDLE_WAIT_MS_MAX};
+use crate::{BatchReply, CommandResult, EngineError, Envelope, Msg, Reply, SaleCell, Shared};
 
-/// Longest a shard sleeps without a message or a deadline; bounds how late it notices a
-/// deadline scheduled by a clock that jumped.
-const IDLE_WAIT_MAX: Duration = Duration::from_millis(250);
+const IDLE_WAIT_MAX: Duration = Duration::from_millis(IDLE_WAIT_MS_MAX);
 
-/// A partition as its writer sees it.
-pub(crate) struct Owned {
+/// The writer's bookkeeping of one sale it owns: the cell readers see, and where the sale
+/// stands in the log.
+pub(crate) struct OwnedSale {
     pub sale: SaleId,
-    pub partition: Arc<Partition>,
-    /// Sequence number the partition's next record gets.
-    pub next_seq: u64,
-    pub records_since_snapshot: u64,
-}
-
-struct OwnedPart {
-    partition: Arc<Partition>,
+    pub cell: Arc<SaleCell>,
+    /// The seq the sale's next record gets: its records so far, plus one. Contiguous: it
+    /// moves forward by one per record, and the cell's version follows it.
     next_seq: u64,
     records_since_snapshot: u64,
+    /// The lsn of the sale's last record this shard appended (0: none since start).
     last_lsn: u64,
+}
+
+impl OwnedSale {
+    /// A sale rebuilt by recovery, whose log holds `next_seq - 1` records.
+    pub(crate) fn recovered(sale: SaleId, next_seq: u64, records_since_snapshot: u64, state: SaleState) -> OwnedSale {
+        assert!(next_seq >= 1, "seqs start at 1");
+        OwnedSale {
+            sale,
+            cell: Arc::new(SaleCell::new(state, next_seq)),
+            next_seq,
+            records_since_snapshot,
+            last_lsn: 0,
+        }
+    }
+
+    /// A sale about to be created: no record yet.
+    fn new_sale(sale: SaleId) -> OwnedSale {
+        OwnedSale::recovered(sale, 1, 0, SaleState::default())
+    }
+}
+
+/// Marks the engine failed if the thread it lives on panics. Declared after everything that
+/// holds replies, so it runs first while unwinding: whoever hears `Stopped` also sees why.
+pub(crate) struct FailOnPanic {
+    pub shared: Arc<Shared>,
+    pub thread: &'static str,
+    pub shard: usize,
+}
+
+impl Drop for FailOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.shared.failed.store(true, Ordering::Release);
+            tracing::error!(
+                shard = self.shard,
+                thread = self.thread,
+                "a thread of the engine panicked: the engine stops"
+            );
+        }
+    }
 }
 
 /// Ticket codes are bearer secrets: a CSPRNG seeded from the OS.
@@ -101,8 +141,8 @@ impl PendingReply {
 struct Shard {
     id: usize,
     shared: Arc<Shared>,
-    parts: FxHashMap<SaleId, OwnedPart>,
-    /// Next deadline of each partition that has one, ordered by time.
+    sales: FxHashMap<SaleId, OwnedSale>,
+    /// Next deadline of each sale that has one, ordered by time.
     schedule: BTreeSet<(Timestamp, SaleId)>,
     scheduled: FxHashMap<SaleId, Timestamp>,
     entropy: OsEntropy,
@@ -119,12 +159,12 @@ struct Shard {
     handed_to_flusher: Lsn,
 }
 
-pub(crate) fn run(id: usize, shared: Arc<Shared>, rx: Receiver<Msg>, owned: Vec<Owned>) {
+pub(crate) fn run(id: usize, shared: Arc<Shared>, rx: Receiver<Msg>, owned: Vec<OwnedSale>) {
     let (flush_tx, flush_rx) = crossbeam_channel::bounded(FLUSH_QUEUE_BATCHES);
     let flusher_shared = shared.clone();
     let flusher = match std::thread::Builder::new()
         .name(format!("taquilla-flush-{id}"))
-        .spawn(move || crate::flusher::run(flusher_shared, flush_rx))
+        .spawn(move || crate::flusher::run(id, flusher_shared, flush_rx))
     {
         Ok(h) => h,
         Err(e) => {
@@ -136,8 +176,8 @@ pub(crate) fn run(id: usize, shared: Arc<Shared>, rx: Receiver<Msg>, owned: Vec<
     let last_appended = shared.log.last_lsn();
     let mut shard = Shard {
         id,
-        shared,
-        parts: FxHashMap::default(),
+        shared: shared.clone(),
+        sales: FxHashMap::default(),
         schedule: BTreeSet::new(),
         scheduled: FxHashMap::default(),
         entropy: OsEntropy(StdRng::from_os_rng()),
@@ -150,17 +190,15 @@ pub(crate) fn run(id: usize, shared: Arc<Shared>, rx: Receiver<Msg>, owned: Vec<
         handed_to_flusher: last_appended,
     };
     for o in owned {
-        shard.parts.insert(
-            o.sale,
-            OwnedPart {
-                partition: o.partition,
-                next_seq: o.next_seq,
-                records_since_snapshot: o.records_since_snapshot,
-                last_lsn: 0,
-            },
-        );
-        shard.reschedule(o.sale);
+        let sale = o.sale;
+        shard.sales.insert(sale, o);
+        shard.reschedule(sale);
     }
+    let _fail_on_panic = FailOnPanic {
+        shared,
+        thread: "shard",
+        shard: id,
+    };
     shard.run_loop(&rx);
     // Closing the channel lets the flusher answer what it holds and exit; joining it means
     // every reply was sent before `Engine::stop` returns.
@@ -242,23 +280,17 @@ impl Shard {
             }
             Msg::Create(env, reply) => {
                 let sale = env.sale;
-                let r = match self.parts.entry(sale) {
+                let r = match self.sales.entry(sale) {
                     std::collections::hash_map::Entry::Occupied(_) => {
                         Err(EngineError::Rejected(Rejection::AlreadyExists))
                     }
                     std::collections::hash_map::Entry::Vacant(slot) => {
-                        let partition = Arc::new(Partition::new(SaleState::default(), 0));
-                        slot.insert(OwnedPart {
-                            partition: partition.clone(),
-                            next_seq: 1,
-                            records_since_snapshot: 0,
-                            last_lsn: 0,
-                        });
+                        let cell = slot.insert(OwnedSale::new_sale(sale)).cell.clone();
                         let r = self.apply(env, now);
                         if r.is_ok() {
-                            self.shared.partitions.write().insert(sale, partition);
+                            self.shared.sales.write().insert(sale, cell);
                         } else {
-                            self.parts.remove(&sale);
+                            self.sales.remove(&sale);
                         }
                         r
                     }
@@ -275,10 +307,10 @@ impl Shard {
     }
 
     fn apply(&mut self, env: Envelope, now: Timestamp) -> CommandResult {
-        let Some(part) = self.parts.get_mut(&env.sale) else {
+        let Some(owned) = self.sales.get_mut(&env.sale) else {
             return Err(EngineError::SaleNotFound);
         };
-        let mut state = part.partition.state.write();
+        let mut state = owned.cell.state.write();
         let mut ctx = Ctx {
             now,
             entropy: &mut self.entropy,
@@ -289,23 +321,31 @@ impl Shard {
             codec::encode_events(&decision.events, &mut self.payload);
             self.records.push(PendingRecord {
                 sale: env.sale,
-                seq: part.next_seq,
+                seq: owned.next_seq,
                 payload_start,
                 payload_end: self.payload.len(),
                 correlation_id: env.correlation_id,
             });
-            part.next_seq += 1;
-            part.records_since_snapshot += 1;
+            // Seqs are contiguous and the version names the state: both move by one record.
+            // Only this thread stores the version, so a relaxed load reads its own store.
+            assert_eq!(
+                owned.cell.version.load(Ordering::Relaxed),
+                owned.next_seq,
+                "sale {} version out of step with its seq",
+                env.sale.0
+            );
+            owned.next_seq += 1;
+            owned.records_since_snapshot += 1;
             for e in &decision.events {
                 evolve(&mut state, e);
             }
-            part.partition.version.store(part.next_seq, Ordering::Release);
+            owned.cell.version.store(owned.next_seq, Ordering::Release);
             self.touched.insert(env.sale);
         }
         Ok(decision.outcome)
     }
 
-    /// Expires what is due: one `ExpireDue` per partition whose deadline has passed, repeated
+    /// Expires what is due: one `ExpireDue` per sale whose deadline has passed, repeated
     /// while more than one command's worth is due.
     fn run_due(&mut self, now: Timestamp) {
         while let Some(&(t, sale)) = self.schedule.first() {
@@ -328,10 +368,7 @@ impl Shard {
     }
 
     fn reschedule(&mut self, sale: SaleId) {
-        let next = self
-            .parts
-            .get(&sale)
-            .and_then(|p| p.partition.state.read().next_deadline());
+        let next = self.sales.get(&sale).and_then(|o| o.cell.state.read().next_deadline());
         if let Some(old) = self.scheduled.remove(&sale) {
             self.schedule.remove(&(old, sale));
         }
@@ -401,26 +438,33 @@ impl Shard {
             .collect();
         let last = self.shared.log.append(&appends)?;
         drop(appends);
+        // The log gives a batch contiguous lsns after everything this shard appended before.
+        let count = self.records.len() as u64;
+        assert!(
+            last >= count && last - count >= self.last_appended,
+            "append returned lsn {last} for {count} records after lsn {}",
+            self.last_appended
+        );
         self.shared
             .stats
             .records
             .fetch_add(self.records.len() as u64, Ordering::Relaxed);
         metrics::histogram!("taquilla_batch_records").record(self.records.len() as f64);
         self.last_appended = last;
-        let first = last + 1 - self.records.len() as u64;
+        let first = last + 1 - count;
         for (i, r) in self.records.iter().enumerate() {
-            if let Some(p) = self.parts.get_mut(&r.sale) {
-                p.last_lsn = first + i as u64;
+            if let Some(o) = self.sales.get_mut(&r.sale) {
+                o.last_lsn = first + i as u64;
             }
         }
         Ok(())
     }
 
-    /// Snapshots partitions that changed enough (or, at shutdown, at all) since their last
+    /// Snapshots sales that changed enough (or, at shutdown, at all) since their last
     /// snapshot. Runs after a flush, so a snapshot never holds non-durable state.
     fn snapshot_due(&mut self, all_changed: bool) {
         let every = self.shared.config.snapshot_every_records;
-        for (sale, p) in self.parts.iter_mut() {
+        for (sale, p) in self.sales.iter_mut() {
             let due = if all_changed {
                 p.records_since_snapshot > 0
             } else {
@@ -436,7 +480,7 @@ impl Shard {
                 tracing::warn!(sale = sale.0, error = %e, "cannot snapshot: flush failed");
                 continue;
             }
-            let bytes = match crate::recovery::encode_snapshot(&p.partition.state.read()) {
+            let bytes = match crate::recovery::encode_snapshot(&p.cell.state.read()) {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::warn!(sale = sale.0, error = %e, "snapshot encoding failed");

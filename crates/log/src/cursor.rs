@@ -3,28 +3,25 @@
 //! Each reader follows the log by LSN at its own pace and persists its position only when told
 //! (`commit`), in `checkpoint_dir/<name>.cursor`. Delivery is at-least-once: records polled
 //! after the last commit are delivered again after a restart, so consumers must be idempotent
-//! (by LSN). The checkpoint file is tiny and rewritten atomically (temp, fsync, rename, fsync
-//! the directory) with a CRC, so a crash never leaves a half-written position.
+//! (by LSN). The checkpoint file is tiny and rewritten atomically
+//! ([`crate::fsutil::replace_file`]) with a CRC, so a crash never leaves a half-written position.
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{EventLog, LogError, Lsn, Record};
+pub use crate::limits::{CURSOR_NAME_MAX_CHARS, POLL_MAX_RECORDS};
+use crate::{EventLog, LogError, Lsn, Record, fsutil};
 
-/// Most records one `poll` returns, whatever is asked.
-pub const POLL_MAX_RECORDS: usize = 65_536;
-/// Longest cursor name.
-pub const CURSOR_NAME_MAX_CHARS: usize = 64;
 const MAGIC: [u8; 8] = *b"TQCURS\0\x01";
 const FILE_BYTES: usize = 8 + 8 + 4;
-const TEMP_PREFIX: &str = ".cursor-tmp-";
+const FILE_MODE: u32 = 0o600;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CursorError {
-    #[error("invalid cursor name {0:?}: 1..=64 characters of [A-Za-z0-9_-]")]
+    #[error("invalid cursor name {0:?}: 1..={max} characters of [A-Za-z0-9_-]", max = CURSOR_NAME_MAX_CHARS)]
     InvalidName(String),
     #[error("corrupt cursor checkpoint {path}: {reason}")]
     Corrupt { path: PathBuf, reason: &'static str },
@@ -44,7 +41,6 @@ pub fn valid_cursor_name(name: &str) -> bool {
 
 pub struct CursorReader {
     log: Arc<dyn EventLog>,
-    dir: PathBuf,
     path: PathBuf,
     name: String,
     /// LSN of the last record returned by `poll`.
@@ -64,7 +60,6 @@ impl CursorReader {
         let committed = read_checkpoint(&path)?.unwrap_or(0);
         Ok(CursorReader {
             log,
-            dir: checkpoint_dir.to_path_buf(),
             path,
             name: name.to_owned(),
             position: committed,
@@ -98,7 +93,7 @@ impl CursorReader {
         }
         let records = self.log.read(self.position, max)?;
         if let Some(last) = records.last() {
-            debug_assert_eq!(records[0].lsn, self.position + 1);
+            assert_eq!(records[0].lsn, self.position + 1, "a cursor reads on without gaps");
             self.position = last.lsn;
         }
         Ok(records)
@@ -114,11 +109,7 @@ impl CursorReader {
         bytes[8..16].copy_from_slice(&self.position.to_le_bytes());
         let crc = crc32c::crc32c(&bytes[..16]);
         bytes[16..20].copy_from_slice(&crc.to_le_bytes());
-        let mut tmp = tempfile::Builder::new().prefix(TEMP_PREFIX).tempfile_in(&self.dir)?;
-        tmp.write_all(&bytes)?;
-        tmp.as_file().sync_all()?;
-        tmp.persist(&self.path).map_err(|e| CursorError::Io(e.error))?;
-        File::open(&self.dir)?.sync_all()?;
+        fsutil::replace_file(&self.path, &bytes, FILE_MODE)?;
         self.committed = self.position;
         Ok(())
     }

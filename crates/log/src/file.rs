@@ -51,6 +51,11 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex, RwLock};
 use rustc_hash::FxHashMap;
 
+use crate::limits::{
+    APPEND_BATCH_MAX_BYTES_DEFAULT, FRAME_MAX_BYTES, INDEX_INTERVAL_RECORDS_DEFAULT, PREPARE_PAUSE_MS,
+    READ_BUFFER_BYTES_DEFAULT, READ_BUFFER_BYTES_MIN, READ_BUFFERS_KEPT, RESUME_HINTS_KEPT, SEGMENT_SIZE_BYTES_DEFAULT,
+    ZERO_CHUNK_BYTES,
+};
 use crate::{Append, EventLog, LogError, Lsn, PartitionId, RecordRef, RecoveryReport, Seq, TruncatedTail};
 use reader::{FrameReader, Next};
 
@@ -62,18 +67,8 @@ pub const SEGMENT_HEADER_BYTES: u64 = SEGMENT_MAGIC.len() as u64;
 pub const LOCK_FILE_NAME: &str = "LOCK";
 /// Name of the segment being prepared (zero-filled) for the next roll.
 pub const PREPARED_FILE_NAME: &str = "next.seg.prealloc";
-/// Zeros written per `write` when preparing or checking a segment.
-const ZERO_CHUNK_BYTES: usize = 1 << 20;
 /// The unit a disk writes whole (at least): a torn write leaves whole sectors unwritten.
 const SECTOR_BYTES: u64 = 512;
-/// Pause between the background preparer's chunks, so its writes and fsyncs interleave with
-/// the commit path's instead of queueing one segment's worth of I/O in front of a flush.
-const PREPARE_PACE: Duration = Duration::from_millis(1);
-/// Read buffers kept for reuse by scans; more concurrent scans allocate their own.
-const READ_BUFFERS_KEPT: usize = 4;
-/// Where recent scans stopped, so a follower's next scan starts exactly there instead of at
-/// the previous sparse-index entry (up to `index_interval_records` frames back).
-const RESUME_HINTS: usize = 8;
 
 /// Tuning of a [`FileLog`].
 #[derive(Debug, Clone)]
@@ -85,7 +80,8 @@ pub struct FileLogOptions {
     pub index_interval_records: u64,
     /// Largest encoded batch one `append` accepts; larger batches are rejected whole.
     pub append_batch_max_bytes: usize,
-    /// Size of each read buffer used by scans and recovery.
+    /// Size of each read buffer used by scans and recovery (at least
+    /// [`READ_BUFFER_BYTES_MIN`]).
     pub read_buffer_bytes: usize,
     /// Zero-fill segments to `segment_size_bytes` before use (see the module docs).
     pub preallocate: bool,
@@ -94,10 +90,10 @@ pub struct FileLogOptions {
 impl Default for FileLogOptions {
     fn default() -> Self {
         FileLogOptions {
-            segment_size_bytes: 64 << 20,
-            index_interval_records: 1024,
-            append_batch_max_bytes: 64 << 20,
-            read_buffer_bytes: 1 << 20,
+            segment_size_bytes: SEGMENT_SIZE_BYTES_DEFAULT,
+            index_interval_records: INDEX_INTERVAL_RECORDS_DEFAULT,
+            append_batch_max_bytes: APPEND_BATCH_MAX_BYTES_DEFAULT,
+            read_buffer_bytes: READ_BUFFER_BYTES_DEFAULT,
             preallocate: true,
         }
     }
@@ -130,8 +126,10 @@ pub struct FileLog {
     poisoned: AtomicBool,
     catalog: RwLock<Catalog>,
     read_buffers: Mutex<Vec<Vec<u8>>>,
-    /// Ring of recent scan end positions (lsn of the next frame, its segment and offset).
-    resume_hints: Mutex<([IndexEntry; RESUME_HINTS], usize)>,
+    /// Ring of recent scan end positions (lsn of the next frame, its segment and offset), so
+    /// a follower's next scan starts exactly there instead of at the previous sparse-index
+    /// entry (up to `index_interval_records` frames back).
+    resume_hints: Mutex<([IndexEntry; RESUME_HINTS_KEPT], usize)>,
     /// The background preparation of the next segment, if one was started.
     preparer: Mutex<Option<JoinHandle<()>>>,
     /// Set by the preparer once `PREPARED_FILE_NAME` is complete and durable.
@@ -197,37 +195,57 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+fn check_options(opts: &FileLogOptions) -> Result<(), LogError> {
+    if opts.segment_size_bytes <= SEGMENT_HEADER_BYTES {
+        return Err(LogError::InvalidOptions(format!(
+            "segment_size_bytes must be more than the {SEGMENT_HEADER_BYTES}-byte header"
+        )));
+    }
+    if opts.index_interval_records == 0 {
+        return Err(LogError::InvalidOptions(
+            "index_interval_records must be at least 1".into(),
+        ));
+    }
+    if opts.append_batch_max_bytes < FRAME_MAX_BYTES {
+        return Err(LogError::InvalidOptions(format!(
+            "append_batch_max_bytes must hold the largest frame ({FRAME_MAX_BYTES} bytes)"
+        )));
+    }
+    Ok(())
+}
+
+/// Takes the data directory's lock file, held for the log's lifetime.
+fn lock_dir(dir: &Path) -> Result<File, LogError> {
+    let lock_path = dir.join(LOCK_FILE_NAME);
+    let lock_file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)?;
+    match lock_file.try_lock() {
+        Ok(()) => Ok(lock_file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(LogError::Locked(lock_path)),
+        Err(std::fs::TryLockError::Error(e)) => Err(LogError::Io(e)),
+    }
+}
+
 impl FileLog {
     /// Opens (creating if absent) the log in `dir`, recovering what is on disk.
     pub fn open(dir: &Path, opts: FileLogOptions) -> Result<(FileLog, RecoveryReport), LogError> {
-        if opts.segment_size_bytes <= SEGMENT_HEADER_BYTES
-            || opts.index_interval_records == 0
-            || opts.append_batch_max_bytes < frame::FRAME_MAX_BYTES
-        {
-            return Err(LogError::InvalidRecord("invalid FileLogOptions"));
-        }
+        check_options(&opts)?;
         std::fs::create_dir_all(dir)?;
-        let lock_path = dir.join(LOCK_FILE_NAME);
-        let lock_file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)?;
-        match lock_file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Err(LogError::Locked(lock_path)),
-            Err(std::fs::TryLockError::Error(e)) => return Err(LogError::Io(e)),
-        }
-
+        let lock_file = lock_dir(dir)?;
         // A preparation cut off by a crash or a drop: never part of the log.
         let prepared = dir.join(PREPARED_FILE_NAME);
         match std::fs::remove_file(&prepared) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(LogError::Io(e)),
             _ => {}
         }
-
-        let read_buffer_bytes = opts.read_buffer_bytes.max(64 * 1024);
-        let rec = recover(dir, &opts, read_buffer_bytes)?;
+        let opts = FileLogOptions {
+            read_buffer_bytes: opts.read_buffer_bytes.max(READ_BUFFER_BYTES_MIN),
+            ..opts
+        };
+        let rec = recover(dir, &opts)?;
         let last = rec
             .catalog
             .segments
@@ -245,9 +263,8 @@ impl FileLog {
             sync_dir(dir)?;
             file_len_bytes = opts.segment_size_bytes;
         }
-        let file = OpenOptions::new().write(true).open(&last.path)?;
         let writer = Writer {
-            file: Arc::new(file),
+            file: Arc::new(OpenOptions::new().write(true).open(&last.path)?),
             segment_start_lsn: last.first_lsn,
             segment_len_bytes: rec.last_segment_len_bytes,
             file_len_bytes,
@@ -258,37 +275,38 @@ impl FileLog {
             buf: Vec::new(),
             marks: Vec::new(),
         };
-        let log = FileLog {
+        let log = FileLog::assemble(dir, opts, writer, rec.catalog, lock_file);
+        log.maybe_prepare_next(&mut log.writer.lock());
+        Ok((log, rec.report))
+    }
+
+    /// The log over what recovery rebuilt: everything on disk is durable.
+    fn assemble(dir: &Path, opts: FileLogOptions, writer: Writer, catalog: Catalog, lock_file: File) -> FileLog {
+        let last_lsn = writer.last_lsn;
+        let no_hint = IndexEntry {
+            lsn: 0,
+            segment: 0,
+            offset: 0,
+        };
+        FileLog {
             dir: dir.to_path_buf(),
+            opts,
             writer: Mutex::new(writer),
             sync_lock: Mutex::new(()),
-            last_lsn: AtomicU64::new(rec.report.last_lsn),
-            durable_lsn: AtomicU64::new(rec.report.last_lsn),
+            last_lsn: AtomicU64::new(last_lsn),
+            durable_lsn: AtomicU64::new(last_lsn),
             durable_mx: Mutex::new(()),
             durable_cv: Condvar::new(),
             poisoned: AtomicBool::new(false),
-            catalog: RwLock::new(rec.catalog),
+            catalog: RwLock::new(catalog),
             read_buffers: Mutex::new(Vec::new()),
-            resume_hints: Mutex::new((
-                [IndexEntry {
-                    lsn: 0,
-                    segment: 0,
-                    offset: 0,
-                }; RESUME_HINTS],
-                0,
-            )),
+            resume_hints: Mutex::new(([no_hint; RESUME_HINTS_KEPT], 0)),
             preparer: Mutex::new(None),
             prepared_ready: Arc::new(AtomicBool::new(false)),
             prepare_cancel: Arc::new(AtomicBool::new(false)),
             prepare_failed: Arc::new(AtomicBool::new(false)),
             _lock_file: lock_file,
-            opts: FileLogOptions {
-                read_buffer_bytes,
-                ..opts
-            },
-        };
-        log.maybe_prepare_next(&mut log.writer.lock());
-        Ok((log, rec.report))
+        }
     }
 
     /// The data directory.
@@ -346,8 +364,8 @@ impl FileLog {
         let spawned =
             std::thread::Builder::new()
                 .name("taquilla-log-prep".into())
-                .spawn(
-                    move || match prepare_segment(&path, size, &cancel, Some(PREPARE_PACE)) {
+                .spawn(move || {
+                    match prepare_segment(&path, size, &cancel, Some(Duration::from_millis(PREPARE_PAUSE_MS))) {
                         Ok(true) => ready.store(true, Ordering::Release),
                         Ok(false) => {
                             let _ = std::fs::remove_file(&path);
@@ -361,8 +379,8 @@ impl FileLog {
                                  until the next start"
                             );
                         }
-                    },
-                );
+                    }
+                });
         match spawned {
             Ok(handle) => *slot = Some(handle),
             Err(e) => tracing::warn!(error = %e, "could not start preparing the next log segment"),
@@ -394,6 +412,16 @@ impl FileLog {
     /// Closes the current segment (cut to its data, fsynced) and starts a new one at
     /// `w.last_lsn + 1`: the prepared one if it is ready, else a new file.
     fn roll(&self, w: &mut Writer) -> Result<(), LogError> {
+        // Only a segment with records is left, and its data is all inside the file.
+        assert!(w.segment_start_lsn <= w.last_lsn, "roll of a segment without records");
+        assert!(
+            w.segment_len_bytes > SEGMENT_HEADER_BYTES,
+            "roll of a segment without data"
+        );
+        assert!(
+            w.segment_len_bytes <= w.file_len_bytes,
+            "segment data past the file's end"
+        );
         if w.file_len_bytes > w.segment_len_bytes {
             w.file
                 .set_len(w.segment_len_bytes)
@@ -427,6 +455,11 @@ impl FileLog {
         w.file_len_bytes = file_len_bytes;
         let mut cat = self.catalog.write();
         let segment = cat.segments.len();
+        // Segments start in LSN order, the new one right after the last record.
+        assert!(
+            cat.segments.last().is_some_and(|s| s.first_lsn < first_lsn),
+            "roll to lsn {first_lsn} does not follow the last segment"
+        );
         cat.segments.push(SegmentMeta { first_lsn, path });
         cat.index.push(IndexEntry {
             lsn: first_lsn,
@@ -434,6 +467,7 @@ impl FileLog {
             offset: SEGMENT_HEADER_BYTES,
         });
         drop(cat);
+        assert_eq!(w.segment_start_lsn, w.last_lsn + 1, "a roll starts at last + 1");
         w.next_requested = false;
         self.maybe_prepare_next(w);
         Ok(())
@@ -450,115 +484,10 @@ impl FileLog {
         }
     }
 
-    fn take_buffer(&self) -> Vec<u8> {
-        self.read_buffers
-            .lock()
-            .pop()
-            .unwrap_or_else(|| vec![0; self.opts.read_buffer_bytes])
-    }
-
-    fn return_buffer(&self, mut buf: Vec<u8>) {
-        // A buffer grown for a huge frame is cut back so idle memory stays bounded.
-        buf.truncate(self.opts.read_buffer_bytes);
-        buf.shrink_to(self.opts.read_buffer_bytes);
-        let mut kept = self.read_buffers.lock();
-        if kept.len() < READ_BUFFERS_KEPT {
-            kept.push(buf);
-        }
-    }
-
-    fn scan_with(
-        &self,
-        reader: &mut Option<FrameReader>,
-        buf: &mut Option<Vec<u8>>,
-        after: Lsn,
-        durable: Lsn,
-        visit: &mut dyn FnMut(RecordRef<'_>) -> bool,
-    ) -> Result<(), LogError> {
-        let target = after + 1;
-        let (mut segment, offset, mut expected, mut path) = {
-            let cat = self.catalog.read();
-            let i = cat.index.partition_point(|e| e.lsn <= target);
-            let mut entry = i
-                .checked_sub(1)
-                .and_then(|i| cat.index.get(i))
-                .copied()
-                .ok_or_else(|| corrupt(&self.dir, 0, format!("no index entry for lsn {target}")))?;
-            for hint in &self.resume_hints.lock().0 {
-                if hint.lsn <= target && hint.lsn > entry.lsn {
-                    entry = *hint;
-                }
-            }
-            (
-                entry.segment,
-                entry.offset,
-                entry.lsn,
-                cat.segments[entry.segment].path.clone(),
-            )
-        };
-        let file = File::open(&path)?;
-        let r = reader.insert(FrameReader::new(file, offset, buf.take().unwrap_or_default()));
-        while expected <= durable {
-            match r.next()? {
-                Next::Record { record, offset } => {
-                    if record.lsn != expected {
-                        return Err(corrupt(
-                            &path,
-                            offset,
-                            format!("lsn {}, expected {expected}", record.lsn),
-                        ));
-                    }
-                    expected += 1;
-                    if record.lsn > after && !visit(record) {
-                        break;
-                    }
-                }
-                Next::Eof => {
-                    // Segments before the current one end at a frame boundary; move on.
-                    let cat = self.catalog.read();
-                    segment += 1;
-                    match cat.segments.get(segment) {
-                        Some(s) if s.first_lsn == expected => path = s.path.clone(),
-                        _ => {
-                            return Err(corrupt(
-                                &path,
-                                r.offset(),
-                                format!("segment ends before lsn {expected}"),
-                            ));
-                        }
-                    }
-                    drop(cat);
-                    r.reset(File::open(&path)?, SEGMENT_HEADER_BYTES);
-                }
-                Next::Bad { offset, reason } => return Err(corrupt(&path, offset, reason)),
-            }
-        }
-        // The reader is now at the frame with lsn `expected`: remember that for the next scan.
-        let mut hints = self.resume_hints.lock();
-        let slot = hints.1;
-        hints.0[slot] = IndexEntry {
-            lsn: expected,
-            segment,
-            offset: r.offset(),
-        };
-        hints.1 = (slot + 1) % RESUME_HINTS;
-        Ok(())
-    }
-}
-
-impl EventLog for FileLog {
-    fn append(&self, batch: &[Append<'_>]) -> Result<Lsn, LogError> {
-        for rec in batch {
-            frame::validate(rec)?;
-        }
-        let mut guard = self.writer.lock();
-        self.check_poisoned()?;
-        let w = &mut *guard;
-        if batch.is_empty() {
-            return Ok(w.last_lsn);
-        }
-
-        // Check seqs and encode in one pass; on any conflict, drop the scratch: nothing written.
+    /// Checks the batch's seqs (each partition's next, in order) and encodes its frames into
+    /// the writer's scratch buffer, noting which records the sparse index gets. Returns the
+    /// batch's last lsn; writes nothing.
+    fn encode_batch(&self, w: &mut Writer, batch: &[Append<'_>]) -> Result<Lsn, LogError> {
         w.buf.clear();
         w.marks.clear();
         w.pending_seq.clear();
@@ -593,20 +522,23 @@ impl EventLog for FileLog {
             }
             frame::encode(&mut w.buf, lsn, rec);
             if w.buf.len() > self.opts.append_batch_max_bytes {
-                return Err(LogError::InvalidRecord("batch larger than append_batch_max_bytes"));
+                return Err(LogError::InvalidRecord(
+                    format!(
+                        "batch larger than append_batch_max_bytes ({})",
+                        self.opts.append_batch_max_bytes
+                    )
+                    .into(),
+                ));
             }
         }
         if let Some((p, next)) = cur {
             w.pending_seq.insert(p, next);
         }
+        Ok(lsn)
+    }
 
-        let nonempty = w.segment_len_bytes > SEGMENT_HEADER_BYTES;
-        let full = w.segment_len_bytes + w.buf.len() as u64 > self.opts.segment_size_bytes;
-        // A segment that is not preallocated is left as soon as a prepared one is ready.
-        let unprepared = w.file_len_bytes <= w.segment_len_bytes && self.prepared_ready.load(Ordering::Acquire);
-        if nonempty && (full || unprepared) {
-            self.roll(w)?;
-        }
+    /// Writes the encoded batch after the segment's data; returns where it starts.
+    fn write_batch(&self, w: &mut Writer) -> Result<u64, LogError> {
         let base = w.segment_len_bytes;
         if let Err(e) = w.file.write_all_at(&w.buf, base) {
             // Part of the batch may be in the file: a later append after it would look like
@@ -614,27 +546,172 @@ impl EventLog for FileLog {
             return Err(self.poison(LogError::Io(e)));
         }
         w.segment_len_bytes += w.buf.len() as u64;
+        // The segment's data only grows.
+        assert!(w.segment_len_bytes > base, "an append wrote nothing");
         w.file_len_bytes = w.file_len_bytes.max(w.segment_len_bytes);
         self.maybe_prepare_next(w);
+        Ok(base)
+    }
+
+    /// Adds the batch's marked records (written at `base`) to the sparse index.
+    fn index_batch(&self, w: &Writer, base: u64) {
+        if w.marks.is_empty() {
+            return;
+        }
+        let mut cat = self.catalog.write();
+        let segment = cat.segments.len() - 1;
+        for &(mark_lsn, rel) in &w.marks {
+            if mark_lsn != w.segment_start_lsn {
+                cat.index.push(IndexEntry {
+                    lsn: mark_lsn,
+                    segment,
+                    offset: base + rel,
+                });
+            }
+        }
+    }
+
+    fn take_buffer(&self) -> Vec<u8> {
+        self.read_buffers
+            .lock()
+            .pop()
+            .unwrap_or_else(|| vec![0; self.opts.read_buffer_bytes])
+    }
+
+    fn return_buffer(&self, mut buf: Vec<u8>) {
+        // A buffer grown for a huge frame is cut back so idle memory stays bounded.
+        buf.truncate(self.opts.read_buffer_bytes);
+        buf.shrink_to(self.opts.read_buffer_bytes);
+        let mut kept = self.read_buffers.lock();
+        if kept.len() < READ_BUFFERS_KEPT {
+            kept.push(buf);
+        }
+    }
+
+    fn scan_with(
+        &self,
+        reader: &mut Option<FrameReader>,
+        buf: &mut Option<Vec<u8>>,
+        after: Lsn,
+        durable: Lsn,
+        visit: &mut dyn FnMut(RecordRef<'_>) -> bool,
+    ) -> Result<(), LogError> {
+        let (start, mut path) = self.scan_start(after + 1)?;
+        let (mut segment, mut expected) = (start.segment, start.lsn);
+        let file = File::open(&path)?;
+        let r = reader.insert(FrameReader::new(file, start.offset, buf.take().unwrap_or_default()));
+        while expected <= durable {
+            match r.next()? {
+                Next::Record { record, offset } => {
+                    if record.lsn != expected {
+                        return Err(corrupt(
+                            &path,
+                            offset,
+                            format!("lsn {}, expected {expected}", record.lsn),
+                        ));
+                    }
+                    expected += 1;
+                    if record.lsn > after && !visit(record) {
+                        break;
+                    }
+                }
+                Next::Eof => {
+                    // Segments before the current one end at a frame boundary; move on.
+                    segment += 1;
+                    path = self.segment_starting_at(segment, expected, &path, r.offset())?;
+                    r.reset(File::open(&path)?, SEGMENT_HEADER_BYTES);
+                }
+                Next::Bad { offset, reason } => return Err(corrupt(&path, offset, reason)),
+            }
+        }
+        // The reader is now at the frame with lsn `expected`: remember that for the next scan.
+        self.remember_resume(IndexEntry {
+            lsn: expected,
+            segment,
+            offset: r.offset(),
+        });
+        Ok(())
+    }
+
+    /// Where a scan for `target` starts: the nearest index entry or resume hint at or
+    /// before it, and its segment's path.
+    fn scan_start(&self, target: Lsn) -> Result<(IndexEntry, PathBuf), LogError> {
+        let cat = self.catalog.read();
+        let i = cat.index.partition_point(|e| e.lsn <= target);
+        let mut entry = i
+            .checked_sub(1)
+            .and_then(|i| cat.index.get(i))
+            .copied()
+            .ok_or_else(|| corrupt(&self.dir, 0, format!("no index entry for lsn {target}")))?;
+        for hint in &self.resume_hints.lock().0 {
+            if hint.lsn <= target && hint.lsn > entry.lsn {
+                entry = *hint;
+            }
+        }
+        Ok((entry, cat.segments[entry.segment].path.clone()))
+    }
+
+    /// The path of segment number `segment`, which must start at lsn `expected` (a scan
+    /// reached the end of the previous one, `ended`, at `offset`).
+    fn segment_starting_at(
+        &self,
+        segment: usize,
+        expected: Lsn,
+        ended: &Path,
+        offset: u64,
+    ) -> Result<PathBuf, LogError> {
+        match self.catalog.read().segments.get(segment) {
+            Some(s) if s.first_lsn == expected => Ok(s.path.clone()),
+            _ => Err(corrupt(ended, offset, format!("segment ends before lsn {expected}"))),
+        }
+    }
+
+    fn remember_resume(&self, at: IndexEntry) {
+        let mut hints = self.resume_hints.lock();
+        let slot = hints.1;
+        hints.0[slot] = at;
+        hints.1 = (slot + 1) % RESUME_HINTS_KEPT;
+    }
+}
+
+impl EventLog for FileLog {
+    fn append(&self, batch: &[Append<'_>]) -> Result<Lsn, LogError> {
+        for rec in batch {
+            frame::validate(rec)?;
+        }
+        let mut guard = self.writer.lock();
+        self.check_poisoned()?;
+        let w = &mut *guard;
+        if batch.is_empty() {
+            return Ok(w.last_lsn);
+        }
+        assert_eq!(
+            w.last_lsn,
+            self.last_lsn.load(Ordering::Relaxed),
+            "last lsn out of step"
+        );
+        // On any conflict nothing was written: the scratch is dropped at the next batch.
+        let lsn = self.encode_batch(w, batch)?;
+        let nonempty = w.segment_len_bytes > SEGMENT_HEADER_BYTES;
+        let full = w.segment_len_bytes + w.buf.len() as u64 > self.opts.segment_size_bytes;
+        // A segment that is not preallocated is left as soon as a prepared one is ready.
+        let unprepared = w.file_len_bytes <= w.segment_len_bytes && self.prepared_ready.load(Ordering::Acquire);
+        if nonempty && (full || unprepared) {
+            self.roll(w)?;
+        }
+        let base = self.write_batch(w)?;
         for (&p, &next) in &w.pending_seq {
             w.next_seq.insert(p, next);
         }
-        if !w.marks.is_empty() {
-            let mut cat = self.catalog.write();
-            let segment = cat.segments.len() - 1;
-            for &(mark_lsn, rel) in &w.marks {
-                if mark_lsn != w.segment_start_lsn {
-                    cat.index.push(IndexEntry {
-                        lsn: mark_lsn,
-                        segment,
-                        offset: base + rel,
-                    });
-                }
-            }
-        }
-        debug_assert_eq!(lsn, w.last_lsn + batch.len() as u64);
+        self.index_batch(w, base);
+        // LSNs are contiguous: the batch took exactly the next ones.
+        assert_eq!(lsn, w.last_lsn + batch.len() as u64, "batch lsns not contiguous");
         w.last_lsn = lsn;
         self.last_lsn.store(lsn, Ordering::Release);
+        assert!(
+            self.durable_lsn.load(Ordering::Acquire) <= lsn,
+            "durable past the last lsn"
+        );
         // Keep the scratch buffer from pinning a huge batch's memory forever.
         if w.buf.capacity() > 4 * self.opts.read_buffer_bytes {
             w.buf = Vec::new();
@@ -660,10 +737,18 @@ impl EventLog for FileLog {
         };
         // Earlier segments were fsynced when rolled, so the current one is all that can be
         // dirty up to `target`.
+        assert!(target >= upto, "flush to {upto} past the last lsn {target}");
         if let Err(e) = file.sync_data() {
             return Err(self.poison(LogError::Io(e)));
         }
-        self.durable_lsn.fetch_max(target, Ordering::AcqRel);
+        // One flusher at a time (sync_lock): the durable point only moves forward, and never
+        // past what was appended.
+        let before = self.durable_lsn.fetch_max(target, Ordering::AcqRel);
+        assert!(before <= target, "durable lsn moved back from {before} to {target}");
+        assert!(
+            target <= self.last_lsn.load(Ordering::Acquire),
+            "durable past the last lsn"
+        );
         let _g = self.durable_mx.lock();
         self.durable_cv.notify_all();
         Ok(())
@@ -772,7 +857,65 @@ fn list_segments(dir: &Path) -> Result<Vec<(Lsn, PathBuf)>, LogError> {
     Ok(segments)
 }
 
-fn recover(dir: &Path, opts: &FileLogOptions, read_buffer_bytes: usize) -> Result<Recovered, LogError> {
+/// Reads every segment in order, checking frames and contiguity, and repairs a torn tail of
+/// the last one (see the module docs).
+fn recover(dir: &Path, opts: &FileLogOptions) -> Result<Recovered, LogError> {
+    let segments = list_or_create_segments(dir)?;
+    let count = segments.len();
+    let mut rec = Recovered {
+        catalog: Catalog {
+            segments: Vec::with_capacity(count),
+            index: Vec::new(),
+        },
+        next_seq: FxHashMap::default(),
+        last_segment_len_bytes: SEGMENT_HEADER_BYTES,
+        last_segment_file_len_bytes: SEGMENT_HEADER_BYTES,
+        report: RecoveryReport {
+            segments: count,
+            ..RecoveryReport::default()
+        },
+    };
+    let mut buf = vec![0u8; opts.read_buffer_bytes];
+    for (i, (first_lsn, path)) in segments.into_iter().enumerate() {
+        let is_last = i + 1 == count;
+        // Records are numbered from 1 without gaps, so the next lsn is the count plus one.
+        let expected = rec.report.records + 1;
+        if first_lsn != expected {
+            return Err(corrupt(
+                &path,
+                0,
+                format!("missing segment: this one starts at lsn {first_lsn}, expected {expected}"),
+            ));
+        }
+        let file = open_segment(&path, is_last)?;
+        let mut len = file.metadata()?.len();
+        let (end, damage);
+        (end, damage, buf) = replay_segment(&mut rec, opts, file.try_clone()?, &path, first_lsn, buf)?;
+        // After the records, only zeros (a preallocated rest) may follow.
+        if let Some(dirty_end) = last_nonzero_end(&file, end, len)? {
+            if !is_last {
+                return Err(corrupt(&path, end, damage));
+            }
+            let tail = Tail {
+                end,
+                dirty_end,
+                len,
+                damage,
+            };
+            len = cut_torn_tail(&file, &path, tail, &mut rec.report)?;
+        }
+        if is_last {
+            rec.last_segment_len_bytes = end;
+            rec.last_segment_file_len_bytes = len;
+        }
+        rec.catalog.segments.push(SegmentMeta { first_lsn, path });
+    }
+    rec.report.last_lsn = rec.report.records;
+    Ok(rec)
+}
+
+/// The segments in the directory by first lsn; a new log gets its first, empty one.
+fn list_or_create_segments(dir: &Path) -> Result<Vec<(Lsn, PathBuf)>, LogError> {
     let mut segments = list_segments(dir)?;
     if segments.is_empty() {
         let path = dir.join(segment_file_name(1));
@@ -782,142 +925,137 @@ fn recover(dir: &Path, opts: &FileLogOptions, read_buffer_bytes: usize) -> Resul
         sync_dir(dir)?;
         segments.push((1, path));
     }
-    let mut catalog = Catalog {
-        segments: Vec::with_capacity(segments.len()),
-        index: Vec::new(),
-    };
-    let mut next_seq: FxHashMap<PartitionId, Seq> = FxHashMap::default();
-    let mut report = RecoveryReport {
-        segments: segments.len(),
-        ..RecoveryReport::default()
-    };
-    let mut expected: Lsn = 1;
-    let mut last_segment_len_bytes = SEGMENT_HEADER_BYTES;
-    let mut last_segment_file_len_bytes = SEGMENT_HEADER_BYTES;
-    let mut buf = vec![0u8; read_buffer_bytes];
-    let count = segments.len();
+    Ok(segments)
+}
 
-    for (i, (first_lsn, path)) in segments.into_iter().enumerate() {
-        let is_last = i + 1 == count;
-        if first_lsn != expected {
-            return Err(corrupt(
-                &path,
-                0,
-                format!("missing segment: this one starts at lsn {first_lsn}, expected {expected}"),
-            ));
+/// Opens a segment (for writing too if it is the last) and checks its header. A header torn
+/// while the last segment was being created at a roll is rewritten: nothing was ever in it.
+fn open_segment(path: &Path, is_last: bool) -> Result<File, LogError> {
+    let file = OpenOptions::new().read(true).write(is_last).open(path)?;
+    let mut header = [0u8; SEGMENT_MAGIC.len()];
+    let got = read_full_at(&file, &mut header, 0)?;
+    if got < header.len() && is_last && header[..got] == SEGMENT_MAGIC[..got] {
+        file.set_len(0)?;
+        file.write_all_at(&SEGMENT_MAGIC, 0)?;
+        file.sync_all()?;
+        if got > 0 {
+            tracing::warn!(segment = %path.display(), bytes = got, "repaired a torn segment header");
         }
-        let file = OpenOptions::new().read(true).write(is_last).open(&path)?;
-        let mut header = [0u8; SEGMENT_MAGIC.len()];
-        let got = read_full_at(&file, &mut header, 0)?;
-        if got < header.len() && is_last && header[..got] == SEGMENT_MAGIC[..got] {
-            // Crashed while creating the segment at a roll: nothing was ever in it.
-            file.set_len(0)?;
-            file.write_all_at(&SEGMENT_MAGIC, 0)?;
-            file.sync_all()?;
-            if got > 0 {
-                tracing::warn!(segment = %path.display(), bytes = got, "repaired a torn segment header");
-            }
-        } else if header != SEGMENT_MAGIC {
-            return Err(corrupt(&path, 0, "bad segment header"));
-        }
-        let mut len = file.metadata()?.len();
-        let segment = catalog.segments.len();
-        catalog.index.push(IndexEntry {
-            lsn: first_lsn,
-            segment,
-            offset: SEGMENT_HEADER_BYTES,
-        });
-
-        let mut reader = FrameReader::new(file.try_clone()?, SEGMENT_HEADER_BYTES, buf);
-        let (end, damage) = loop {
-            match reader.next()? {
-                Next::Record { record, offset } => {
-                    if record.lsn != expected {
-                        return Err(corrupt(
-                            &path,
-                            offset,
-                            format!("lsn {}, expected {expected}", record.lsn),
-                        ));
-                    }
-                    let want = next_seq.get(&record.partition).copied().unwrap_or(1);
-                    if record.seq != want {
-                        return Err(corrupt(
-                            &path,
-                            offset,
-                            format!("partition {}: seq {}, expected {want}", record.partition, record.seq),
-                        ));
-                    }
-                    next_seq.insert(record.partition, want + 1);
-                    if (record.lsn - 1).is_multiple_of(opts.index_interval_records) && record.lsn != first_lsn {
-                        catalog.index.push(IndexEntry {
-                            lsn: record.lsn,
-                            segment,
-                            offset,
-                        });
-                    }
-                    expected += 1;
-                    report.records += 1;
-                }
-                Next::Eof => break (reader.offset(), "data after the end of the records"),
-                Next::Bad { offset, reason } => break (offset, reason),
-            }
-        };
-        // After the records, only zeros (a preallocated rest) may follow.
-        if let Some(dirty_end) = last_nonzero_end(&file, end, len)? {
-            if !is_last {
-                return Err(corrupt(&path, end, damage));
-            }
-            // A frame may end in zero bytes: look a whole frame past the last non-zero one.
-            let search_end = dirty_end.saturating_add(frame::FRAME_MAX_BYTES as u64).min(len);
-            if let Some(valid_at) = find_valid_frame_after(&file, end, search_end)?
-                && !has_unwritten_sector(&file, end, valid_at)?
-            {
-                // Damage in written bytes with records after it: not a torn tail.
-                return Err(corrupt(
-                    &path,
-                    end,
-                    format!("{damage}, but a valid frame follows at offset {valid_at}"),
-                ));
-            }
-            // A torn write that was never acknowledged: cut it off, or zero it where
-            // preallocated zeros follow, durably, before anything is appended after it.
-            // Frames behind a sector that never reached the disk are part of it: a flush
-            // succeeds only once every byte written before it is on disk, so no record after
-            // such a hole was acknowledged (overwrites of a preallocated file reach the disk
-            // in no particular order when power is lost).
-            if dirty_end == len {
-                file.set_len(end)?;
-                len = end;
-            } else {
-                write_zeros_at(&file, end, dirty_end)?;
-            }
-            file.sync_all()?;
-            let bytes = dirty_end - end;
-            tracing::warn!(
-                segment = %path.display(), offset = end, bytes, reason = damage,
-                "removed a torn tail of the event log"
-            );
-            report.truncated = Some(TruncatedTail {
-                segment: path.clone(),
-                offset: end,
-                bytes,
-            });
-        }
-        buf = reader.into_buffer();
-        if is_last {
-            last_segment_len_bytes = end;
-            last_segment_file_len_bytes = len;
-        }
-        catalog.segments.push(SegmentMeta { first_lsn, path });
+    } else if header != SEGMENT_MAGIC {
+        return Err(corrupt(path, 0, "bad segment header"));
     }
-    report.last_lsn = expected - 1;
-    Ok(Recovered {
-        catalog,
-        next_seq,
-        last_segment_len_bytes,
-        last_segment_file_len_bytes,
-        report,
-    })
+    Ok(file)
+}
+
+/// Reads a segment's frames into `rec`: checks that LSNs and per-partition seqs are
+/// contiguous, counts the records and indexes every `index_interval_records`-th. Returns
+/// where the records end and why they end there, with the read buffer.
+fn replay_segment(
+    rec: &mut Recovered,
+    opts: &FileLogOptions,
+    file: File,
+    path: &Path,
+    first_lsn: Lsn,
+    buf: Vec<u8>,
+) -> Result<(u64, &'static str, Vec<u8>), LogError> {
+    let segment = rec.catalog.segments.len();
+    rec.catalog.index.push(IndexEntry {
+        lsn: first_lsn,
+        segment,
+        offset: SEGMENT_HEADER_BYTES,
+    });
+    let mut reader = FrameReader::new(file, SEGMENT_HEADER_BYTES, buf);
+    let (end, damage) = loop {
+        match reader.next()? {
+            Next::Record { record, offset } => {
+                let expected = rec.report.records + 1;
+                if record.lsn != expected {
+                    return Err(corrupt(
+                        path,
+                        offset,
+                        format!("lsn {}, expected {expected}", record.lsn),
+                    ));
+                }
+                let want = rec.next_seq.get(&record.partition).copied().unwrap_or(1);
+                if record.seq != want {
+                    return Err(corrupt(
+                        path,
+                        offset,
+                        format!("partition {}: seq {}, expected {want}", record.partition, record.seq),
+                    ));
+                }
+                rec.next_seq.insert(record.partition, want + 1);
+                if (record.lsn - 1).is_multiple_of(opts.index_interval_records) && record.lsn != first_lsn {
+                    rec.catalog.index.push(IndexEntry {
+                        lsn: record.lsn,
+                        segment,
+                        offset,
+                    });
+                }
+                rec.report.records += 1;
+            }
+            Next::Eof => break (reader.offset(), "data after the end of the records"),
+            Next::Bad { offset, reason } => break (offset, reason),
+        }
+    };
+    Ok((end, damage, reader.into_buffer()))
+}
+
+/// Non-zero bytes after the last valid record of the last segment.
+struct Tail {
+    /// Where the records end.
+    end: u64,
+    /// The end of the last non-zero byte.
+    dirty_end: u64,
+    /// The file's length.
+    len: u64,
+    /// Why the records end at `end`.
+    damage: &'static str,
+}
+
+/// Removes a torn tail (a partial write that was never acknowledged) durably, before anything
+/// is appended after it: cut off at the file's end, or zeroed where preallocated zeros follow.
+/// Damage with a valid frame after it is no torn tail but corruption. Returns the new length.
+fn cut_torn_tail(file: &File, path: &Path, tail: Tail, report: &mut RecoveryReport) -> Result<u64, LogError> {
+    let Tail {
+        end,
+        dirty_end,
+        mut len,
+        damage,
+    } = tail;
+    // A frame may end in zero bytes: look a whole frame past the last non-zero one.
+    let search_end = dirty_end.saturating_add(FRAME_MAX_BYTES as u64).min(len);
+    // Frames behind a sector that never reached the disk are part of the torn write: a flush
+    // succeeds only once every byte written before it is on disk, so no record after such a
+    // hole was acknowledged (overwrites of a preallocated file reach the disk in no
+    // particular order when power is lost).
+    if let Some(valid_at) = find_valid_frame_after(file, end, search_end)?
+        && !has_unwritten_sector(file, end, valid_at)?
+    {
+        return Err(corrupt(
+            path,
+            end,
+            format!("{damage}, but a valid frame follows at offset {valid_at}"),
+        ));
+    }
+    if dirty_end == len {
+        file.set_len(end)?;
+        len = end;
+    } else {
+        write_zeros_at(file, end, dirty_end)?;
+    }
+    file.sync_all()?;
+    let bytes = dirty_end - end;
+    tracing::warn!(
+        segment = %path.display(), offset = end, bytes, reason = damage,
+        "removed a torn tail of the event log"
+    );
+    report.truncated = Some(TruncatedTail {
+        segment: path.to_path_buf(),
+        offset: end,
+        bytes,
+    });
+    Ok(len)
 }
 
 /// Reads as much of `buf` as the file has at `offset`.
@@ -962,7 +1100,7 @@ fn last_nonzero_end(file: &File, from: u64, len: u64) -> Result<Option<u64>, Log
 /// part of the first sector before `from` holds earlier, durable data.)
 fn has_unwritten_sector(file: &File, from: u64, to: u64) -> Result<bool, LogError> {
     let len = usize::try_from(to.saturating_sub(from))
-        .map_err(|_| LogError::InvalidRecord("segment tail too large to examine"))?;
+        .map_err(|_| LogError::InvalidRecord("segment tail too large to examine".into()))?;
     let mut bytes = vec![0u8; len];
     let got = read_full_at(file, &mut bytes, from)?;
     let to = from + got as u64;
@@ -1000,7 +1138,7 @@ fn find_valid_frame_after(file: &File, bad: u64, len: u64) -> Result<Option<u64>
         return Ok(None);
     }
     let rest_len =
-        usize::try_from(len - from).map_err(|_| LogError::InvalidRecord("segment tail too large to examine"))?;
+        usize::try_from(len - from).map_err(|_| LogError::InvalidRecord("segment tail too large to examine".into()))?;
     let mut rest = vec![0u8; rest_len];
     let got = read_full_at(file, &mut rest, from)?;
     rest.truncate(got);

@@ -2,33 +2,41 @@
 //!
 //! [`EventLog`] is the port. Records are appended in one global order (the [`Lsn`], which is
 //! also the cursor of the event feed) and each belongs to a partition, where it has a
-//! per-partition sequence number. An append is conditional on the partition's expected next
+//! per-partition sequence number. The log is generic; its user, the engine, keeps each sale
+//! in a partition of its own (a sale is a partition of the log). An append is conditional on the partition's expected next
 //! sequence number, so a stale writer is fenced. Appends are made durable in groups by
 //! [`EventLog::flush`] (group commit: one fsync for everything appended so far).
 //!
 //! Implementations: [`file::FileLog`] (embedded default: segmented files, length + CRC32C
-//! framing) and [`mem::MemLog`] (tests). Both pass the same [`conformance`] suite, which a
-//! replicated implementation (NATS JetStream, later) must pass too.
+//! framing) and `mem::MemLog` (tests). Both pass the same `conformance` suite, which a
+//! replicated implementation (NATS JetStream, later) must pass too. The memory log and the
+//! suite are test code, compiled only with the `test-util` feature (tests and other crates'
+//! dev-dependencies enable it), so release builds hold release code.
+//!
+//! Limits live in [`limits`]; [`fsutil::replace_file`] is the one atomic file replacement
+//! (snapshots, cursors).
 
+#[cfg(feature = "test-util")]
 pub mod conformance;
 pub mod cursor;
 pub mod file;
+pub mod fsutil;
+pub mod limits;
+#[cfg(feature = "test-util")]
 pub mod mem;
 pub mod snapshot;
 
+use std::borrow::Cow;
 use std::path::PathBuf;
+
+pub use limits::{CORRELATION_ID_MAX_BYTES, RECORD_PAYLOAD_MAX_BYTES};
 
 /// Global position of a record: 1 for the first record, contiguous. 0 means "before the first".
 pub type Lsn = u64;
-/// A partition (one sale).
+/// A partition: an independent sequence of records (the engine's sales, one each).
 pub type PartitionId = u64;
 /// Per-partition sequence number of a record: 1 for the partition's first record, contiguous.
 pub type Seq = u64;
-
-/// Largest payload one record may carry.
-pub const RECORD_PAYLOAD_MAX_BYTES: usize = 1 << 20;
-/// Longest correlation id a record may carry.
-pub const CORRELATION_ID_MAX_BYTES: usize = 64;
 
 /// One record to append.
 #[derive(Debug, Clone, Copy)]
@@ -99,7 +107,9 @@ pub enum LogError {
         actual: Seq,
     },
     #[error("record too large or malformed: {0}")]
-    InvalidRecord(&'static str),
+    InvalidRecord(Cow<'static, str>),
+    #[error("invalid log options: {0}")]
+    InvalidOptions(String),
     #[error("corrupt log: segment {segment} at offset {offset}: {reason}")]
     Corrupt {
         segment: PathBuf,

@@ -5,26 +5,26 @@
 //! damage as a distinct [`SnapshotError::Corrupt`] the caller can choose to ignore, rather than
 //! something that stops the process.
 //!
+//! The engine keeps one snapshot per sale (a sale is a partition of the log).
+//!
 //! File `dir/p-<partition>.snap`: a 48-byte header then the opaque body.
 //! `[8 magic][u32 LE format version][u64 LE partition][u64 LE seq][u64 LE lsn][u64 LE len]
 //! [u32 LE crc32c]`; the CRC covers the header fields after the magic up to `len`, then the
-//! body, so a damaged seq or lsn is caught as well as a damaged body. Writes are atomic: temp
-//! file in the same directory, fsync, rename, fsync the directory.
+//! body, so a damaged seq or lsn is caught as well as a damaged body. Writes are atomic
+//! ([`crate::fsutil::replace_file`]).
 
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::{Lsn, PartitionId, Seq};
+pub use crate::limits::SNAPSHOT_MAX_BYTES;
+use crate::{Lsn, PartitionId, Seq, fsutil};
 
-/// Largest snapshot body accepted on save and on load: about 20 million holds of one sale.
-/// (Loading reads the whole body into memory.)
-pub const SNAPSHOT_MAX_BYTES: usize = 1 << 30;
 const MAGIC: [u8; 8] = *b"TQSNAP\0\0";
 const FORMAT_VERSION: u32 = 1;
 const HEADER_BYTES: usize = 8 + 4 + 8 * 4 + 4;
-/// Temp files start with this; leftovers of a crash mid-save are removed on open.
-const TEMP_PREFIX: &str = ".snap-tmp-";
+/// Snapshots hold the sales' state: readable by the owner only.
+const FILE_MODE: u32 = 0o600;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
@@ -41,7 +41,7 @@ pub enum SnapshotError {
     /// The file exists but can't be trusted. Snapshots are a cache: ignore it and replay.
     #[error("corrupt snapshot {path}: {reason}")]
     Corrupt { path: PathBuf, reason: String },
-    #[error("snapshot of {len} bytes exceeds SNAPSHOT_MAX_BYTES")]
+    #[error("snapshot of {len} bytes exceeds the limit of {max} bytes", max = SNAPSHOT_MAX_BYTES)]
     TooLarge { len: usize },
     #[error("snapshot I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -56,12 +56,7 @@ impl SnapshotStore {
     /// Opens (creating if absent) the store in `dir` and removes temp files of interrupted saves.
     pub fn open(dir: &Path) -> Result<Self, SnapshotError> {
         std::fs::create_dir_all(dir)?;
-        for entry in std::fs::read_dir(dir)? {
-            let entry = entry?;
-            if entry.file_name().to_str().is_some_and(|n| n.starts_with(TEMP_PREFIX)) {
-                std::fs::remove_file(entry.path())?;
-            }
-        }
+        fsutil::remove_temp_files(dir)?;
         Ok(SnapshotStore { dir: dir.to_path_buf() })
     }
 
@@ -80,13 +75,10 @@ impl SnapshotStore {
             return Err(SnapshotError::TooLarge { len: bytes.len() });
         }
         let header = encode_header(partition, seq, lsn, bytes);
-        let mut tmp = tempfile::Builder::new().prefix(TEMP_PREFIX).tempfile_in(&self.dir)?;
-        tmp.write_all(&header)?;
-        tmp.write_all(bytes)?;
-        tmp.as_file().sync_all()?;
-        tmp.persist(self.path(partition))
-            .map_err(|e| SnapshotError::Io(e.error))?;
-        File::open(&self.dir)?.sync_all()?;
+        fsutil::replace_file_with(&self.path(partition), FILE_MODE, |file| {
+            file.write_all(&header)?;
+            file.write_all(bytes)
+        })?;
         Ok(())
     }
 

@@ -45,7 +45,7 @@ fn time(field: &str, v: Option<&str>) -> Result<Option<Timestamp>, ApiError> {
 
 fn create_sale_command(req: &CreateSaleRequest) -> Result<CreateSale, ApiError> {
     let currency = Currency::parse(&req.currency).map_err(|e| ApiError::invalid(format!("currency: {}", e.reason)))?;
-    let ttl_secs = req.hold_ttl_secs.unwrap_or(limits::DEFAULT_HOLD_TTL_MS / 1000);
+    let ttl_secs = req.hold_ttl_secs.unwrap_or(limits::HOLD_TTL_MS_DEFAULT / 1000);
     let hold_ttl_ms = ttl_secs
         .checked_mul(1000)
         .filter(|ms| (limits::HOLD_TTL_MS_MIN..=limits::HOLD_TTL_MS_MAX).contains(ms))

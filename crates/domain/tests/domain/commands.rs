@@ -1,9 +1,9 @@
 //! Given / when / then: each command's success path and each of its rejections.
 
-use taquilla_domain::command::EXPIRE_BATCH_MAX;
+use taquilla_domain::limits::EXPIRE_BATCH_MAX;
 use taquilla_domain::{
-    Actor, Command, CreateSale, Event, HoldId, HoldState, IssuedTicket, OrderId, OrderState, Outcome, QuotaId,
-    Rejection, SaleStatus, TicketCode, TicketTypeId, Timestamp,
+    Actor, Command, ConflictReason, CreateSale, Entity, Event, HoldId, HoldState, IssuedTicket, OrderId, OrderState,
+    Outcome, QuotaId, Rejection, SaleStatus, TicketCode, TicketTypeId, Timestamp,
 };
 
 use super::support::*;
@@ -100,13 +100,13 @@ fn create_sale_checks_its_values() {
 fn any_other_command_needs_a_sale() {
     given([])
         .when(Command::SetStatus(SaleStatus::Open), 0)
-        .then_rejection(Rejection::NotFound("sale"));
+        .then_rejection(Rejection::NotFound(Entity::Sale));
     given([])
         .when(place("alice", &[(0, 1)]), 0)
-        .then_rejection(Rejection::NotFound("sale"));
+        .then_rejection(Rejection::NotFound(Entity::Sale));
     given([])
         .when(Command::ExpireDue, 0)
-        .then_rejection(Rejection::NotFound("sale"));
+        .then_rejection(Rejection::NotFound(Entity::Sale));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -159,7 +159,7 @@ fn add_ticket_type_rejections() {
     );
     given(closed)
         .when(add(None), 0)
-        .then_rejection(Rejection::Conflict("sale_closed"));
+        .then_rejection(Rejection::Conflict(ConflictReason::SaleClosed));
 }
 
 #[test]
@@ -203,7 +203,7 @@ fn a_new_quota_starts_with_what_its_types_hold_and_sold() {
             },
             0,
         )
-        .then_rejection(Rejection::Conflict("capacity_below_usage"));
+        .then_rejection(Rejection::Conflict(ConflictReason::CapacityBelowUsage));
 }
 
 #[test]
@@ -217,7 +217,7 @@ fn add_quota_rejections() {
     given(catalog()).when(add(5, vec![0, 0]), 0).then_reject("invalid");
     given(catalog())
         .when(add(5, vec![0, 9]), 0)
-        .then_rejection(Rejection::NotFound("ticket_type"));
+        .then_rejection(Rejection::NotFound(Entity::TicketType));
     given(catalog())
         .when(add(100_000_001, vec![0]), 0)
         .then_reject("invalid");
@@ -232,7 +232,7 @@ fn add_quota_rejections() {
     );
     given(closed)
         .when(add(5, vec![0]), 0)
-        .then_rejection(Rejection::Conflict("sale_closed"));
+        .then_rejection(Rejection::Conflict(ConflictReason::SaleClosed));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -355,7 +355,7 @@ fn place_hold_checks_its_lines() {
         .then_reject("invalid");
     given(open_sale())
         .when(place("alice", &[(7, 1)]), 0)
-        .then_rejection(Rejection::NotFound("ticket_type"));
+        .then_rejection(Rejection::NotFound(Entity::TicketType));
     // VIP allows at most 2 per order.
     given(open_sale())
         .when(place("alice", &[(1, 3)]), 0)
@@ -499,14 +499,14 @@ fn release_rejections() {
     let held = with(open_sale(), [hold_placed(1, "alice", &[(0, 2)])]);
     given(held.clone())
         .when(release("bob"), 5)
-        .then_rejection(Rejection::NotFound("hold"));
+        .then_rejection(Rejection::NotFound(Entity::Hold));
     given(open_sale())
         .when(release("alice"), 5)
-        .then_rejection(Rejection::NotFound("hold"));
+        .then_rejection(Rejection::NotFound(Entity::Hold));
     let released = with(held.clone(), [Event::HoldReleased { hold: HoldId(1) }]);
     given(released)
         .when(release("alice"), 5)
-        .then_rejection(Rejection::Conflict("hold_released"));
+        .then_rejection(Rejection::Conflict(ConflictReason::HoldReleased));
     let expired = with(held.clone(), [Event::HoldExpired { hold: HoldId(1) }]);
     given(expired)
         .when(release("alice"), 5)
@@ -514,7 +514,7 @@ fn release_rejections() {
     let converted = with(held, [order_placed(1, 1, 2_000)]);
     given(converted)
         .when(release("alice"), 5)
-        .then_rejection(Rejection::Conflict("hold_converted"));
+        .then_rejection(Rejection::Conflict(ConflictReason::HoldConverted));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -609,10 +609,10 @@ fn checkout_rejections() {
     let held = with(open_sale(), [hold_placed(1, "alice", &[(0, 2)])]);
     given(held.clone())
         .when(checkout("bob", 1), 10)
-        .then_rejection(Rejection::NotFound("hold"));
+        .then_rejection(Rejection::NotFound(Entity::Hold));
     given(held.clone())
         .when(checkout("alice", 2), 10)
-        .then_rejection(Rejection::NotFound("hold"));
+        .then_rejection(Rejection::NotFound(Entity::Hold));
     // Deadline passed, expiry not yet run: still expired.
     given(held.clone())
         .when(checkout("alice", 1), TTL_MS as i64)
@@ -624,11 +624,11 @@ fn checkout_rejections() {
     let released = with(held.clone(), [Event::HoldReleased { hold: HoldId(1) }]);
     given(released)
         .when(checkout("alice", 1), 10)
-        .then_rejection(Rejection::Conflict("hold_released"));
+        .then_rejection(Rejection::Conflict(ConflictReason::HoldReleased));
     let converted = with(held.clone(), [order_placed(1, 1, 2_000)]);
     given(converted)
         .when(checkout("alice", 1), 10)
-        .then_rejection(Rejection::Conflict("hold_converted"));
+        .then_rejection(Rejection::Conflict(ConflictReason::HoldConverted));
     let closed = with(
         held,
         [Event::SaleStatusChanged {
@@ -720,10 +720,10 @@ fn a_repeated_confirmation_is_idempotent_and_another_reference_conflicts() {
         .then_outcome(Outcome::Done);
     given(alice_paid())
         .when(pay(1, "pay-2"), 30)
-        .then_rejection(Rejection::Conflict("order_paid"));
+        .then_rejection(Rejection::Conflict(ConflictReason::OrderPaid));
     given(alice_paid())
         .when(pay(2, "pay-1"), 30)
-        .then_rejection(Rejection::NotFound("order"));
+        .then_rejection(Rejection::NotFound(Entity::Order));
 }
 
 #[test]
@@ -813,7 +813,7 @@ fn payment_of_a_cancelled_or_failed_order_conflicts() {
     let cancelled = with(alice_order(), [Event::OrderCancelled { order: OrderId(1) }]);
     given(cancelled)
         .when(pay(1, "pay-1"), 20)
-        .then_rejection(Rejection::Conflict("order_cancelled"));
+        .then_rejection(Rejection::Conflict(ConflictReason::OrderCancelled));
     let failed = with(
         alice_order(),
         [Event::OrderPaymentFailed {
@@ -823,7 +823,7 @@ fn payment_of_a_cancelled_or_failed_order_conflicts() {
     );
     given(failed)
         .when(pay(1, "pay-1"), 20)
-        .then_rejection(Rejection::Conflict("order_payment_failed"));
+        .then_rejection(Rejection::Conflict(ConflictReason::OrderPaymentFailed));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -854,7 +854,7 @@ fn failed_payment_returns_inventory() {
             },
             20,
         )
-        .then_rejection(Rejection::Conflict("order_not_awaiting_payment"));
+        .then_rejection(Rejection::Conflict(ConflictReason::OrderNotAwaitingPayment));
     given(open_sale())
         .when(
             Command::FailPayment {
@@ -863,7 +863,7 @@ fn failed_payment_returns_inventory() {
             },
             20,
         )
-        .then_rejection(Rejection::NotFound("order"));
+        .then_rejection(Rejection::NotFound(Entity::Order));
 }
 
 #[test]
@@ -881,10 +881,10 @@ fn the_buyer_or_an_admin_cancels_an_unpaid_order() {
         .then(vec![Event::OrderCancelled { order: OrderId(1) }]);
     given(alice_order())
         .when(cancel(Actor::Buyer(buyer("bob"))), 20)
-        .then_rejection(Rejection::NotFound("order"));
+        .then_rejection(Rejection::NotFound(Entity::Order));
     given(alice_paid())
         .when(cancel(Actor::Admin), 20)
-        .then_rejection(Rejection::Conflict("order_not_awaiting_payment"));
+        .then_rejection(Rejection::Conflict(ConflictReason::OrderNotAwaitingPayment));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -938,7 +938,7 @@ fn partial_refunds_until_nothing_is_left() {
     );
     given(partly.clone())
         .when(refund(Some(vec![3])), 50)
-        .then_rejection(Rejection::Conflict("ticket_refunded"));
+        .then_rejection(Rejection::Conflict(ConflictReason::TicketRefunded));
     let then = given(partly).when(refund(None), 50).then(vec![Event::OrderRefunded {
         order: OrderId(1),
         tickets: vec![TicketCode(1), TicketCode(2)],
@@ -973,16 +973,16 @@ fn refund_rejections() {
         .then_reject("invalid");
     given(alice_paid())
         .when(refund(Some(vec![99])), 40)
-        .then_rejection(Rejection::NotFound("ticket"));
+        .then_rejection(Rejection::NotFound(Entity::Ticket));
     given(alice_paid())
         .when(refund(Some((0..1_001).collect())), 40)
         .then_reject("invalid");
     given(alice_order())
         .when(refund(None), 40)
-        .then_rejection(Rejection::Conflict("order_not_paid"));
+        .then_rejection(Rejection::Conflict(ConflictReason::OrderNotPaid));
     given(open_sale())
         .when(refund(None), 40)
-        .then_rejection(Rejection::NotFound("order"));
+        .then_rejection(Rejection::NotFound(Entity::Order));
     let refunded = with(
         alice_paid(),
         [Event::OrderRefunded {
@@ -994,7 +994,7 @@ fn refund_rejections() {
     );
     given(refunded)
         .when(refund(None), 40)
-        .then_rejection(Rejection::Conflict("order_not_paid"));
+        .then_rejection(Rejection::Conflict(ConflictReason::OrderNotPaid));
 }
 
 #[test]
@@ -1009,7 +1009,7 @@ fn a_ticket_of_another_order_is_not_found() {
     );
     given(events)
         .when(refund(Some(vec![10])), 40)
-        .then_rejection(Rejection::NotFound("ticket"));
+        .then_rejection(Rejection::NotFound(Entity::Ticket));
 }
 
 #[test]
@@ -1066,7 +1066,7 @@ fn check_in_once() {
         .then_rejection(Rejection::AlreadyCheckedIn { at: Timestamp(30) });
     given(alice_paid())
         .when(Command::CheckIn { code: TicketCode(77) }, 31)
-        .then_rejection(Rejection::NotFound("ticket"));
+        .then_rejection(Rejection::NotFound(Entity::Ticket));
     let refunded = with(
         alice_paid(),
         [Event::OrderRefunded {
@@ -1078,5 +1078,5 @@ fn check_in_once() {
     );
     given(refunded)
         .when(Command::CheckIn { code }, 31)
-        .then_rejection(Rejection::Conflict("ticket_refunded"));
+        .then_rejection(Rejection::Conflict(ConflictReason::TicketRefunded));
 }

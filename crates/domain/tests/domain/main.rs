@@ -3,5 +3,6 @@
 
 mod codec;
 mod commands;
+mod evolve;
 mod model;
 mod support;

@@ -148,6 +148,82 @@ async fn a_failed_fsync_stops_the_engine_and_acknowledges_nothing() {
 }
 
 #[tokio::test]
+async fn a_panic_on_a_shard_stops_the_engine_and_every_waiter_hears_stopped() {
+    let (engine, log, _dir) = gated_engine();
+    let sale = open_sale(&engine, 10).await;
+    log.panic_appends.store(true, std::sync::atomic::Ordering::SeqCst);
+    // The first command's append panics on the shard thread; the others are in the same
+    // batch or still queued. None of them is appended, so none may be acknowledged.
+    let replies: Vec<_> = (0..3)
+        .map(|i| engine.submit(env(sale, hold_cmd(&format!("b{i}"), 1))).unwrap())
+        .collect();
+    for reply in replies {
+        let r = reply.await;
+        assert!(matches!(r, Err(EngineError::Stopped)), "{r:?}");
+        // Set before any waiter hears `Stopped`: the server, which polls it, exits.
+        assert!(engine.has_failed());
+    }
+    assert!(matches!(
+        engine.submit(env(sale, hold_cmd("late", 1))),
+        Err(EngineError::Stopped)
+    ));
+    assert_eq!(
+        log.inner.durable_lsn(),
+        log.inner.last_lsn(),
+        "nothing appended after the panic"
+    );
+}
+
+#[test]
+fn a_config_out_of_bounds_is_refused_with_the_bound_in_the_message() {
+    use taquilla_engine::limits::{BATCH_COMMANDS_MAX, QUEUE_CAPACITY_MAX, SHARDS_MAX};
+    use taquilla_engine::{ConfigError, EngineConfig};
+    assert_eq!(EngineConfig::default().validate(), Ok(()));
+    let bad = |c: EngineConfig| c.validate().unwrap_err();
+    let shards = bad(EngineConfig {
+        shards: SHARDS_MAX + 1,
+        ..EngineConfig::default()
+    });
+    assert_eq!(shards, ConfigError::Shards(SHARDS_MAX + 1));
+    assert_eq!(
+        shards.to_string(),
+        format!("shards must be between 1 and {SHARDS_MAX}, not {}", SHARDS_MAX + 1)
+    );
+    assert_eq!(
+        bad(EngineConfig {
+            shards: 0,
+            ..EngineConfig::default()
+        }),
+        ConfigError::Shards(0)
+    );
+    assert_eq!(
+        bad(EngineConfig {
+            queue_capacity: QUEUE_CAPACITY_MAX + 1,
+            ..EngineConfig::default()
+        }),
+        ConfigError::QueueCapacity(QUEUE_CAPACITY_MAX + 1)
+    );
+    let batch = bad(EngineConfig {
+        batch_max: 0,
+        ..EngineConfig::default()
+    });
+    assert_eq!(batch, ConfigError::BatchMax(0));
+    assert!(batch.to_string().contains(&BATCH_COMMANDS_MAX.to_string()));
+    // The engine refuses to start on it.
+    let dir = tempfile::tempdir().unwrap();
+    let started = Engine::start(
+        Arc::new(MemLog::new()),
+        SnapshotStore::open(dir.path()).unwrap(),
+        EngineConfig {
+            batch_max: 0,
+            ..config()
+        },
+        clock(),
+    );
+    assert!(matches!(started, Err(EngineError::Config(ConfigError::BatchMax(0)))));
+}
+
+#[tokio::test]
 async fn unknown_sale_and_oversized_batch_are_refused() {
     let (engine, _log, _dir) = gated_engine();
     assert!(matches!(

@@ -90,6 +90,8 @@ pub struct GatedLog {
     pub fail_flush: AtomicBool,
     /// Whether `append` waits at the gate too (then the shard itself is stuck).
     pub gate_appends: AtomicBool,
+    /// Whether `append` panics (then the shard thread panics, as on a bug).
+    pub panic_appends: AtomicBool,
 }
 
 impl GatedLog {
@@ -101,6 +103,7 @@ impl GatedLog {
             in_flush: AtomicBool::new(false),
             fail_flush: AtomicBool::new(false),
             gate_appends: AtomicBool::new(false),
+            panic_appends: AtomicBool::new(false),
         })
     }
     pub fn close(&self) {
@@ -140,6 +143,9 @@ impl EventLog for GatedLog {
     fn append(&self, batch: &[Append<'_>]) -> Result<Lsn, LogError> {
         if self.gate_appends.load(Ordering::SeqCst) {
             self.pass_gate();
+        }
+        if self.panic_appends.load(Ordering::SeqCst) {
+            panic!("injected panic in append");
         }
         self.inner.append(batch)
     }

@@ -10,7 +10,8 @@
 //! two steps, [`decode_info`] (owned offsets, so a reader can refill its buffer in a loop
 //! without holding a borrow) and [`FrameInfo::record`] (the borrowed [`RecordRef`]).
 
-use crate::{Append, CORRELATION_ID_MAX_BYTES, Lsn, PartitionId, RECORD_PAYLOAD_MAX_BYTES, RecordRef, Seq};
+pub use crate::limits::{FRAME_BODY_MAX_BYTES, FRAME_MAX_BYTES};
+use crate::{Append, CORRELATION_ID_MAX_BYTES, LogError, Lsn, PartitionId, RECORD_PAYLOAD_MAX_BYTES, RecordRef, Seq};
 
 /// Bytes before the body: length and CRC.
 pub const FRAME_HEADER_BYTES: usize = 8;
@@ -19,25 +20,29 @@ pub const FORMAT_VERSION: u8 = 1;
 /// Longest a varint (u64) can be.
 const VARINT_MAX_BYTES: usize = 10;
 /// Largest fixed part of a body: the version byte and five varints.
-const BODY_FIXED_MAX_BYTES: usize = 1 + 5 * VARINT_MAX_BYTES;
-/// Largest body a valid frame can have; anything longer is damage, not a record.
-pub const FRAME_BODY_MAX_BYTES: usize = BODY_FIXED_MAX_BYTES + CORRELATION_ID_MAX_BYTES + RECORD_PAYLOAD_MAX_BYTES;
-/// Largest whole frame.
-pub const FRAME_MAX_BYTES: usize = FRAME_HEADER_BYTES + FRAME_BODY_MAX_BYTES;
+pub(crate) const BODY_FIXED_MAX_BYTES: usize = 1 + 5 * VARINT_MAX_BYTES;
 
 /// Checks a record against the limits. Done for a whole batch before anything is encoded, so
 /// a rejected batch writes nothing.
-pub fn validate(rec: &Append<'_>) -> Result<(), crate::LogError> {
+pub fn validate(rec: &Append<'_>) -> Result<(), LogError> {
     if rec.payload.len() > RECORD_PAYLOAD_MAX_BYTES {
-        return Err(crate::LogError::InvalidRecord(
-            "payload longer than RECORD_PAYLOAD_MAX_BYTES",
+        return Err(LogError::InvalidRecord(
+            format!(
+                "payload of {} bytes, longer than the limit of {RECORD_PAYLOAD_MAX_BYTES}",
+                rec.payload.len()
+            )
+            .into(),
         ));
     }
     if let Some(c) = rec.correlation_id
         && c.len() > CORRELATION_ID_MAX_BYTES
     {
-        return Err(crate::LogError::InvalidRecord(
-            "correlation id longer than CORRELATION_ID_MAX_BYTES",
+        return Err(LogError::InvalidRecord(
+            format!(
+                "correlation id of {} bytes, longer than the limit of {CORRELATION_ID_MAX_BYTES}",
+                c.len()
+            )
+            .into(),
         ));
     }
     Ok(())
@@ -61,7 +66,11 @@ pub fn encoded_len(lsn: Lsn, rec: &Append<'_>) -> usize {
 /// must have passed [`validate`]. An empty correlation id is stored as none.
 #[inline]
 pub fn encode(buf: &mut Vec<u8>, lsn: Lsn, rec: &Append<'_>) {
-    debug_assert!(validate(rec).is_ok());
+    assert!(rec.payload.len() <= RECORD_PAYLOAD_MAX_BYTES, "payload over the limit");
+    assert!(
+        rec.correlation_id.is_none_or(|c| c.len() <= CORRELATION_ID_MAX_BYTES),
+        "correlation id over the limit"
+    );
     let corr: &[u8] = rec.correlation_id.map_or(&[], str::as_bytes);
     // The fixed part is built on the stack so the buffer sees four memcpys, not a push per byte.
     let mut fixed = [0u8; BODY_FIXED_MAX_BYTES];
@@ -81,7 +90,7 @@ pub fn encode(buf: &mut Vec<u8>, lsn: Lsn, rec: &Append<'_>) {
     buf.extend_from_slice(corr);
     buf.extend_from_slice(rec.payload);
     let body = &buf[start + FRAME_HEADER_BYTES..];
-    debug_assert_eq!(body.len(), body_len);
+    assert_eq!(body.len(), body_len, "frame body of the length encoded");
     let crc = crc32c::crc32c(body);
     // body_len <= FRAME_BODY_MAX_BYTES (validated), which fits in u32.
     buf[start..start + 4].copy_from_slice(&(body_len as u32).to_le_bytes());

@@ -10,9 +10,7 @@ use std::os::unix::fs::FileExt;
 
 use super::frame::{self, DecodeError, FRAME_MAX_BYTES};
 use crate::RecordRef;
-
-/// First read size; doubles per read up to the buffer size.
-const FIRST_READ_BYTES: usize = 16 * 1024;
+use crate::limits::READ_FIRST_BYTES;
 
 pub(crate) enum Next<'a> {
     /// A valid frame at `offset`.
@@ -39,8 +37,8 @@ impl FrameReader {
     /// Reads `file` from `offset`, using `buf` (its length is the largest read; it grows only
     /// to hold a frame longer than itself).
     pub(crate) fn new(file: File, offset: u64, mut buf: Vec<u8>) -> Self {
-        if buf.len() < FIRST_READ_BYTES {
-            buf.resize(FIRST_READ_BYTES, 0);
+        if buf.len() < READ_FIRST_BYTES {
+            buf.resize(READ_FIRST_BYTES, 0);
         }
         FrameReader {
             file,
@@ -48,7 +46,7 @@ impl FrameReader {
             start: 0,
             end: 0,
             file_pos: offset,
-            read_bytes: FIRST_READ_BYTES,
+            read_bytes: READ_FIRST_BYTES,
         }
     }
 
@@ -80,7 +78,10 @@ impl FrameReader {
             match frame::decode_info(unread) {
                 Ok(info) => break info,
                 Err(DecodeError::Incomplete { needed }) => {
-                    debug_assert!(needed <= FRAME_MAX_BYTES);
+                    assert!(
+                        needed <= FRAME_MAX_BYTES,
+                        "a frame never needs more than the largest frame"
+                    );
                     if !self.fill(needed)? {
                         if self.start == self.end {
                             return Ok(Next::Eof);
@@ -119,7 +120,7 @@ impl FrameReader {
             }
         }
         while self.end - self.start < needed {
-            debug_assert!(self.end < self.buf.len());
+            assert!(self.end < self.buf.len(), "no room to read into");
             let want = self.read_bytes.min(self.buf.len() - self.end);
             let n = match self
                 .file

@@ -479,6 +479,6 @@ fn invalid_options_are_rejected() {
     };
     assert!(matches!(
         FileLog::open(dir.path(), bad),
-        Err(LogError::InvalidRecord(_))
+        Err(LogError::InvalidOptions(_))
     ));
 }

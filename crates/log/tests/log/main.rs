@@ -5,6 +5,7 @@
 mod conformance;
 mod cursor;
 mod file;
+mod fsutil;
 mod props;
 mod snapshot;
 mod util;

@@ -71,9 +71,11 @@ fn corruption_is_reported_as_corrupt() {
 #[test]
 fn stale_temp_files_are_removed_and_limits_enforced() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join(".snap-tmp-abc"), b"half written").unwrap();
+    // What a crash in the middle of `save` leaves (see `fsutil::replace_file`).
+    let leftover = dir.path().join(".p-1.snap.tmp-123-0");
+    std::fs::write(&leftover, b"half written").unwrap();
     let store = SnapshotStore::open(dir.path()).unwrap();
-    assert!(!dir.path().join(".snap-tmp-abc").exists());
+    assert!(!leftover.exists());
     let big = vec![0u8; SNAPSHOT_MAX_BYTES + 1];
     assert!(matches!(store.save(1, 1, 1, &big), Err(SnapshotError::TooLarge { .. })));
     assert_eq!(store.load(1).unwrap(), None);

@@ -1,0 +1,58 @@
+//! Every limit of the domain, in one place (TigerBeetle's `constants.zig`): what a command may
+//! ask for, how large a sale may grow, how much one command may do. Units last in names. The
+//! relations between limits are asserted when compiling, below; messages quote the constants
+//! (see `values.rs` and `decide.rs`), never a retyped number.
+
+pub const NAME_MAX_BYTES: usize = 200;
+pub const BUYER_ID_MAX_BYTES: usize = 64;
+pub const IDEMPOTENCY_KEY_MAX_BYTES: usize = 64;
+pub const PAYMENT_REF_MAX_BYTES: usize = 128;
+pub const REASON_MAX_BYTES: usize = 200;
+/// Distinct ticket types in one hold.
+pub const HOLD_ITEMS_MAX: usize = 16;
+/// Tickets of one type in one hold; a ticket type's `max_per_order` is at most this too.
+pub const QUANTITY_MAX: u32 = 100;
+pub const TICKET_TYPES_MAX: usize = 256;
+pub const QUOTAS_MAX: usize = 256;
+/// Ticket types one quota may cover.
+pub const QUOTA_TYPES_MAX: usize = 64;
+/// Tickets one quota may hold.
+pub const CAPACITY_MAX: u32 = 100_000_000;
+/// Largest price of one ticket, in the currency's minor unit.
+pub const PRICE_MINOR_MAX: i64 = 1_000_000_000_000;
+pub const HOLD_TTL_MS_MIN: u64 = 1_000;
+pub const HOLD_TTL_MS_MAX: u64 = 24 * 3_600_000;
+/// The hold TTL a sale gets when its creator names none (the API's default).
+pub const HOLD_TTL_MS_DEFAULT: u64 = 15 * 60_000;
+/// Ticket codes named in one refund command.
+pub const REFUND_CODES_MAX: usize = 1_000;
+/// Most deadlines one `ExpireDue` command turns into events, so that one record stays small.
+pub const EXPIRE_BATCH_MAX: usize = 1024;
+/// Most entries [`crate::SaleState::reserve_for_capacity`] sets aside per table.
+pub const RESERVE_ENTRIES_MAX: usize = 1 << 16;
+/// How many times a fresh ticket code is drawn when the one drawn is already taken. With 128
+/// random bits a collision never happens; the bound only stops a broken entropy source from
+/// looping.
+pub const CODE_DRAWS_MAX: usize = 8;
+
+// Relations between limits, checked when compiling.
+const _: () = {
+    assert!(HOLD_TTL_MS_MIN < HOLD_TTL_MS_DEFAULT);
+    assert!(HOLD_TTL_MS_DEFAULT < HOLD_TTL_MS_MAX);
+    // Timestamps are i64 milliseconds: a deadline `now + ttl` cannot overflow for any sane now.
+    assert!(HOLD_TTL_MS_MAX < (i64::MAX as u64) / 2);
+    // A hold's tickets, and a paid order's issued tickets, are counted in u32.
+    assert!((HOLD_ITEMS_MAX as u64) * (QUANTITY_MAX as u64) <= u32::MAX as u64);
+    // A hold's total never saturates: price × quantity × lines fits in i64.
+    assert!((PRICE_MINOR_MAX as i128) * (QUANTITY_MAX as i128) * (HOLD_ITEMS_MAX as i128) <= i64::MAX as i128);
+    // Per-quota and per-type counters are u32; `held + sold` is at most a capacity.
+    assert!((CAPACITY_MAX as u64) * 2 <= u32::MAX as u64);
+    assert!(QUOTA_TYPES_MAX <= TICKET_TYPES_MAX);
+    // Ticket type and quota ids are u32 indices.
+    assert!(TICKET_TYPES_MAX as u64 <= u32::MAX as u64);
+    assert!(QUOTAS_MAX as u64 <= u32::MAX as u64);
+    // A refund names at least one ticket (refunding all of an order names none).
+    assert!(REFUND_CODES_MAX >= 1);
+    assert!(EXPIRE_BATCH_MAX >= 1);
+    assert!(CODE_DRAWS_MAX >= 1);
+};

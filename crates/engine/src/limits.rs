@@ -1,0 +1,46 @@
+//! Every limit of the engine, in one place (TigerBeetle's `constants.zig`): what one call may
+//! carry, how many sales one engine holds, the queues' bounds, and the bounds and defaults of
+//! [`crate::EngineConfig`] (checked by [`crate::EngineConfig::validate`]). Units last in
+//! names. The relations between them are asserted when compiling, below; messages quote the
+//! constants, never a retyped number.
+
+/// Commands one [`crate::Engine::submit_batch`] call may carry.
+pub const SUBMIT_BATCH_MAX: usize = 8_192;
+/// Sales one engine holds.
+pub const SALES_MAX: usize = 100_000;
+/// Batches waiting for their fsync before the shard must wait for the flusher.
+pub const FLUSH_QUEUE_BATCHES: usize = 16;
+/// Longest a shard sleeps without a message or a deadline; bounds how late it notices a
+/// deadline scheduled by a clock that jumped.
+pub const IDLE_WAIT_MS_MAX: u64 = 250;
+
+/// Most shard writer threads (`EngineConfig::shards`).
+pub const SHARDS_MAX: usize = 64;
+pub const SHARDS_DEFAULT: usize = 1;
+/// Largest shard queue (`EngineConfig::queue_capacity`, in messages).
+pub const QUEUE_CAPACITY_MAX: usize = 10_000_000;
+pub const QUEUE_CAPACITY_DEFAULT: usize = 65_536;
+/// Largest batch a shard takes before one append and one fsync (`EngineConfig::batch_max`,
+/// in commands).
+pub const BATCH_COMMANDS_MAX: usize = 65_536;
+pub const BATCH_COMMANDS_DEFAULT: usize = 8_192;
+/// A sale is snapshotted after this many records since its last snapshot, by default.
+pub const SNAPSHOT_EVERY_RECORDS_DEFAULT: u64 = 1_000_000;
+
+// Relations between limits, checked when compiling.
+const _: () = {
+    // A submitted batch fits in one shard batch of the largest size.
+    assert!(SUBMIT_BATCH_MAX <= BATCH_COMMANDS_MAX);
+    assert!(SUBMIT_BATCH_MAX >= 1);
+    // The defaults pass `EngineConfig::validate`.
+    assert!(SHARDS_DEFAULT >= 1);
+    assert!(SHARDS_DEFAULT <= SHARDS_MAX);
+    assert!(QUEUE_CAPACITY_DEFAULT >= 1);
+    assert!(QUEUE_CAPACITY_DEFAULT <= QUEUE_CAPACITY_MAX);
+    assert!(BATCH_COMMANDS_DEFAULT >= 1);
+    assert!(BATCH_COMMANDS_DEFAULT <= BATCH_COMMANDS_MAX);
+    // Every shard can own a sale.
+    assert!(SALES_MAX >= SHARDS_MAX);
+    assert!(FLUSH_QUEUE_BATCHES >= 1);
+    assert!(IDLE_WAIT_MS_MAX >= 1);
+};
