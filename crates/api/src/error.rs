@@ -10,7 +10,7 @@ use taquilla_engine::EngineError;
 use utoipa::ToSchema;
 
 use crate::correlation::CorrelationId;
-use crate::named::{Named, named_schema};
+use crate::named::{ConflictReasonName, Named, named_schema};
 use crate::time::Rfc3339;
 
 macro_rules! error_codes {
@@ -137,6 +137,9 @@ pub struct ErrorDetail {
 /// What some errors say beyond their code. Only the fields of the error at hand are present.
 #[derive(Debug, Default, Clone, Serialize, ToSchema)]
 pub struct ErrorDetails {
+    /// `conflict`: why the command does not apply in the current state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<ConflictReasonName>,
     /// `sold_out`, `insufficient_inventory`: the ticket type that is short.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ticket_type_id: Option<u32>,
@@ -220,6 +223,10 @@ impl From<Rejection> for ApiError {
             }),
             Rejection::AlreadyCheckedIn { at } => Some(ErrorDetails {
                 checked_in_at: Some(Rfc3339(*at)),
+                ..ErrorDetails::default()
+            }),
+            Rejection::Conflict(reason) => Some(ErrorDetails {
+                reason: Some(ConflictReasonName(*reason)),
                 ..ErrorDetails::default()
             }),
             _ => None,

@@ -3,7 +3,7 @@
 //! wire form (the name as a JSON string) and its OpenAPI schema (a string enum of every name),
 //! so the document lists exactly what the server sends.
 
-use taquilla_domain::{OrderState, SaleStatus};
+use taquilla_domain::{ConflictReason, OrderState, SaleStatus};
 
 /// A value with a stable snake_case name, one of a closed set.
 pub trait Named {
@@ -78,6 +78,13 @@ named_domain_enum!(
     SaleStatusName(SaleStatus),
     "SaleStatus"
 );
+named_domain_enum!(
+    /// Why a command does not apply in the sale's current state: `details.reason` of a
+    /// `409 conflict`.
+    ConflictReasonName(ConflictReason),
+    "ConflictReason"
+);
+
 #[cfg(test)]
 mod tests {
     use utoipa::PartialSchema;

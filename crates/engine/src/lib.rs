@@ -63,6 +63,8 @@ pub struct EngineConfig {
     /// Snapshot every changed sale on a clean shutdown, so the next start replays little.
     pub snapshot_on_shutdown: bool,
     pub segment_size_bytes: u64,
+    /// Sales this engine holds at most (1..=`limits::SALES_MAX`); one more is `TooManySales`.
+    pub sales_max: usize,
 }
 
 impl Default for EngineConfig {
@@ -74,6 +76,7 @@ impl Default for EngineConfig {
             snapshot_every_records: limits::SNAPSHOT_EVERY_RECORDS_DEFAULT,
             snapshot_on_shutdown: true,
             segment_size_bytes: taquilla_log::limits::SEGMENT_SIZE_BYTES_DEFAULT,
+            sales_max: limits::SALES_MAX,
         }
     }
 }
@@ -90,6 +93,9 @@ impl EngineConfig {
         if !(1..=limits::BATCH_COMMANDS_MAX).contains(&self.batch_max) {
             return Err(ConfigError::BatchMax(self.batch_max));
         }
+        if !(1..=limits::SALES_MAX).contains(&self.sales_max) {
+            return Err(ConfigError::SalesMax(self.sales_max));
+        }
         Ok(())
     }
 }
@@ -103,6 +109,8 @@ pub enum ConfigError {
     QueueCapacity(usize),
     #[error("batch_max must be between 1 and {max}, not {0}", max = limits::BATCH_COMMANDS_MAX)]
     BatchMax(usize),
+    #[error("sales_max must be between 1 and {max}, not {0}", max = limits::SALES_MAX)]
+    SalesMax(usize),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -114,7 +122,8 @@ pub enum EngineError {
     Overloaded,
     #[error("sale not found")]
     SaleNotFound,
-    #[error("too many sales (limit {SALES_MAX})")]
+    /// The engine holds `EngineConfig::sales_max` sales already.
+    #[error("too many sales: this server holds its maximum number of sales")]
     TooManySales,
     #[error("batch too large (limit {SUBMIT_BATCH_MAX})")]
     BatchTooLarge,
@@ -298,7 +307,7 @@ impl Engine {
         cmd: CreateSale,
         correlation_id: Option<CompactString>,
     ) -> Result<SaleId, EngineError> {
-        if self.shared.sales.read().len() >= SALES_MAX {
+        if self.shared.sales.read().len() >= self.shared.config.sales_max {
             return Err(EngineError::TooManySales);
         }
         let sale = SaleId(self.next_sale.fetch_add(1, Ordering::Relaxed));

@@ -279,22 +279,7 @@ impl Shard {
                 n
             }
             Msg::Create(env, reply) => {
-                let sale = env.sale;
-                let r = match self.sales.entry(sale) {
-                    std::collections::hash_map::Entry::Occupied(_) => {
-                        Err(EngineError::Rejected(Rejection::AlreadyExists))
-                    }
-                    std::collections::hash_map::Entry::Vacant(slot) => {
-                        let cell = slot.insert(OwnedSale::new_sale(sale)).cell.clone();
-                        let r = self.apply(env, now);
-                        if r.is_ok() {
-                            self.shared.sales.write().insert(sale, cell);
-                        } else {
-                            self.sales.remove(&sale);
-                        }
-                        r
-                    }
-                };
+                let r = self.create(env, now);
                 self.replies.push(PendingReply::One(reply, r));
                 1
             }
@@ -304,6 +289,32 @@ impl Shard {
             }
             Msg::Stop => 0,
         }
+    }
+
+    /// Creates the sale `env` names and decides its `CreateSale`. The sale's cell is entered
+    /// among the engine's sales first, under the write lock that also checks the limit, so
+    /// concurrent creations on several shards never pass `sales_max`. Until `SaleCreated` is
+    /// applied its state has no sale record, which readers answer as not found.
+    fn create(&mut self, env: Envelope, now: Timestamp) -> CommandResult {
+        let sale = env.sale;
+        if self.sales.contains_key(&sale) {
+            return Err(EngineError::Rejected(Rejection::AlreadyExists));
+        }
+        let owned = OwnedSale::new_sale(sale);
+        {
+            let mut cells = self.shared.sales.write();
+            if cells.len() >= self.shared.config.sales_max {
+                return Err(EngineError::TooManySales);
+            }
+            cells.insert(sale, owned.cell.clone());
+        }
+        self.sales.insert(sale, owned);
+        let r = self.apply(env, now);
+        if r.is_err() {
+            self.sales.remove(&sale);
+            self.shared.sales.write().remove(&sale);
+        }
+        r
     }
 
     fn apply(&mut self, env: Envelope, now: Timestamp) -> CommandResult {

@@ -1,7 +1,7 @@
 //! The `taquilla` binary: the command line over the libraries. `anyhow` lives only here.
 
-mod serve;
 mod crash_workload;
+mod serve;
 
 /// mimalloc rather than the system allocator: the request path allocates small, short-lived
 /// buffers on several threads, where glibc's malloc showed up as ~20% of a server profile.

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use taquilla_api::{ApiSettings, AppConfig, Application, Exit, Secrets, limits};
 use taquilla_domain::{BuyerId, Command, CreateSale, Currency, MoneyMinor, Name, SaleId, SaleStatus, TicketTypeId};
 use taquilla_engine::{Clock, Engine, EngineConfig, SystemClock};
+use taquilla_log::fsutil::replace_file;
 
 #[derive(clap::Args, Debug, Default)]
 pub struct Args {
@@ -109,12 +110,7 @@ impl Args {
             batch_max: self.batch_max.or(file.batch_max).unwrap_or(defaults.batch_max),
             ..defaults
         };
-        if !(1..=64).contains(&engine.shards) {
-            bail!("shards must be between 1 and 64");
-        }
-        if !(1..=10_000_000).contains(&engine.queue_capacity) || !(1..=65_536).contains(&engine.batch_max) {
-            bail!("queue_capacity must be 1..=10000000 and batch_max 1..=65536");
-        }
+        engine.validate()?;
         let demo = self.demo || file.demo.unwrap_or(false);
         let api = ApiSettings {
             body_limit_bytes: self
@@ -145,6 +141,9 @@ impl Args {
     }
 }
 
+/// Owner read and write only.
+const SECRET_FILE_MODE: u32 = 0o600;
+
 /// Secrets not given in the settings are generated on first start and kept in the data dir
 /// (mode 0600), so tokens stay valid across restarts.
 fn load_or_create_secret(data_dir: &Path, name: &str) -> anyhow::Result<String> {
@@ -157,15 +156,8 @@ fn load_or_create_secret(data_dir: &Path, name: &str) -> anyhow::Result<String> 
     }
     let v: u128 = rand::rng().random();
     let secret = format!("{v:032x}");
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts
-        .open(&path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    f.write_all(secret.as_bytes())?;
-    f.sync_all()?;
+    // Atomically: a crash mid-write never leaves an empty or partial secret behind.
+    replace_file(&path, secret.as_bytes(), SECRET_FILE_MODE).with_context(|| format!("writing {}", path.display()))?;
     Ok(secret)
 }
 

@@ -24,11 +24,6 @@ const UNREACHABLE: &[(&str, &str)] = &[
         "the engine assigns sale ids, so CreateSale never meets an existing sale",
     ),
     (
-        "too_many_sales",
-        "needs SALES_MAX (100,000) sales: the limit is a constant of the engine, not an \
-         EngineConfig setting, so a test cannot lower it",
-    ),
-    (
         "internal",
         "a bug by definition; the bad-input campaign asserts that no request gets a 5xx",
     ),
@@ -46,6 +41,7 @@ fn scenarios() -> Vec<(&'static str, Scenario)> {
             Box::pin(test_payments_off(c))
         }),
         ("errors::sale_rule_errors", |c| Box::pin(sale_rules(c))),
+        ("errors::too_many_sales", |c| Box::pin(too_many_sales(c))),
         ("errors::sale_not_open_in_every_form", |c| Box::pin(sale_not_open(c))),
         ("flow::whole_flow", |c| Box::pin(flow::whole_flow(c))),
         ("flow::correlation_ids", |c| Box::pin(flow::correlation_ids(c))),
@@ -371,20 +367,26 @@ async fn sale_rules(codes: Codes) {
     let e = hold(&cleo, 0, 1).await;
     e.expect_error(409, "sold_out");
 
-    // conflict: actions that the current state does not allow.
+    // conflict: actions that the current state does not allow, each with its stable reason.
+    let reason = |r: Resp| r.expect_error(409, "conflict")["details"]["reason"].clone();
     app.release_hold(&ana, &first_id).await.expect(200);
-    app.release_hold(&ana, &first_id).await.expect_error(409, "conflict");
-    app.checkout(&ana, &first_id, None).await.expect_error(409, "conflict");
+    assert_eq!(reason(app.release_hold(&ana, &first_id).await), "hold_released");
+    assert_eq!(reason(app.checkout(&ana, &first_id, None).await), "hold_released");
     let again_id = hold(&ana, 0, 1).await.expect_id(201);
     let order_id = app.checkout(&ana, &again_id, None).await.expect_id(201);
+    assert_eq!(reason(app.release_hold(&ana, &again_id).await), "hold_converted");
     app.pay(&ana, &order_id).await.expect(200);
-    app.buyer_cancel(&ana, &order_id).await.expect_error(409, "conflict");
-    app.admin_cancel(&order_id).await.expect_error(409, "conflict");
+    assert_eq!(
+        reason(app.buyer_cancel(&ana, &order_id).await),
+        "order_not_awaiting_payment"
+    );
+    assert_eq!(reason(app.admin_cancel(&order_id).await), "order_not_awaiting_payment");
     app.close(&id).await.expect(200);
-    app.open(&id).await.expect_error(409, "conflict");
-    app.create_ticket_type(&id, &json!({"name": "C", "price_minor": 1}))
-        .await
-        .expect_error(409, "conflict");
+    assert_eq!(reason(app.open(&id).await), "status_transition");
+    let late_type = app
+        .create_ticket_type(&id, &json!({"name": "C", "price_minor": 1}))
+        .await;
+    assert_eq!(reason(late_type), "sale_closed");
 
     let st = app.stats(&id).await;
     assert_eq!((st["held"].as_u64(), st["sold"].as_u64()), (Some(2), Some(1)));
@@ -474,4 +476,21 @@ async fn sale_not_open(codes: Codes) {
         .await
         .expect_error(409, "sale_not_open");
     hold(soon).await.expect_error(409, "sale_not_open");
+}
+
+#[tokio::test]
+async fn too_many_sales_is_refused_and_nothing_is_created() {
+    too_many_sales(Codes::default()).await;
+}
+
+async fn too_many_sales(codes: Codes) {
+    let app = spawn_app(AppOptions::default().sales_max(2).codes(&codes)).await;
+    let sale = json!({"name": "One more", "currency": "EUR"});
+    app.create_event(&sale).await.expect(201);
+    app.create_event(&sale).await.expect(201);
+    app.create_event(&sale).await.expect_error(422, "too_many_sales");
+    assert_eq!(
+        app.list_sales().await.expect(200)["events"].as_array().map(Vec::len),
+        Some(2)
+    );
 }

@@ -115,6 +115,7 @@ pub struct AppOptions {
     body_limit_bytes: Option<usize>,
     queue_capacity: Option<usize>,
     batch_max: Option<usize>,
+    sales_max: Option<usize>,
     manual_clock: bool,
     metrics: bool,
     codes: Codes,
@@ -136,6 +137,12 @@ impl AppOptions {
     pub fn queue(mut self, capacity: usize, batch_max: usize) -> Self {
         self.queue_capacity = Some(capacity);
         self.batch_max = Some(batch_max);
+        self
+    }
+
+    /// The engine's limit on sales.
+    pub fn sales_max(mut self, n: usize) -> Self {
+        self.sales_max = Some(n);
         self
     }
 
@@ -172,6 +179,7 @@ impl AppOptions {
         EngineConfig {
             queue_capacity: self.queue_capacity.unwrap_or(defaults.queue_capacity),
             batch_max: self.batch_max.unwrap_or(defaults.batch_max),
+            sales_max: self.sales_max.unwrap_or(defaults.sales_max),
             // Each app preallocates its first segment at open: keep that small.
             segment_size_bytes: 4 << 20,
             ..defaults

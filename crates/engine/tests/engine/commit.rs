@@ -265,3 +265,35 @@ async fn the_version_moves_with_every_applied_command_and_only_then() {
     assert_eq!(engine.version(sale), Some(v1));
     assert_eq!(engine.version(taquilla_domain::SaleId(9_999)), None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_creations_on_several_shards_never_pass_the_sales_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let snaps = SnapshotStore::open(dir.path()).unwrap();
+    let cfg = taquilla_engine::EngineConfig {
+        shards: 4,
+        sales_max: 5,
+        ..config()
+    };
+    let engine = Arc::new(Engine::start(Arc::new(MemLog::new()), snaps, cfg, clock()).unwrap());
+    let attempts: Vec<_> = (0..40)
+        .map(|_| {
+            let engine = engine.clone();
+            tokio::spawn(async move { engine.create_sale(sale_spec(), None).await })
+        })
+        .collect();
+    let mut created = 0;
+    for a in attempts {
+        match a.await.unwrap() {
+            Ok(_) => created += 1,
+            Err(EngineError::TooManySales) => {}
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!(created, 5, "exactly the limit is created");
+    assert_eq!(engine.sales().len(), 5);
+    assert!(matches!(
+        engine.create_sale(sale_spec(), None).await,
+        Err(EngineError::TooManySales)
+    ));
+}

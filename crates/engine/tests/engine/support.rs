@@ -39,22 +39,21 @@ pub fn hold_cmd(buyer: &str, qty: u32) -> Command {
     }
 }
 
+/// A draft sale in EUR with a 1 s hold TTL.
+pub fn sale_spec() -> CreateSale {
+    CreateSale {
+        name: Name::parse("test sale").unwrap(),
+        currency: Currency::parse("EUR").unwrap(),
+        hold_ttl_ms: 1_000,
+        max_tickets_per_buyer: None,
+        opens_at: None,
+        closes_at: None,
+    }
+}
+
 /// A sale with one ticket type in one quota of `capacity`, open, 1 s hold TTL.
 pub async fn open_sale(engine: &Engine, capacity: u32) -> SaleId {
-    let sale = engine
-        .create_sale(
-            CreateSale {
-                name: Name::parse("test sale").unwrap(),
-                currency: Currency::parse("EUR").unwrap(),
-                hold_ttl_ms: 1_000,
-                max_tickets_per_buyer: None,
-                opens_at: None,
-                closes_at: None,
-            },
-            None,
-        )
-        .await
-        .unwrap();
+    let sale = engine.create_sale(sale_spec(), None).await.unwrap();
     for c in [
         Command::AddTicketType {
             name: Name::parse("ga").unwrap(),
