@@ -43,7 +43,7 @@ fn sign(secret: &[u8], payload: &str) -> Vec<u8> {
 }
 
 /// The buyer-token secret with its HMAC key schedule done once: verifying a token then
-/// costs the hash of the token, not also the two blocks of the key (about a third less).
+/// costs the hash of the token, not also the two blocks of the key.
 #[derive(Clone)]
 pub struct BuyerKey(HmacSha256);
 

@@ -4,9 +4,9 @@
 //! an order — are declared with [`json_view!`], which generates from the one struct
 //! declaration both the serde/OpenAPI derives and a direct writer ([`WriteJson`]): field keys
 //! are literals, ids, times and enum names are written without an escaping pass (they are
-//! ASCII by construction), numbers through `itoa`. Encoding a hold through serde cost about
-//! three times the writer's instructions (callgrind, `docs/performance.md`), a few per cent of
-//! a command's server CPU. The views are written under the sale's read lock by [`encode`], and
+//! ASCII by construction), numbers through `itoa`. Encoding through serde's derive cost
+//! several times the writer's instructions, visible in a command's server CPU (the A/B is in
+//! `docs/performance.md`). The views are written under the sale's read lock by [`encode`], and
 //! a property test checks the writer against serde's output of the same struct, byte for byte.
 
 use axum::body::Body;

@@ -10,7 +10,7 @@
 //! It is one hand-written tower service with a concrete future on purpose. As separate
 //! `from_fn` middlewares and tower-http layers applied per route, each layer cost a boxed
 //! service clone and a boxed future per request, and a command (whose future is pending
-//! until its fsync) paid each of them twice: about a sixth of the server's CPU per write.
+//! until its fsync) paid each of them twice: a large share of a write's server CPU.
 //!
 //! The route label comes from [`RouteLabel`], a route layer (it runs after routing, where
 //! axum knows the matched path) that hands the path out on the response.

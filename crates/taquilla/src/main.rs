@@ -4,7 +4,7 @@ mod crash_workload;
 mod serve;
 
 /// mimalloc rather than the system allocator: the request path allocates small, short-lived
-/// buffers on several threads, where glibc's malloc showed up as ~20% of a server profile.
+/// buffers on several threads, where glibc's malloc showed up large in server profiles.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

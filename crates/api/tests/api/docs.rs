@@ -19,7 +19,10 @@ fn readme_error_table() -> BTreeMap<String, u16> {
             continue; // the header and separator rows
         };
         let code = code.trim_end_matches('`').to_string();
-        assert!(table.insert(code.clone(), status).is_none(), "{code} listed twice in the README");
+        assert!(
+            table.insert(code.clone(), status).is_none(),
+            "{code} listed twice in the README"
+        );
     }
     table
 }

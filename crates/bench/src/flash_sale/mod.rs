@@ -19,6 +19,7 @@ pub mod client;
 pub mod report;
 pub mod scenario;
 pub mod server;
+pub mod setup;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
