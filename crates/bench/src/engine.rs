@@ -24,7 +24,7 @@ pub struct Args {
     /// Holds per scenario.
     pub holds: u64,
     /// One scenario per entry: the number of sales the holds are spread over.
-    pub partitions: Vec<usize>,
+    pub sale_counts: Vec<usize>,
     pub submit_batch: usize,
     pub in_flight: usize,
     pub shards: usize,
@@ -38,7 +38,7 @@ impl Default for Args {
     fn default() -> Self {
         Args {
             holds: 2_000_000,
-            partitions: vec![1, 64],
+            sale_counts: vec![1, 64],
             submit_batch: 4096,
             in_flight: 4,
             shards: 1,
@@ -50,7 +50,7 @@ impl Default for Args {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Scenario {
-    pub partitions: usize,
+    pub sales: usize,
     pub holds: u64,
     pub accepted: u64,
     pub elapsed_ms: f64,
@@ -66,7 +66,7 @@ pub struct Report {
     pub holds_per_sec: f64,
     pub durable: bool,
     /// Of the first scenario.
-    pub partitions: usize,
+    pub sales: usize,
     /// Events folded per second of the replay phase (read the log, decode, evolve).
     pub replay_events_per_sec: f64,
     pub replay_events: u64,
@@ -85,8 +85,8 @@ pub struct Report {
 }
 
 pub fn run(args: &Args, progress: &mut dyn FnMut(&str)) -> anyhow::Result<Report> {
-    if args.partitions.is_empty() || args.partitions.contains(&0) {
-        bail!("partitions must be at least 1");
+    if args.sale_counts.is_empty() || args.sale_counts.contains(&0) {
+        bail!("--sales: each scenario needs at least 1 sale");
     }
     let base = match &args.dir {
         Some(d) => tempfile::tempdir_in(d)?,
@@ -94,12 +94,12 @@ pub fn run(args: &Args, progress: &mut dyn FnMut(&str)) -> anyhow::Result<Report
     };
     let mut scenarios = Vec::new();
     let mut replay = None;
-    for (i, &partitions) in args.partitions.iter().enumerate() {
+    for (i, &sale_count) in args.sale_counts.iter().enumerate() {
         let dir = base.path().join(format!("scenario-{i}"));
-        let s = run_scenario(args, partitions, &dir)?;
+        let s = run_scenario(args, sale_count, &dir)?;
         progress(&format!(
-            "{} partition(s): {:.0} holds/s ({} accepted in {:.0} ms, {:.0} commands per fsync)",
-            s.partitions, s.holds_per_sec, s.accepted, s.elapsed_ms, s.commands_per_flush
+            "{} sale(s): {:.0} holds/s ({} accepted in {:.0} ms, {:.0} commands per fsync)",
+            s.sales, s.holds_per_sec, s.accepted, s.elapsed_ms, s.commands_per_flush
         ));
         if i == 0 {
             replay = Some(measure_restarts(args, &dir)?);
@@ -117,7 +117,7 @@ pub fn run(args: &Args, progress: &mut dyn FnMut(&str)) -> anyhow::Result<Report
     Ok(Report {
         holds_per_sec: scenarios[0].holds_per_sec,
         durable: true,
-        partitions: scenarios[0].partitions,
+        sales: scenarios[0].sales,
         replay_events_per_sec,
         replay_events,
         replay_ms,
@@ -143,21 +143,21 @@ fn config(args: &Args, snapshot_on_shutdown: bool) -> EngineConfig {
     }
 }
 
-fn run_scenario(args: &Args, partitions: usize, dir: &Path) -> anyhow::Result<Scenario> {
+fn run_scenario(args: &Args, sale_count: usize, dir: &Path) -> anyhow::Result<Scenario> {
     let rt = tokio::runtime::Builder::new_current_thread().build()?;
     let engine = Engine::open(dir, config(args, false), Arc::new(SystemClock))?;
-    let per_sale = args.holds.div_ceil(partitions as u64);
+    let per_sale = args.holds.div_ceil(sale_count as u64);
     let capacity = u32::try_from(per_sale)
         .ok()
         .filter(|c| *c <= taquilla_domain::limits::CAPACITY_MAX);
-    let capacity = capacity.context("too many holds per partition for one quota")?;
-    let sales = rt.block_on(setup_sales(&engine, partitions, capacity))?;
+    let capacity = capacity.context("too many holds per sale for one quota")?;
+    let sales = rt.block_on(setup_sales(&engine, sale_count, capacity))?;
 
     // Build every command before the clock starts: the bench measures the engine.
     let mut batches: Vec<Vec<Envelope>> = Vec::new();
     let mut current = Vec::with_capacity(args.submit_batch);
     for i in 0..args.holds {
-        let sale = sales[(i % partitions as u64) as usize];
+        let sale = sales[(i % sale_count as u64) as usize];
         let buyer = BuyerId::parse(&format!("b{}", i % args.buyers.max(1)))?;
         let mut items = Items::new();
         items.push(Item {
@@ -209,7 +209,7 @@ fn run_scenario(args: &Args, partitions: usize, dir: &Path) -> anyhow::Result<Sc
     }
     let flushes = after.1 - before.1;
     Ok(Scenario {
-        partitions,
+        sales: sale_count,
         holds: args.holds,
         accepted,
         elapsed_ms: ms(elapsed),
@@ -229,9 +229,9 @@ fn snapshot_counters(engine: &Engine) -> (u64, u64) {
     (s.batches.load(Ordering::Relaxed), s.flushes.load(Ordering::Relaxed))
 }
 
-async fn setup_sales(engine: &Engine, partitions: usize, capacity: u32) -> anyhow::Result<Vec<SaleId>> {
-    let mut sales = Vec::with_capacity(partitions);
-    for i in 0..partitions {
+async fn setup_sales(engine: &Engine, sale_count: usize, capacity: u32) -> anyhow::Result<Vec<SaleId>> {
+    let mut sales = Vec::with_capacity(sale_count);
+    for i in 0..sale_count {
         let sale = CreateSale {
             name: Name::parse(&format!("bench sale {i}"))?,
             currency: Currency::parse("EUR")?,

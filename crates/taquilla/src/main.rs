@@ -44,7 +44,8 @@ enum BenchCmd {
         holds: u64,
         /// Scenarios: sales the holds are spread over, comma-separated.
         #[arg(long, value_delimiter = ',', default_value = "1,64")]
-        partitions: Vec<usize>,
+        #[arg(long = "sales")]
+        sale_counts: Vec<usize>,
         /// Commands per submitted batch.
         #[arg(long, default_value_t = 4096)]
         submit_batch: usize,
@@ -83,7 +84,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Bench { which } => match which {
             BenchCmd::Engine {
                 holds,
-                partitions,
+                sale_counts,
                 submit_batch,
                 in_flight,
                 shards,
@@ -107,7 +108,7 @@ fn main() -> anyhow::Result<()> {
                 );
                 let args = taquilla_bench::engine::Args {
                     holds,
-                    partitions,
+                    sale_counts,
                     submit_batch,
                     in_flight,
                     shards,
