@@ -1,0 +1,18 @@
+//! Payments: one port for every payment provider, its adapters, and the resilience layers
+//! that every call goes through.
+//!
+//! The port is a tower service ([`PaymentService`]) taking a [`ProviderRequest`] — authorise,
+//! capture, void, refund, or fetch the status of a payment — and answering a
+//! [`ProviderResponse`] or a [`ProviderError`]. Every request that moves money carries an
+//! [`IdempotencyKey`] derived from (order, attempt, step), so a retry of any call can never
+//! charge twice.
+//!
+//! Nothing here is called from a buyer's request or from a shard thread: the payment saga
+//! (a follower of the event log) calls the provider and reports each outcome back to the
+//! engine as a command.
+
+pub mod provider;
+
+pub use provider::{
+    IdempotencyKey, IntentId, IntentStatus, PaymentService, ProviderError, ProviderRequest, ProviderResponse, RefundId,
+};
