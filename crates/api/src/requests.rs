@@ -18,6 +18,9 @@ pub struct CreateSaleRequest {
     pub opens_at: Option<String>,
     /// RFC 3339; holds are refused from it on.
     pub closes_at: Option<String>,
+    /// How long an order may wait for an offline payment (bank transfer, box office) once its
+    /// buyer chooses it: 1 s – 30 days. Omitted: the sale takes no offline payments.
+    pub offline_payment_ttl_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

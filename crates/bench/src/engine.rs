@@ -241,6 +241,7 @@ async fn setup_sales(engine: &Engine, sale_count: usize, capacity: u32) -> anyho
             max_tickets_per_buyer: Some(1_000_000),
             opens_at: None,
             closes_at: None,
+            offline_payment_ttl_ms: None,
         };
         let setup = vec![
             Command::AddTicketType {

@@ -32,6 +32,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             max_tickets_per_buyer: Some(4),
             opens_at: None,
             closes_at: None,
+            offline_payment_ttl_ms: None,
         }),
         Command::AddTicketType {
             name: Name::parse("General")?,
@@ -49,6 +50,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut ctx = Ctx {
             now: Timestamp(0),
             entropy: &mut entropy,
+            correlation_id: None,
         };
         let d = decide(&state, command, &mut ctx)?;
         for e in &d.events {
@@ -74,6 +76,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut ctx = Ctx {
             now: Timestamp(i as i64),
             entropy: &mut entropy,
+            correlation_id: None,
         };
         let d = decide(&state, command, &mut ctx)?;
         for e in &d.events {

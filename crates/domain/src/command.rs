@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
 use crate::ids::{HoldId, OrderId, TicketCode, TicketTypeId};
-use crate::values::{BuyerId, Currency, IdempotencyKey, MoneyMinor, Name, PaymentRef, Quantity, Reason, Timestamp};
+use crate::payment::{PaymentMethod, PaymentUpdate, RefundUpdate};
+use crate::values::{BuyerId, Currency, IdempotencyKey, MoneyMinor, Name, PaymentRef, Quantity, Timestamp};
 
 /// One line of a hold: so many tickets of one type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -54,6 +55,9 @@ pub struct CreateSale {
     pub max_tickets_per_buyer: Option<u32>,
     pub opens_at: Option<Timestamp>,
     pub closes_at: Option<Timestamp>,
+    /// How long an order may wait for an offline payment once chosen (bounded by
+    /// `limits::HOLD_TTL_MS_MIN..=OFFLINE_PAYMENT_TTL_MS_MAX`); `None`: no offline payments.
+    pub offline_payment_ttl_ms: Option<u64>,
 }
 
 /// Who asks to cancel an order: its buyer, or the organiser.
@@ -96,15 +100,31 @@ pub enum Command {
         hold: HoldId,
         idempotency_key: Option<IdempotencyKey>,
     },
-    /// The payment provider confirmed the charge.
+    /// The buyer pays an order awaiting payment with `method`: a new payment attempt (or the
+    /// one under way with the same method, again).
+    RequestPayment {
+        buyer: BuyerId,
+        order: OrderId,
+        method: PaymentMethod,
+    },
+    /// The payment saga, a provider's webhook or the reconciler report what the provider
+    /// said about attempt `attempt`. Safe to repeat and to receive out of order.
+    RecordPayment {
+        order: OrderId,
+        attempt: u32,
+        update: PaymentUpdate,
+    },
+    /// The payment saga reports what the provider said about refund `refund`.
+    RecordRefund {
+        order: OrderId,
+        refund: u32,
+        update: RefundUpdate,
+    },
+    /// The organiser confirms a payment received outside any provider (bank transfer, cash
+    /// at the box office), under their reference.
     ConfirmPayment {
         order: OrderId,
         payment_ref: PaymentRef,
-    },
-    /// The payment provider declined the charge; inventory returns.
-    FailPayment {
-        order: OrderId,
-        reason: Reason,
     },
     CancelOrder {
         actor: Actor,

@@ -14,7 +14,7 @@
 
 use smallvec::SmallVec;
 
-use crate::command::{Actor, Command, CreateSale, Item, Items, SaleStatus};
+use crate::command::{Command, CreateSale, Item, Items, SaleStatus};
 use crate::event::{Event, IssuedTicket};
 use crate::fingerprint;
 use crate::ids::{HoldId, OrderId, QuotaId, TicketCode, TicketTypeId};
@@ -23,7 +23,7 @@ use crate::rejection::{ConflictReason, Entity, Rejection};
 use crate::state::{Deadline, HoldState, Order, OrderState, Outcome, Sale, SaleState};
 use crate::text::{Text, at_most, between};
 use crate::values::{BuyerId, IdempotencyKey, MoneyMinor, Name, PaymentRef, Timestamp};
-use crate::{Ctx, Decision, Entropy};
+use crate::{Ctx, Decision, Entropy, decide_payment};
 
 /// Judges `command` against `state` at `ctx.now`. Pure apart from drawing ticket codes from
 /// `ctx.entropy` (only `ConfirmPayment` does).
@@ -59,47 +59,37 @@ pub fn decide(state: &SaleState, command: Command, ctx: &mut Ctx) -> Result<Deci
             buyer,
             hold,
             idempotency_key,
-        } => checkout(state, sale, buyer, hold, idempotency_key, now),
+        } => checkout(state, sale, buyer, hold, idempotency_key, now, &mut *ctx.entropy),
         Command::ConfirmPayment { order, payment_ref } => {
             confirm_payment(state, sale, order, payment_ref, now, &mut *ctx.entropy)
         }
-        Command::FailPayment { order, reason } => {
-            let o = find_order(state, order)?;
-            if o.state != OrderState::AwaitingPayment {
-                return Err(Rejection::Conflict(ConflictReason::OrderNotAwaitingPayment));
-            }
-            Ok(done(Event::OrderPaymentFailed { order, reason }))
+        Command::RequestPayment { buyer, order, method } => {
+            decide_payment::request(state, sale, &buyer, order, method, ctx)
         }
-        Command::CancelOrder { actor, order } => {
-            let o = find_order(state, order)?;
-            if let Actor::Buyer(buyer) = &actor
-                && *buyer != o.buyer
-            {
-                // Same answer as for a missing order, so that order ids don't leak.
-                return Err(Rejection::NotFound(Entity::Order));
-            }
-            if o.state != OrderState::AwaitingPayment {
-                return Err(Rejection::Conflict(ConflictReason::OrderNotAwaitingPayment));
-            }
-            Ok(done(Event::OrderCancelled { order }))
+        Command::RecordPayment { order, attempt, update } => {
+            decide_payment::record(state, sale, order, attempt, update, ctx)
         }
+        Command::RecordRefund { order, refund, update } => {
+            decide_payment::record_refund(state, order, refund, update, ctx)
+        }
+        Command::CancelOrder { actor, order } => decide_payment::cancel(state, &actor, order, ctx),
         Command::Refund { order, tickets } => refund(state, order, tickets, now),
         Command::CheckIn { code } => check_in(state, code, now),
     }
 }
 
-fn one(event: Event, outcome: Outcome) -> Decision {
+pub(crate) fn one(event: Event, outcome: Outcome) -> Decision {
     Decision {
         events: vec![event],
         outcome,
     }
 }
 
-fn done(event: Event) -> Decision {
+pub(crate) fn done(event: Event) -> Decision {
     one(event, Outcome::Done)
 }
 
-fn nothing(outcome: Outcome) -> Decision {
+pub(crate) fn nothing(outcome: Outcome) -> Decision {
     Decision {
         events: Vec::new(),
         outcome,
@@ -119,6 +109,12 @@ fn create_sale(c: CreateSale) -> Result<Decision, Rejection> {
     if c.max_tickets_per_buyer == Some(0) {
         return Err(Rejection::invalid("max_tickets_per_buyer", "must be at least 1"));
     }
+    if let Some(ttl) = c.offline_payment_ttl_ms
+        && !(limits::HOLD_TTL_MS_MIN..=limits::OFFLINE_PAYMENT_TTL_MS_MAX).contains(&ttl)
+    {
+        static OFFLINE_TTL: Text = between(limits::HOLD_TTL_MS_MIN, limits::OFFLINE_PAYMENT_TTL_MS_MAX);
+        return Err(Rejection::invalid("offline_payment_ttl_ms", OFFLINE_TTL.as_str()));
+    }
     Ok(one(
         Event::SaleCreated {
             name: c.name,
@@ -127,6 +123,7 @@ fn create_sale(c: CreateSale) -> Result<Decision, Rejection> {
             max_tickets_per_buyer: c.max_tickets_per_buyer,
             opens_at: c.opens_at,
             closes_at: c.closes_at,
+            offline_payment_ttl_ms: c.offline_payment_ttl_ms,
         },
         Outcome::SaleCreated,
     ))
@@ -285,7 +282,7 @@ fn needs_per_quota(state: &SaleState, items: &[Item]) -> Needs {
 /// All or nothing: first any type with nothing left (`SoldOut`), then any quota that cannot
 /// cover the summed needs of the lines that count against it (`InsufficientInventory`, naming
 /// the first such line's type and how many of that type alone could be held now).
-fn check_inventory(state: &SaleState, items: &[Item]) -> Result<(), Rejection> {
+pub(crate) fn check_inventory(state: &SaleState, items: &[Item]) -> Result<(), Rejection> {
     for item in items {
         if state.available(item.ticket_type) == 0 {
             return Err(Rejection::SoldOut {
@@ -315,7 +312,12 @@ fn check_inventory(state: &SaleState, items: &[Item]) -> Result<(), Rejection> {
     Ok(())
 }
 
-fn check_buyer_limit(state: &SaleState, sale: &Sale, buyer: &BuyerId, quantity: u32) -> Result<(), Rejection> {
+pub(crate) fn check_buyer_limit(
+    state: &SaleState,
+    sale: &Sale,
+    buyer: &BuyerId,
+    quantity: u32,
+) -> Result<(), Rejection> {
     if let Some(limit) = sale.max_tickets_per_buyer {
         let current = state.buyer_tickets.get(buyer).copied().unwrap_or(0);
         if current.saturating_add(quantity) > limit {
@@ -396,19 +398,27 @@ fn release_hold(state: &SaleState, buyer: &BuyerId, hold: HoldId) -> Result<Deci
 }
 
 fn expire_due(state: &SaleState, now: Timestamp) -> Decision {
-    let events = state
+    let mut events = Vec::new();
+    let due = state
         .deadlines
         .iter()
         .take_while(|(at, _)| *at <= now)
         // Stale entries (released holds, paid orders) are skipped; they leave the index when
         // they reach its front.
         .filter_map(|&(at, hold)| state.live_deadline(at, hold))
-        .take(limits::EXPIRE_BATCH_MAX)
-        .map(|what| match what {
-            Deadline::Hold(hold) => Event::HoldExpired { hold },
-            Deadline::Order(order) => Event::OrderExpired { order },
-        })
-        .collect();
+        .take(limits::EXPIRE_BATCH_MAX);
+    for what in due {
+        match what {
+            Deadline::Hold(hold) => events.push(Event::HoldExpired { hold }),
+            Deadline::Order(order) => {
+                events.push(Event::OrderExpired { order, at: now });
+                // The deadline names a live order: it exists.
+                if let Some(o) = state.orders.get(&order) {
+                    events.extend(decide_payment::end_open_payment(o, now, None));
+                }
+            }
+        }
+    }
     Decision {
         events,
         outcome: Outcome::Done,
@@ -422,6 +432,7 @@ fn checkout(
     hold: HoldId,
     idempotency_key: Option<IdempotencyKey>,
     now: Timestamp,
+    entropy: &mut dyn Entropy,
 ) -> Result<Decision, Rejection> {
     let (buyer, idempotency_key) = match recall(state, buyer, idempotency_key, || fingerprint::checkout(hold)) {
         Ok(fresh) => fresh,
@@ -445,19 +456,36 @@ fn checkout(
         HoldState::Converted(_) => return Err(Rejection::Conflict(ConflictReason::HoldConverted)),
     }
     let order = state.orders.next_id();
-    Ok(one(
-        Event::OrderPlaced {
-            order,
-            hold,
-            total: h.total,
-            at: now,
-            idempotency_key,
-        },
-        Outcome::Order(order),
-    ))
+    let placed = Event::OrderPlaced {
+        order,
+        hold,
+        total: h.total,
+        at: now,
+        idempotency_key,
+    };
+    if h.total != MoneyMinor::ZERO {
+        return Ok(one(placed, Outcome::Order(order)));
+    }
+    // Nothing to pay: the tickets are issued at checkout, with no provider involved.
+    let paid = Event::OrderPaid {
+        order,
+        payment_ref: free_payment_ref(),
+        tickets: issue_tickets(state, &h.items, entropy)?,
+        reinstated: false,
+        at: now,
+    };
+    Ok(Decision {
+        events: vec![placed, paid],
+        outcome: Outcome::Order(order),
+    })
 }
 
-fn find_order(state: &SaleState, order: OrderId) -> Result<&Order, Rejection> {
+/// The payment reference of an order that cost nothing.
+fn free_payment_ref() -> PaymentRef {
+    PaymentRef::parse("free").unwrap_or_else(|_| unreachable!("a valid literal"))
+}
+
+pub(crate) fn find_order(state: &SaleState, order: OrderId) -> Result<&Order, Rejection> {
     state.orders.get(&order).ok_or(Rejection::NotFound(Entity::Order))
 }
 
@@ -492,6 +520,7 @@ fn confirm_payment(
             return Ok(nothing(Outcome::Done));
         }
         OrderState::Paid => return Err(Rejection::Conflict(ConflictReason::OrderPaid)),
+        OrderState::PaymentPending => return Err(Rejection::Conflict(ConflictReason::PaymentInProgress)),
         OrderState::RefundRequired => return Err(Rejection::Conflict(ConflictReason::OrderRefundRequired)),
         OrderState::Refunded => return Err(Rejection::Conflict(ConflictReason::OrderRefunded)),
         OrderState::Cancelled => return Err(Rejection::Conflict(ConflictReason::OrderCancelled)),
@@ -507,7 +536,11 @@ fn confirm_payment(
     }))
 }
 
-fn issue_tickets(state: &SaleState, items: &[Item], entropy: &mut dyn Entropy) -> Result<Vec<IssuedTicket>, Rejection> {
+pub(crate) fn issue_tickets(
+    state: &SaleState,
+    items: &[Item],
+    entropy: &mut dyn Entropy,
+) -> Result<Vec<IssuedTicket>, Rejection> {
     let count: u32 = items.iter().map(|i| i.quantity.get()).sum();
     let mut tickets = Vec::with_capacity(count as usize);
     for item in items {
@@ -564,12 +597,18 @@ fn refund(
         Some(codes) => check_named_tickets(codes)?,
     };
     let amount = refund_amount(state, order, &codes)?;
-    Ok(done(Event::OrderRefunded {
+    let money_back = decide_payment::refund_for_tickets(o, amount, now)?;
+    let mut events = vec![Event::OrderRefunded {
         order,
         tickets: codes,
         amount,
         at: now,
-    }))
+    }];
+    events.extend(money_back);
+    Ok(Decision {
+        events,
+        outcome: Outcome::Done,
+    })
 }
 
 /// All the order's tickets not refunded yet. A checked-in one among them rejects the whole

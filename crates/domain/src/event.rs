@@ -5,7 +5,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::{Items, SaleStatus};
 use crate::ids::{HoldId, OrderId, QuotaId, TicketCode, TicketTypeId};
-use crate::values::{BuyerId, Currency, IdempotencyKey, MoneyMinor, Name, PaymentRef, Reason, Timestamp};
+use crate::payment::PaymentMethod;
+use crate::values::{
+    BuyerId, ClientSecret, CorrelationId, Currency, IdempotencyKey, MoneyMinor, Name, PaymentRef, Reason, Timestamp,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct IssuedTicket {
@@ -22,6 +25,7 @@ pub enum Event {
         max_tickets_per_buyer: Option<u32>,
         opens_at: Option<Timestamp>,
         closes_at: Option<Timestamp>,
+        offline_payment_ttl_ms: Option<u64>,
     },
     TicketTypeAdded {
         id: TicketTypeId,
@@ -73,11 +77,17 @@ pub enum Event {
         order: OrderId,
         reason: Reason,
     },
+    /// The order's deadline passed before it was paid: its tickets return.
     OrderExpired {
         order: OrderId,
+        /// Unknown (`Timestamp(0)`) in records written before version 2.
+        at: Timestamp,
     },
+    /// Its buyer or the organiser cancelled the unpaid order: its tickets return.
     OrderCancelled {
         order: OrderId,
+        /// Unknown (`Timestamp(0)`) in records written before version 2.
+        at: Timestamp,
     },
     /// Payment arrived for an expired order that could not be reinstated: money must go back.
     OrderRefundRequired {
@@ -96,5 +106,98 @@ pub enum Event {
     TicketCheckedIn {
         code: TicketCode,
         at: Timestamp,
+    },
+    /// A new payment attempt; the order's deadline is `expires_at` from now on (later than
+    /// before for an offline payment).
+    PaymentRequested {
+        order: OrderId,
+        attempt: u32,
+        method: PaymentMethod,
+        amount: MoneyMinor,
+        expires_at: Timestamp,
+        at: Timestamp,
+        correlation_id: Option<CorrelationId>,
+    },
+    /// The provider created the payment.
+    PaymentCreated {
+        order: OrderId,
+        attempt: u32,
+        intent: PaymentRef,
+        client_secret: Option<ClientSecret>,
+        at: Timestamp,
+        correlation_id: Option<CorrelationId>,
+    },
+    /// The payment is authorised while the order holds its tickets — again, when
+    /// `reinstated`: the order had expired and took its still-free tickets back.
+    PaymentAuthorised {
+        order: OrderId,
+        attempt: u32,
+        intent: PaymentRef,
+        reinstated: bool,
+        at: Timestamp,
+        correlation_id: Option<CorrelationId>,
+    },
+    /// The money moved. `OrderPaid` follows in the same record when the order held its
+    /// tickets; otherwise a `RefundRequested` gives it back.
+    PaymentCaptured {
+        order: OrderId,
+        attempt: u32,
+        intent: PaymentRef,
+        at: Timestamp,
+        correlation_id: Option<CorrelationId>,
+    },
+    /// The payment may be authorised but the order no longer holds its tickets (expired,
+    /// cancelled, superseded): the saga must void it.
+    PaymentVoidRequired {
+        order: OrderId,
+        attempt: u32,
+        at: Timestamp,
+        correlation_id: Option<CorrelationId>,
+    },
+    /// Voided, abandoned or superseded: no money moved.
+    PaymentVoided {
+        order: OrderId,
+        attempt: u32,
+        at: Timestamp,
+        correlation_id: Option<CorrelationId>,
+    },
+    /// The buyer's payment method was refused; the order awaits payment again.
+    PaymentDeclined {
+        order: OrderId,
+        attempt: u32,
+        reason: Reason,
+        at: Timestamp,
+        correlation_id: Option<CorrelationId>,
+    },
+    /// The provider refused the payment for good; the order awaits payment again.
+    PaymentFailed {
+        order: OrderId,
+        attempt: u32,
+        reason: Reason,
+        at: Timestamp,
+        correlation_id: Option<CorrelationId>,
+    },
+    /// Money goes back: `amount` of attempt `attempt`'s captured payment (through its
+    /// provider), or of an offline payment (`attempt` `None`: the organiser pays it back).
+    RefundRequested {
+        order: OrderId,
+        refund: u32,
+        attempt: Option<u32>,
+        amount: MoneyMinor,
+        at: Timestamp,
+    },
+    RefundIssued {
+        order: OrderId,
+        refund: u32,
+        provider_ref: PaymentRef,
+        at: Timestamp,
+        correlation_id: Option<CorrelationId>,
+    },
+    RefundFailed {
+        order: OrderId,
+        refund: u32,
+        reason: Reason,
+        at: Timestamp,
+        correlation_id: Option<CorrelationId>,
     },
 }

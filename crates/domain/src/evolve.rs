@@ -38,6 +38,7 @@ pub fn evolve(state: &mut SaleState, event: &Event) {
             max_tickets_per_buyer,
             opens_at,
             closes_at,
+            offline_payment_ttl_ms,
         } => sale_created(
             state,
             Sale {
@@ -48,6 +49,7 @@ pub fn evolve(state: &mut SaleState, event: &Event) {
                 max_tickets_per_buyer: *max_tickets_per_buyer,
                 opens_at: *opens_at,
                 closes_at: *closes_at,
+                offline_payment_ttl_ms: *offline_payment_ttl_ms,
             },
         ),
         Event::TicketTypeAdded {
@@ -89,13 +91,14 @@ pub fn evolve(state: &mut SaleState, event: &Event) {
         Event::OrderPaymentFailed { order, .. } => {
             end_order(state, *order, OrderState::PaymentFailed, "OrderPaymentFailed")
         }
-        Event::OrderExpired { order } => end_order(state, *order, OrderState::Expired, "OrderExpired"),
-        Event::OrderCancelled { order } => end_order(state, *order, OrderState::Cancelled, "OrderCancelled"),
+        Event::OrderExpired { order, .. } => end_order(state, *order, OrderState::Expired, "OrderExpired"),
+        Event::OrderCancelled { order, .. } => end_order(state, *order, OrderState::Cancelled, "OrderCancelled"),
         Event::OrderRefundRequired { order, payment_ref, at } => order_refund_required(state, *order, payment_ref, *at),
         Event::OrderRefunded {
             order, tickets, amount, ..
         } => order_refunded(state, *order, tickets, *amount),
         Event::TicketCheckedIn { code, at } => ticket_checked_in(state, *code, *at),
+        payment => crate::evolve_payment::evolve(state, payment),
     }
     prune_deadlines(state);
 }
@@ -103,14 +106,15 @@ pub fn evolve(state: &mut SaleState, event: &Event) {
 /// Stops at an event that cannot be applied: `impossible!("HoldReleased", "hold {} ...", h)`.
 macro_rules! impossible {
     ($event:expr, $($what:tt)+) => {
-        impossible($event, format_args!($($what)+))
+        $crate::evolve::impossible_event($event, format_args!($($what)+))
     };
 }
+pub(crate) use impossible;
 
 #[cold]
 #[inline(never)]
 #[track_caller]
-fn impossible(event: &str, what: std::fmt::Arguments<'_>) -> ! {
+pub(crate) fn impossible_event(event: &str, what: std::fmt::Arguments<'_>) -> ! {
     panic!("evolve: impossible event {event}: {what}")
 }
 
@@ -293,6 +297,8 @@ fn order_placed(
             paid_at: None,
             tickets: Vec::new(),
             refunded: MoneyMinor::ZERO,
+            payments: Vec::new(),
+            refunds: Vec::new(),
         },
     );
 }
@@ -327,7 +333,7 @@ fn order_paid(
         );
     }
     match (o.state, reinstated) {
-        (OrderState::AwaitingPayment, false) => {
+        (OrderState::AwaitingPayment | OrderState::PaymentPending, false) => {
             count(
                 ticket_types,
                 quotas,
@@ -352,6 +358,7 @@ fn order_paid(
     o.state = OrderState::Paid;
     o.payment_ref = Some(payment_ref.clone());
     o.paid_at = Some(at);
+    crate::evolve_payment::offline_paid(o, at);
     o.tickets = tickets.iter().map(|t| t.code).collect();
     all.reserve(tickets.len());
     for t in tickets {
@@ -468,7 +475,8 @@ fn end_hold(state: &mut SaleState, hold: HoldId, to: HoldState, event: &'static 
     buyer_sub(buyer_tickets, &h.buyer, quantity(&h.items), event);
 }
 
-/// An unpaid order failed, expired or was cancelled: like `end_hold`.
+/// An unpaid order failed, expired or was cancelled: like `end_hold`. An order whose payment
+/// is under way may end too, unless that payment is being captured.
 fn end_order(state: &mut SaleState, order: OrderId, to: OrderState, event: &'static str) {
     let SaleState {
         orders,
@@ -480,7 +488,9 @@ fn end_order(state: &mut SaleState, order: OrderId, to: OrderState, event: &'sta
     let Some(o) = orders.get_mut(&order) else {
         impossible!(event, "order {} does not exist", order.0);
     };
-    if o.state != OrderState::AwaitingPayment {
+    let waiting =
+        o.state == OrderState::AwaitingPayment || (o.state == OrderState::PaymentPending && !o.is_capturing());
+    if !waiting {
         impossible!(event, "order {} is not awaiting payment but {:?}", order.0, o.state);
     }
     o.state = to;
@@ -489,20 +499,20 @@ fn end_order(state: &mut SaleState, order: OrderId, to: OrderState, event: &'sta
 }
 
 #[derive(Clone, Copy)]
-enum Counter {
+pub(crate) enum Counter {
     Held,
     Sold,
 }
 
 #[derive(Clone, Copy)]
-enum Change {
+pub(crate) enum Change {
     Add,
     Remove,
 }
 
 /// Adds or removes `items` on a counter of their ticket types and of every quota of each type.
 #[inline]
-fn count(
+pub(crate) fn count(
     types: &mut [TicketType],
     quotas: &mut [Quota],
     items: &[Item],
@@ -546,11 +556,11 @@ fn apply(value: &mut u32, n: u32, change: Change, event: &'static str) {
     };
 }
 
-fn quantity(items: &[Item]) -> u32 {
+pub(crate) fn quantity(items: &[Item]) -> u32 {
     items.iter().map(|i| i.quantity.get()).sum()
 }
 
-fn buyer_add(buyer_tickets: &mut BuyerTickets, buyer: &BuyerId, n: u32) {
+pub(crate) fn buyer_add(buyer_tickets: &mut BuyerTickets, buyer: &BuyerId, n: u32) {
     if n == 0 {
         return;
     }
@@ -576,7 +586,7 @@ fn buyer_sub(buyer_tickets: &mut BuyerTickets, buyer: &BuyerId, n: u32, event: &
 
 /// Keeps `deadlines` sorted by time. Holds arrive in time order, so this is a push to the
 /// back unless the clock stepped backwards.
-fn insert_deadline(deadlines: &mut VecDeque<(Timestamp, HoldId)>, at: Timestamp, hold: HoldId) {
+pub(crate) fn insert_deadline(deadlines: &mut VecDeque<(Timestamp, HoldId)>, at: Timestamp, hold: HoldId) {
     match deadlines.back() {
         Some(&(last, _)) if last > at => {
             let i = deadlines.partition_point(|&(t, _)| t <= at);

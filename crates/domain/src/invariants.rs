@@ -6,6 +6,7 @@
 use rustc_hash::FxHashMap;
 
 use crate::command::Item;
+use crate::payment::PaymentState;
 use crate::state::{Hold, HoldState, Order, OrderState, SaleState};
 use crate::values::BuyerId;
 
@@ -109,11 +110,14 @@ fn check_order<'a>(state: &SaleState, id: u64, o: &'a Order, recount: &mut Recou
         _ => broken!("order {id} does not match its hold {}", o.hold.0),
     }
     let quantity: u32 = o.items.iter().map(|i| i.quantity.get()).sum();
+    check_payments(id, o)?;
     match o.state {
-        OrderState::AwaitingPayment => {
+        OrderState::AwaitingPayment | OrderState::PaymentPending => {
             add_items(&mut recount.held, &o.items);
             *recount.buyers.entry(&o.buyer).or_default() += u64::from(quantity);
-            recount.pending_deadlines += 1;
+            if !o.is_capturing() {
+                recount.pending_deadlines += 1;
+            }
         }
         // A refunded order either had all its tickets refunded or settled a late payment
         // with none issued.
@@ -124,6 +128,46 @@ fn check_order<'a>(state: &SaleState, id: u64, o: &'a Order, recount: &mut Recou
     }
     if o.state == OrderState::Paid && o.tickets.is_empty() {
         broken!("paid order {id} without tickets");
+    }
+    Ok(())
+}
+
+/// Attempts and refunds are numbered 1, 2, 3…; only the last attempt may be under way, and an
+/// order is pending exactly on a provider attempt under way (one awaiting payment has none, or
+/// an offline one). A refund of a provider payment names a captured attempt.
+fn check_payments(id: u64, o: &Order) -> Result<(), Violation> {
+    for (i, p) in o.payments.iter().enumerate() {
+        if p.attempt as usize != i + 1 {
+            broken!("order {id}: payment attempt {} stored as attempt {}", p.attempt, i + 1);
+        }
+        if p.state.is_open() && i + 1 != o.payments.len() {
+            broken!("order {id}: attempt {} is {:?} but is not the last", p.attempt, p.state);
+        }
+        if p.steps.last().map(|s| s.state) != Some(p.state) {
+            broken!("order {id}: attempt {}'s history does not end in its state", p.attempt);
+        }
+    }
+    let open = o.payment().filter(|p| p.state.is_open());
+    let consistent = match o.state {
+        OrderState::PaymentPending => open.is_some_and(|p| p.method.is_provider()),
+        OrderState::AwaitingPayment => open.is_none_or(|p| p.state == PaymentState::AwaitingOffline),
+        _ => open.is_none(),
+    };
+    if !consistent {
+        broken!("order {id} is {:?} with payment {:?}", o.state, open.map(|p| p.state));
+    }
+    for (i, r) in o.refunds.iter().enumerate() {
+        if r.number as usize != i + 1 {
+            broken!("order {id}: refund {} stored as refund {}", r.number, i + 1);
+        }
+        let captured = |a: u32| {
+            o.payments
+                .iter()
+                .any(|p| p.attempt == a && p.state == PaymentState::Captured)
+        };
+        if r.attempt.is_some_and(|a| !captured(a)) {
+            broken!("order {id}: refund {} of an attempt that was not captured", r.number);
+        }
     }
     Ok(())
 }

@@ -8,12 +8,15 @@
 pub mod codec;
 pub mod command;
 mod decide;
+mod decide_payment;
 pub mod event;
 mod evolve;
+mod evolve_payment;
 mod fingerprint;
 pub mod ids;
 pub mod invariants;
 pub mod limits;
+pub mod payment;
 pub mod rejection;
 pub mod state;
 mod text;
@@ -24,10 +27,14 @@ pub use decide::decide;
 pub use event::{Event, IssuedTicket};
 pub use evolve::evolve;
 pub use ids::{HoldId, OrderId, QuotaId, SaleId, TicketCode, TicketTypeId};
+pub use payment::{
+    Payment, PaymentMethod, PaymentState, PaymentStep, PaymentUpdate, Refund, RefundState, RefundUpdate,
+};
 pub use rejection::{ConflictReason, Entity, Rejection};
 pub use state::{Deadline, Hold, HoldState, Order, OrderState, Outcome, Quota, Sale, SaleState, Ticket, TicketType};
 pub use values::{
-    BuyerId, Currency, IdempotencyKey, InvalidValue, MoneyMinor, Name, PaymentRef, Quantity, Reason, Timestamp,
+    BuyerId, ClientSecret, CorrelationId, Currency, IdempotencyKey, InvalidValue, MoneyMinor, Name, PaymentRef,
+    Quantity, Reason, Timestamp,
 };
 
 /// Where fresh ticket codes come from. The engine uses the OS's random generator; tests use a
@@ -40,6 +47,9 @@ pub trait Entropy {
 pub struct Ctx<'a> {
     pub now: Timestamp,
     pub entropy: &'a mut dyn Entropy,
+    /// The id of the request (or saga step) the command comes from; payment events record it
+    /// for the order's timeline.
+    pub correlation_id: Option<&'a str>,
 }
 
 /// What `decide` concluded: the events to append (empty for an idempotent retry or a no-op)

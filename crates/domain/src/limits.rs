@@ -8,6 +8,15 @@ pub const BUYER_ID_MAX_BYTES: usize = 64;
 pub const IDEMPOTENCY_KEY_MAX_BYTES: usize = 64;
 pub const PAYMENT_REF_MAX_BYTES: usize = 128;
 pub const REASON_MAX_BYTES: usize = 200;
+/// A provider's client secret (Stripe's are ~60 bytes).
+pub const CLIENT_SECRET_MAX_BYTES: usize = 255;
+pub const CORRELATION_ID_MAX_BYTES: usize = 64;
+/// Payment attempts one order may make (each a new method or card after a decline).
+pub const PAYMENT_ATTEMPTS_MAX: u32 = 8;
+/// Refunds one order may have (whole or by ticket).
+pub const REFUNDS_MAX: u32 = 64;
+/// Longest an offline payment (bank transfer) may keep an order's tickets.
+pub const OFFLINE_PAYMENT_TTL_MS_MAX: u64 = 30 * 24 * 3_600_000;
 /// Distinct ticket types in one hold.
 pub const HOLD_ITEMS_MAX: usize = 16;
 /// Tickets of one type in one hold; a ticket type's `max_per_order` is at most this too.
@@ -55,4 +64,8 @@ const _: () = {
     assert!(REFUND_CODES_MAX >= 1);
     assert!(EXPIRE_BATCH_MAX >= 1);
     assert!(CODE_DRAWS_MAX >= 1);
+    assert!(PAYMENT_ATTEMPTS_MAX >= 1);
+    assert!(REFUNDS_MAX >= 1);
+    assert!(OFFLINE_PAYMENT_TTL_MS_MAX >= HOLD_TTL_MS_MAX);
+    assert!(OFFLINE_PAYMENT_TTL_MS_MAX < (i64::MAX as u64) / 2);
 };

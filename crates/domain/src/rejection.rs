@@ -101,11 +101,22 @@ pub enum ConflictReason {
     OrderNotPaid,
     /// Refunding or checking in a ticket that was refunded.
     TicketRefunded,
+    /// Paying, cancelling or confirming an order whose payment is under way (another
+    /// method, or one already authorised and being captured).
+    PaymentInProgress,
+    /// A new payment attempt after `limits::PAYMENT_ATTEMPTS_MAX`.
+    PaymentAttemptsExhausted,
+    /// Paying offline for a sale that takes no offline payments.
+    PaymentMethodNotOffered,
+    /// A provider report naming another payment than the attempt's.
+    PaymentIntentMismatch,
+    /// A refund after `limits::REFUNDS_MAX`.
+    RefundsExhausted,
 }
 
 impl ConflictReason {
     /// Every reason, in declaration order (`reason as usize` indexes it).
-    pub const ALL: [ConflictReason; 14] = [
+    pub const ALL: [ConflictReason; 19] = [
         ConflictReason::OrderNotAwaitingPayment,
         ConflictReason::SaleClosed,
         ConflictReason::CapacityBelowUsage,
@@ -120,6 +131,11 @@ impl ConflictReason {
         ConflictReason::TicketCodeCollision,
         ConflictReason::OrderNotPaid,
         ConflictReason::TicketRefunded,
+        ConflictReason::PaymentInProgress,
+        ConflictReason::PaymentAttemptsExhausted,
+        ConflictReason::PaymentMethodNotOffered,
+        ConflictReason::PaymentIntentMismatch,
+        ConflictReason::RefundsExhausted,
     ];
 
     /// The stable snake_case name.
@@ -139,6 +155,11 @@ impl ConflictReason {
             ConflictReason::TicketCodeCollision => "ticket_code_collision",
             ConflictReason::OrderNotPaid => "order_not_paid",
             ConflictReason::TicketRefunded => "ticket_refunded",
+            ConflictReason::PaymentInProgress => "payment_in_progress",
+            ConflictReason::PaymentAttemptsExhausted => "payment_attempts_exhausted",
+            ConflictReason::PaymentMethodNotOffered => "payment_method_not_offered",
+            ConflictReason::PaymentIntentMismatch => "payment_intent_mismatch",
+            ConflictReason::RefundsExhausted => "refunds_exhausted",
         }
     }
 
@@ -161,6 +182,11 @@ impl ConflictReason {
             ConflictReason::TicketCodeCollision => "no fresh ticket code could be drawn",
             ConflictReason::OrderNotPaid => "the order is not paid",
             ConflictReason::TicketRefunded => "the ticket was refunded",
+            ConflictReason::PaymentInProgress => "a payment of this order is under way",
+            ConflictReason::PaymentAttemptsExhausted => "the order has made its last payment attempt",
+            ConflictReason::PaymentMethodNotOffered => "this sale does not offer that payment method",
+            ConflictReason::PaymentIntentMismatch => "the report names another payment than this attempt's",
+            ConflictReason::RefundsExhausted => "the order has had its last refund",
         }
     }
 }
@@ -179,16 +205,20 @@ pub enum Entity {
     Hold,
     Order,
     Ticket,
+    Payment,
+    Refund,
 }
 
 impl Entity {
     /// Every entity, in declaration order (`entity as usize` indexes it).
-    pub const ALL: [Entity; 5] = [
+    pub const ALL: [Entity; 7] = [
         Entity::Sale,
         Entity::TicketType,
         Entity::Hold,
         Entity::Order,
         Entity::Ticket,
+        Entity::Payment,
+        Entity::Refund,
     ];
 
     /// The stable snake_case name, also what messages say ("ticket_type not found").
@@ -199,6 +229,8 @@ impl Entity {
             Entity::Hold => "hold",
             Entity::Order => "order",
             Entity::Ticket => "ticket",
+            Entity::Payment => "payment",
+            Entity::Refund => "refund",
         }
     }
 }

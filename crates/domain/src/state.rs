@@ -11,6 +11,7 @@ use smallvec::SmallVec;
 use crate::command::{Items, SaleStatus};
 use crate::ids::{HoldId, OrderId, QuotaId, TicketCode, TicketTypeId};
 use crate::limits;
+use crate::payment::{Payment, PaymentState, Refund};
 use crate::values::{BuyerId, Currency, IdempotencyKey, MoneyMinor, Name, PaymentRef, Timestamp};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,6 +23,9 @@ pub struct Sale {
     pub max_tickets_per_buyer: Option<u32>,
     pub opens_at: Option<Timestamp>,
     pub closes_at: Option<Timestamp>,
+    /// How long an order may wait for an offline payment (bank transfer, box office) from the
+    /// moment its buyer chooses it; `None`: the sale takes no offline payments.
+    pub offline_payment_ttl_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +87,8 @@ impl Hold {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum OrderState {
     AwaitingPayment,
+    /// A provider payment is under way; the tickets stay held.
+    PaymentPending,
     Paid,
     PaymentFailed,
     Cancelled,
@@ -94,8 +100,9 @@ pub enum OrderState {
 
 impl OrderState {
     /// Every state, in declaration order (`state as usize` indexes it).
-    pub const ALL: [OrderState; 7] = [
+    pub const ALL: [OrderState; 8] = [
         OrderState::AwaitingPayment,
+        OrderState::PaymentPending,
         OrderState::Paid,
         OrderState::PaymentFailed,
         OrderState::Cancelled,
@@ -107,6 +114,7 @@ impl OrderState {
     pub fn as_str(self) -> &'static str {
         match self {
             OrderState::AwaitingPayment => "awaiting_payment",
+            OrderState::PaymentPending => "payment_pending",
             OrderState::Paid => "paid",
             OrderState::PaymentFailed => "payment_failed",
             OrderState::Cancelled => "cancelled",
@@ -134,7 +142,8 @@ pub struct Order {
     pub items: Items,
     pub total: MoneyMinor,
     pub created_at: Timestamp,
-    /// Payment deadline (the hold's). After it the order expires and inventory returns.
+    /// Payment deadline: the hold's, or later once an offline payment was chosen. After it
+    /// the order expires and inventory returns (unless its payment is being captured).
     pub expires_at: Timestamp,
     pub state: OrderState,
     pub payment_ref: Option<PaymentRef>,
@@ -142,6 +151,23 @@ pub struct Order {
     /// Codes of the tickets issued on payment, in issue order.
     pub tickets: Vec<TicketCode>,
     pub refunded: MoneyMinor,
+    /// Payment attempts, oldest first; only the last may be open.
+    pub payments: Vec<Payment>,
+    /// Refunds, oldest first.
+    pub refunds: Vec<Refund>,
+}
+
+impl Order {
+    /// The current payment attempt, if any.
+    pub fn payment(&self) -> Option<&Payment> {
+        self.payments.last()
+    }
+
+    /// Whether the order holds its tickets for a payment being captured, which no deadline
+    /// may take away.
+    pub fn is_capturing(&self) -> bool {
+        self.state == OrderState::PaymentPending && self.payment().is_some_and(|p| p.state == PaymentState::Authorised)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -164,6 +190,11 @@ pub enum Outcome {
     CheckedIn {
         code: TicketCode,
         at: Timestamp,
+    },
+    /// A payment attempt of an order (requested, or the one already under way).
+    Payment {
+        order: OrderId,
+        attempt: u32,
     },
     /// Nothing to report beyond success (status change, release, payment, refund, expiry).
     Done,
@@ -327,14 +358,14 @@ impl SaleState {
     /// What the deadline entry of `hold` at `at` would expire, or `None` if it is stale.
     pub fn live_deadline(&self, at: Timestamp, hold: HoldId) -> Option<Deadline> {
         let h = self.holds.get(&hold)?;
-        if h.expires_at != at {
-            return None;
-        }
         match h.state {
-            HoldState::Active => Some(Deadline::Hold(hold)),
+            HoldState::Active => (h.expires_at == at).then_some(Deadline::Hold(hold)),
+            // An order keeps its hold's entry; its deadline may have moved since (offline payment).
             HoldState::Converted(order) => {
                 let o = self.orders.get(&order)?;
-                (o.state == OrderState::AwaitingPayment && o.expires_at == at).then_some(Deadline::Order(order))
+                let waiting = o.state == OrderState::AwaitingPayment
+                    || (o.state == OrderState::PaymentPending && !o.is_capturing());
+                (waiting && o.expires_at == at).then_some(Deadline::Order(order))
             }
             HoldState::Released | HoldState::Expired => None,
         }

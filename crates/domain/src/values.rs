@@ -228,6 +228,15 @@ bounded_string!(
     PaymentRef, "payment_ref", limits::PAYMENT_REF_MAX_BYTES, false
 );
 bounded_string!(
+    /// What a buyer's front end needs to confirm a payment with its provider (Stripe's
+    /// PaymentIntent `client_secret`). Shown only to the order's buyer.
+    ClientSecret, "client_secret", limits::CLIENT_SECRET_MAX_BYTES, false
+);
+bounded_string!(
+    /// The id of the request, webhook or saga step that caused a payment step.
+    CorrelationId, "correlation_id", limits::CORRELATION_ID_MAX_BYTES, false
+);
+bounded_string!(
     /// A short human-readable reason (payment failure, cancellation).
     Reason, "reason", limits::REASON_MAX_BYTES, true
 );

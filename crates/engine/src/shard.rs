@@ -325,6 +325,7 @@ impl Shard {
         let mut ctx = Ctx {
             now,
             entropy: &mut self.entropy,
+            correlation_id: env.correlation_id.as_deref(),
         };
         let decision = decide(&state, env.command, &mut ctx)?;
         if !decision.events.is_empty() {

@@ -76,6 +76,7 @@ async fn create_sale(engine: &Engine) -> anyhow::Result<SaleId> {
         max_tickets_per_buyer: Some(6),
         opens_at: None,
         closes_at: None,
+        offline_payment_ttl_ms: None,
     };
     let setup = vec![
         Command::AddTicketType {

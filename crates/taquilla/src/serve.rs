@@ -247,6 +247,7 @@ async fn ensure_demo_sale(engine: &Engine) -> anyhow::Result<SaleId> {
         max_tickets_per_buyer: Some(6),
         opens_at: None,
         closes_at: None,
+        offline_payment_ttl_ms: None,
     };
     let setup = vec![
         Command::AddTicketType {

@@ -56,7 +56,22 @@ fn create_sale_command(req: &CreateSaleRequest) -> Result<CreateSale, ApiError> 
                 limits::HOLD_TTL_MS_MAX / 1000
             ))
         })?;
+    let offline_payment_ttl_ms = req
+        .offline_payment_ttl_secs
+        .map(|secs| {
+            secs.checked_mul(1000)
+                .filter(|ms| (limits::HOLD_TTL_MS_MIN..=limits::OFFLINE_PAYMENT_TTL_MS_MAX).contains(ms))
+                .ok_or_else(|| {
+                    ApiError::invalid(format!(
+                        "offline_payment_ttl_secs must be between {} and {}",
+                        limits::HOLD_TTL_MS_MIN / 1000,
+                        limits::OFFLINE_PAYMENT_TTL_MS_MAX / 1000
+                    ))
+                })
+        })
+        .transpose()?;
     Ok(CreateSale {
+        offline_payment_ttl_ms,
         name: name(&req.name)?,
         currency,
         hold_ttl_ms,

@@ -2,7 +2,7 @@
 //! follow it by cursor (at-least-once).
 
 use serde::Serialize;
-use taquilla_domain::{Event, Items, SaleId};
+use taquilla_domain::{Event, Items, OrderId, SaleId, Timestamp};
 use utoipa::ToSchema;
 
 use crate::ids::{PublicHoldId, PublicOrderId, PublicSaleId};
@@ -51,11 +51,13 @@ pub fn event_data(sale: SaleId, e: &Event) -> (&'static str, serde_json::Value) 
             max_tickets_per_buyer,
             opens_at,
             closes_at,
+            offline_payment_ttl_ms,
         } => (
             "sale_created",
             json!({"name": name.as_str(), "currency": currency.as_str(), "hold_ttl_secs": hold_ttl_ms / 1000,
                    "max_tickets_per_buyer": max_tickets_per_buyer,
-                   "opens_at": opens_at.map(Rfc3339), "closes_at": closes_at.map(Rfc3339)}),
+                   "opens_at": opens_at.map(Rfc3339), "closes_at": closes_at.map(Rfc3339),
+                   "offline_payment_ttl_secs": offline_payment_ttl_ms.map(|ms| ms / 1000)}),
         ),
         Event::TicketTypeAdded {
             id,
@@ -113,8 +115,14 @@ pub fn event_data(sale: SaleId, e: &Event) -> (&'static str, serde_json::Value) 
             "order_payment_failed",
             json!({"order_id": PublicOrderId(sale, *order), "reason": reason.as_str()}),
         ),
-        Event::OrderExpired { order } => ("order_expired", json!({"order_id": PublicOrderId(sale, *order)})),
-        Event::OrderCancelled { order } => ("order_cancelled", json!({"order_id": PublicOrderId(sale, *order)})),
+        Event::OrderExpired { order, at } => (
+            "order_expired",
+            json!({"order_id": PublicOrderId(sale, *order), "at": Rfc3339(*at)}),
+        ),
+        Event::OrderCancelled { order, at } => (
+            "order_cancelled",
+            json!({"order_id": PublicOrderId(sale, *order), "at": Rfc3339(*at)}),
+        ),
         Event::OrderRefundRequired { order, payment_ref, at } => (
             "order_refund_required",
             json!({"order_id": PublicOrderId(sale, *order), "payment_ref": payment_ref.as_str(), "at": Rfc3339(*at)}),
@@ -133,5 +141,137 @@ pub fn event_data(sale: SaleId, e: &Event) -> (&'static str, serde_json::Value) 
             "ticket_checked_in",
             json!({"ticket_code": code.to_text(), "at": Rfc3339(*at)}),
         ),
+        payment => payment_event_data(sale, payment),
+    }
+}
+
+/// A payment or refund event as the feed shows it. Client secrets stay out: only the buyer
+/// sees them, in their order.
+fn payment_event_data(sale: SaleId, e: &Event) -> (&'static str, serde_json::Value) {
+    use serde_json::json;
+    let step = |order: &OrderId, attempt: &u32, at: &Timestamp| json!({"order_id": PublicOrderId(sale, *order), "attempt": attempt, "at": Rfc3339(*at)});
+    let with = |mut base: serde_json::Value, more: serde_json::Value| {
+        if let (Some(b), Some(m)) = (base.as_object_mut(), more.as_object()) {
+            b.extend(m.clone());
+        }
+        base
+    };
+    match e {
+        Event::PaymentRequested {
+            order,
+            attempt,
+            method,
+            amount,
+            expires_at,
+            at,
+            ..
+        } => (
+            "payment_requested",
+            with(
+                step(order, attempt, at),
+                json!({"method": method.as_str(), "amount_minor": amount.get(), "expires_at": Rfc3339(*expires_at)}),
+            ),
+        ),
+        Event::PaymentCreated {
+            order,
+            attempt,
+            intent,
+            at,
+            ..
+        } => (
+            "payment_created",
+            with(step(order, attempt, at), json!({"payment_intent_id": intent.as_str()})),
+        ),
+        Event::PaymentAuthorised {
+            order,
+            attempt,
+            intent,
+            reinstated,
+            at,
+            ..
+        } => (
+            "payment_authorised",
+            with(
+                step(order, attempt, at),
+                json!({"payment_intent_id": intent.as_str(), "reinstated": reinstated}),
+            ),
+        ),
+        Event::PaymentCaptured {
+            order,
+            attempt,
+            intent,
+            at,
+            ..
+        } => (
+            "payment_captured",
+            with(step(order, attempt, at), json!({"payment_intent_id": intent.as_str()})),
+        ),
+        Event::PaymentVoidRequired { order, attempt, at, .. } => ("payment_void_required", step(order, attempt, at)),
+        Event::PaymentVoided { order, attempt, at, .. } => ("payment_voided", step(order, attempt, at)),
+        Event::PaymentDeclined {
+            order,
+            attempt,
+            reason,
+            at,
+            ..
+        } => (
+            "payment_declined",
+            with(step(order, attempt, at), json!({"reason": reason.as_str()})),
+        ),
+        Event::PaymentFailed {
+            order,
+            attempt,
+            reason,
+            at,
+            ..
+        } => (
+            "payment_failed",
+            with(step(order, attempt, at), json!({"reason": reason.as_str()})),
+        ),
+        _ => refund_event_data(sale, e),
+    }
+}
+
+fn refund_event_data(sale: SaleId, e: &Event) -> (&'static str, serde_json::Value) {
+    use serde_json::json;
+    match e {
+        Event::RefundRequested {
+            order,
+            refund,
+            attempt,
+            amount,
+            at,
+        } => (
+            "refund_requested",
+            json!({"order_id": PublicOrderId(sale, *order), "refund": refund, "attempt": attempt,
+                   "amount_minor": amount.get(), "at": Rfc3339(*at)}),
+        ),
+        Event::RefundIssued {
+            order,
+            refund,
+            provider_ref,
+            at,
+            ..
+        } => (
+            "refund_issued",
+            json!({"order_id": PublicOrderId(sale, *order), "refund": refund, "provider_ref": provider_ref.as_str(),
+                   "at": Rfc3339(*at)}),
+        ),
+        Event::RefundFailed {
+            order,
+            refund,
+            reason,
+            at,
+            ..
+        } => (
+            "refund_failed",
+            json!({"order_id": PublicOrderId(sale, *order), "refund": refund, "reason": reason.as_str(),
+                   "at": Rfc3339(*at)}),
+        ),
+        other => {
+            // Every event has its arm in `event_data` or here.
+            tracing::error!(?other, "an event without a feed shape");
+            ("unknown", json!({}))
+        }
     }
 }

@@ -48,6 +48,7 @@ mod tests {
                 max_tickets_per_buyer: Some(4),
                 opens_at: None,
                 closes_at: None,
+                offline_payment_ttl_ms: None,
             });
         }
         for (i, p) in prices.iter().enumerate() {
@@ -167,6 +168,8 @@ mod tests {
                 paid_at: times.2.map(Timestamp),
                 tickets: tickets.iter().map(|t| TicketCode(t.0)).collect(),
                 refunded: taquilla_domain::MoneyMinor::new(refunded).unwrap(),
+                payments: vec![],
+                refunds: vec![],
             };
             let view = OrderView::new(SaleId(sale), &state, &o);
             let written = String::from_utf8(crate::json::encode(&view).as_bytes().to_vec()).unwrap();

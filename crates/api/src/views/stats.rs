@@ -66,6 +66,7 @@ impl HoldCounts {
 #[derive(Debug, Default, Serialize, ToSchema)]
 pub struct OrderCounts {
     pub awaiting_payment: u64,
+    pub payment_pending: u64,
     pub paid: u64,
     pub payment_failed: u64,
     pub cancelled: u64,
@@ -78,6 +79,7 @@ impl OrderCounts {
     pub fn add(&mut self, s: OrderState) {
         let n = match s {
             OrderState::AwaitingPayment => &mut self.awaiting_payment,
+            OrderState::PaymentPending => &mut self.payment_pending,
             OrderState::Paid => &mut self.paid,
             OrderState::PaymentFailed => &mut self.payment_failed,
             OrderState::Cancelled => &mut self.cancelled,

@@ -65,10 +65,11 @@ pub fn arb_event() -> impl Strategy<Value = Event> {
             any::<u64>(),
             option::of(any::<u32>()),
             option::of(arb_time()),
-            option::of(arb_time())
+            option::of(arb_time()),
+            option::of(any::<u64>())
         )
             .prop_map(
-                |(name, currency, hold_ttl_ms, max_tickets_per_buyer, opens_at, closes_at)| {
+                |(name, currency, hold_ttl_ms, max_tickets_per_buyer, opens_at, closes_at, offline_payment_ttl_ms)| {
                     Event::SaleCreated {
                         name,
                         currency,
@@ -76,6 +77,7 @@ pub fn arb_event() -> impl Strategy<Value = Event> {
                         max_tickets_per_buyer,
                         opens_at,
                         closes_at,
+                        offline_payment_ttl_ms,
                     }
                 }
             ),
@@ -160,8 +162,8 @@ pub fn arb_event() -> impl Strategy<Value = Event> {
             order: OrderId(o),
             reason
         }),
-        any::<u64>().prop_map(|o| Event::OrderExpired { order: OrderId(o) }),
-        any::<u64>().prop_map(|o| Event::OrderCancelled { order: OrderId(o) }),
+        (any::<u64>(), arb_time()).prop_map(|(o, at)| Event::OrderExpired { order: OrderId(o), at }),
+        (any::<u64>(), arb_time()).prop_map(|(o, at)| Event::OrderCancelled { order: OrderId(o), at }),
         (any::<u64>(), arb_ref(), arb_time()).prop_map(|(o, payment_ref, at)| {
             Event::OrderRefundRequired {
                 order: OrderId(o),

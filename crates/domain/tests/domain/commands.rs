@@ -16,6 +16,7 @@ fn create(hold_ttl_ms: u64, limit: Option<u32>, opens_at: Option<i64>, closes_at
         max_tickets_per_buyer: limit,
         opens_at: opens_at.map(Timestamp),
         closes_at: closes_at.map(Timestamp),
+        offline_payment_ttl_ms: None,
     })
 }
 
@@ -331,6 +332,7 @@ fn place_hold_needs_an_open_sale_within_its_window() {
         max_tickets_per_buyer: None,
         opens_at: Some(Timestamp(100)),
         closes_at: Some(Timestamp(200)),
+        offline_payment_ttl_ms: None,
     };
     given(windowed.clone())
         .when(place("alice", &[(0, 1)]), 99)
@@ -544,7 +546,10 @@ fn expire_due_expires_holds_and_orders_in_deadline_order() {
         .then_outcome(Outcome::Done);
     let then = given(events).when(Command::ExpireDue, TTL_MS as i64).then(vec![
         Event::HoldExpired { hold: HoldId(1) },
-        Event::OrderExpired { order: OrderId(1) },
+        Event::OrderExpired {
+            order: OrderId(1),
+            at: Timestamp(TTL_MS as i64),
+        },
     ]);
     let s = then.state();
     assert_eq!(s.holds[&HoldId(1)].state, HoldState::Expired);
@@ -563,6 +568,7 @@ fn expire_due_is_bounded_per_command() {
         max_tickets_per_buyer: None,
         opens_at: None,
         closes_at: None,
+        offline_payment_ttl_ms: None,
     };
     events[4] = Event::QuotaAdded {
         id: QuotaId(0),
@@ -577,6 +583,7 @@ fn expire_due_is_bounded_per_command() {
     let mut ctx = taquilla_domain::Ctx {
         now: Timestamp(TTL_MS as i64),
         entropy: &mut entropy,
+        correlation_id: None,
     };
     let first = taquilla_domain::decide(&state, Command::ExpireDue, &mut ctx).expect("expire");
     assert_eq!(first.events.len(), EXPIRE_BATCH_MAX);
@@ -728,7 +735,13 @@ fn a_repeated_confirmation_is_idempotent_and_another_reference_conflicts() {
 
 #[test]
 fn a_late_payment_is_reinstated_when_inventory_allows() {
-    let expired = with(alice_order(), [Event::OrderExpired { order: OrderId(1) }]);
+    let expired = with(
+        alice_order(),
+        [Event::OrderExpired {
+            order: OrderId(1),
+            at: Timestamp(TTL_MS as i64),
+        }],
+    );
     let then = given(expired)
         .when(pay(1, "pay-1"), 100_000)
         .then(vec![Event::OrderPaid {
@@ -761,7 +774,10 @@ fn a_late_payment_without_inventory_requires_a_refund() {
     let events = with(
         alice_order(),
         [
-            Event::OrderExpired { order: OrderId(1) },
+            Event::OrderExpired {
+                order: OrderId(1),
+                at: Timestamp(TTL_MS as i64),
+            },
             hold_placed(2, "bob", &[(1, 2)]),
             hold_placed(3, "bob", &[(1, 1)]),
         ],
@@ -777,7 +793,10 @@ fn a_late_payment_without_inventory_requires_a_refund() {
     let settled = with(
         alice_order(),
         [
-            Event::OrderExpired { order: OrderId(1) },
+            Event::OrderExpired {
+                order: OrderId(1),
+                at: Timestamp(TTL_MS as i64),
+            },
             Event::OrderRefundRequired {
                 order: OrderId(1),
                 payment_ref: pay_ref("pay-1"),
@@ -795,7 +814,10 @@ fn a_late_payment_over_the_buyer_limit_requires_a_refund() {
     let events = with(
         alice_order(),
         [
-            Event::OrderExpired { order: OrderId(1) },
+            Event::OrderExpired {
+                order: OrderId(1),
+                at: Timestamp(TTL_MS as i64),
+            },
             hold_placed(2, "alice", &[(0, 4)]),
         ],
     );
@@ -810,7 +832,13 @@ fn a_late_payment_over_the_buyer_limit_requires_a_refund() {
 
 #[test]
 fn payment_of_a_cancelled_or_failed_order_conflicts() {
-    let cancelled = with(alice_order(), [Event::OrderCancelled { order: OrderId(1) }]);
+    let cancelled = with(
+        alice_order(),
+        [Event::OrderCancelled {
+            order: OrderId(1),
+            at: Timestamp(20),
+        }],
+    );
     given(cancelled)
         .when(pay(1, "pay-1"), 20)
         .then_rejection(Rejection::Conflict(ConflictReason::OrderCancelled));
@@ -827,43 +855,22 @@ fn payment_of_a_cancelled_or_failed_order_conflicts() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// FailPayment, CancelOrder
+// OrderPaymentFailed (written by versions that had a FailPayment command), CancelOrder
 
 #[test]
-fn failed_payment_returns_inventory() {
-    let then = given(alice_order())
-        .when(
-            Command::FailPayment {
-                order: OrderId(1),
-                reason: reason("declined"),
-            },
-            20,
-        )
-        .then(vec![Event::OrderPaymentFailed {
+fn a_failed_payment_from_older_logs_returns_inventory() {
+    let failed = with(
+        alice_order(),
+        [Event::OrderPaymentFailed {
             order: OrderId(1),
             reason: reason("declined"),
-        }]);
-    assert_eq!(then.state().available(GENERAL), 10);
-    assert!(then.state().buyer_tickets.is_empty());
-    assert!(then.state().deadlines.is_empty());
-    given(alice_paid())
-        .when(
-            Command::FailPayment {
-                order: OrderId(1),
-                reason: reason("late"),
-            },
-            20,
-        )
-        .then_rejection(Rejection::Conflict(ConflictReason::OrderNotAwaitingPayment));
-    given(open_sale())
-        .when(
-            Command::FailPayment {
-                order: OrderId(1),
-                reason: reason("x"),
-            },
-            20,
-        )
-        .then_rejection(Rejection::NotFound(Entity::Order));
+        }],
+    );
+    let state = fold(&failed);
+    assert_eq!(state.available(GENERAL), 10);
+    assert!(state.buyer_tickets.is_empty());
+    assert!(state.deadlines.is_empty());
+    assert_eq!(state.orders[&OrderId(1)].state, OrderState::PaymentFailed);
 }
 
 #[test]
@@ -874,11 +881,17 @@ fn the_buyer_or_an_admin_cancels_an_unpaid_order() {
     };
     let then = given(alice_order())
         .when(cancel(Actor::Buyer(buyer("alice"))), 20)
-        .then(vec![Event::OrderCancelled { order: OrderId(1) }]);
+        .then(vec![Event::OrderCancelled {
+            order: OrderId(1),
+            at: Timestamp(20),
+        }]);
     assert_eq!(then.state().available(VIP), 3);
     given(alice_order())
         .when(cancel(Actor::Admin), 20)
-        .then(vec![Event::OrderCancelled { order: OrderId(1) }]);
+        .then(vec![Event::OrderCancelled {
+            order: OrderId(1),
+            at: Timestamp(20),
+        }]);
     given(alice_order())
         .when(cancel(Actor::Buyer(buyer("bob"))), 20)
         .then_rejection(Rejection::NotFound(Entity::Order));
@@ -890,6 +903,17 @@ fn the_buyer_or_an_admin_cancels_an_unpaid_order() {
 // ---------------------------------------------------------------------------------------------
 // Refund
 
+/// Money of an order paid outside any provider goes back by the organiser's hand.
+fn manual_refund(refund: u32, amount: i64, at: i64) -> Event {
+    Event::RefundRequested {
+        order: OrderId(1),
+        refund,
+        attempt: None,
+        amount: money(amount),
+        at: Timestamp(at),
+    }
+}
+
 fn refund(tickets: Option<Vec<u128>>) -> Command {
     Command::Refund {
         order: OrderId(1),
@@ -899,15 +923,21 @@ fn refund(tickets: Option<Vec<u128>>) -> Command {
 
 #[test]
 fn refunding_everything_returns_all_tickets() {
-    let then = given(alice_paid())
-        .when(refund(None), 40)
-        .then(vec![Event::OrderRefunded {
+    // Paid by the organiser's confirmation: the money goes back by hand (`Manual`).
+    let then = given(alice_paid()).when(refund(None), 40).then(vec![
+        Event::OrderRefunded {
             order: OrderId(1),
             tickets: vec![TicketCode(1), TicketCode(2), TicketCode(3)],
             amount: money(7_000),
             at: Timestamp(40),
-        }]);
+        },
+        manual_refund(1, 7_000, 40),
+    ]);
     let s = then.state();
+    assert_eq!(
+        s.orders[&OrderId(1)].refunds[0].state,
+        taquilla_domain::RefundState::Manual
+    );
     assert_eq!(s.orders[&OrderId(1)].state, OrderState::Refunded);
     assert_eq!(s.orders[&OrderId(1)].refunded, money(7_000));
     assert_eq!((s.quotas[0].sold, s.quotas[1].sold), (0, 0));
@@ -916,35 +946,42 @@ fn refunding_everything_returns_all_tickets() {
 
 #[test]
 fn partial_refunds_until_nothing_is_left() {
-    let then = given(alice_paid())
-        .when(refund(Some(vec![3])), 40)
-        .then(vec![Event::OrderRefunded {
+    let then = given(alice_paid()).when(refund(Some(vec![3])), 40).then(vec![
+        Event::OrderRefunded {
             order: OrderId(1),
             tickets: vec![TicketCode(3)],
             amount: money(VIP_PRICE),
             at: Timestamp(40),
-        }]);
+        },
+        manual_refund(1, VIP_PRICE, 40),
+    ]);
     assert_eq!(then.state().orders[&OrderId(1)].state, OrderState::Paid);
     assert_eq!(then.state().buyer_tickets[&buyer("alice")], 2);
     assert_eq!(then.state().available(VIP), 3);
     let partly = with(
         alice_paid(),
-        [Event::OrderRefunded {
-            order: OrderId(1),
-            tickets: vec![TicketCode(3)],
-            amount: money(VIP_PRICE),
-            at: Timestamp(40),
-        }],
+        [
+            Event::OrderRefunded {
+                order: OrderId(1),
+                tickets: vec![TicketCode(3)],
+                amount: money(VIP_PRICE),
+                at: Timestamp(40),
+            },
+            manual_refund(1, VIP_PRICE, 40),
+        ],
     );
     given(partly.clone())
         .when(refund(Some(vec![3])), 50)
         .then_rejection(Rejection::Conflict(ConflictReason::TicketRefunded));
-    let then = given(partly).when(refund(None), 50).then(vec![Event::OrderRefunded {
-        order: OrderId(1),
-        tickets: vec![TicketCode(1), TicketCode(2)],
-        amount: money(2 * GENERAL_PRICE),
-        at: Timestamp(50),
-    }]);
+    let then = given(partly).when(refund(None), 50).then(vec![
+        Event::OrderRefunded {
+            order: OrderId(1),
+            tickets: vec![TicketCode(1), TicketCode(2)],
+            amount: money(2 * GENERAL_PRICE),
+            at: Timestamp(50),
+        },
+        manual_refund(2, 2 * GENERAL_PRICE, 50),
+    ]);
     assert_eq!(then.state().orders[&OrderId(1)].state, OrderState::Refunded);
     assert_eq!(then.state().orders[&OrderId(1)].refunded, money(7_000));
 }
@@ -1017,7 +1054,10 @@ fn a_refund_required_order_is_settled_whole() {
     let events = with(
         alice_order(),
         [
-            Event::OrderExpired { order: OrderId(1) },
+            Event::OrderExpired {
+                order: OrderId(1),
+                at: Timestamp(TTL_MS as i64),
+            },
             Event::OrderRefundRequired {
                 order: OrderId(1),
                 payment_ref: pay_ref("pay-1"),

@@ -55,7 +55,13 @@ fn paying_an_order_twice() {
 #[test]
 #[should_panic(expected = "impossible event OrderCancelled: order 3 does not exist")]
 fn cancelling_an_order_that_does_not_exist() {
-    fold(&with(open_sale(), [Event::OrderCancelled { order: OrderId(3) }]));
+    fold(&with(
+        open_sale(),
+        [Event::OrderCancelled {
+            order: OrderId(3),
+            at: taquilla_domain::Timestamp(1),
+        }],
+    ));
 }
 
 #[test]

@@ -5,4 +5,5 @@ mod codec;
 mod commands;
 mod evolve;
 mod model;
+mod payments;
 mod support;

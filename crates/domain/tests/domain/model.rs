@@ -6,16 +6,20 @@
 //! must hold; and replaying all events so far — through the codec — must rebuild a state equal
 //! to the live one.
 //!
-//! The sale: types T0 (in Q0), T1 (in Q0 and Q1, at most 2 per order), T2 (in Q1) and T3 (in
-//! no quota: never sellable); small random capacities so that sold-out happens; three buyers;
-//! a one-second hold TTL with time advancing so that expiry happens.
+//! The sale: types T0 (in Q0), T1 (in Q0 and Q1, at most 2 per order), T2 (in Q1, free) and
+//! T3 (in no quota: never sellable); small random capacities so that sold-out happens; three
+//! buyers; a one-second hold TTL with time advancing so that expiry happens; offline payments
+//! kept for five seconds. Payments are requested by buyers (test or offline) and reported on
+//! by a random provider: created, authorised, captured, voided, declined or failed, in any
+//! order and any number of times, as webhooks arrive.
 
 use proptest::prelude::*;
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest, prop_state_machine};
 use taquilla_domain::codec::{decode_events, encode_events};
 use taquilla_domain::{
-    Actor, Command, CreateSale, Ctx, Event, HoldId, HoldState, Item, Items, OrderId, OrderState, Outcome, Quantity,
-    QuotaId, SaleState, SaleStatus, TicketCode, TicketTypeId, Timestamp, decide, evolve, invariants,
+    Actor, Command, CreateSale, Ctx, Event, HoldId, HoldState, Item, Items, OrderId, OrderState, Outcome,
+    PaymentMethod, PaymentState, PaymentUpdate, Quantity, QuotaId, SaleState, SaleStatus, TicketCode, TicketTypeId,
+    Timestamp, decide, evolve, invariants,
 };
 
 use super::support::*;
@@ -26,6 +30,8 @@ const MAX_PER_ORDER: [Option<u32>; TYPES] = [None, Some(2), None, None];
 /// Quotas each type counts against.
 const TYPE_QUOTAS: [&[usize]; TYPES] = [&[0], &[0, 1], &[1], &[]];
 const MODEL_TTL_MS: i64 = 1_000;
+const OFFLINE_TTL_MS: i64 = 5_000;
+const ATTEMPTS_MAX: usize = taquilla_domain::limits::PAYMENT_ATTEMPTS_MAX as usize;
 const START_MS: i64 = 1_000_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +59,14 @@ struct MOrder {
     payment_ref: Option<u8>,
     /// Indices into `Model::tickets`.
     tickets: Vec<usize>,
+    payments: Vec<MPayment>,
+}
+
+#[derive(Debug, Clone)]
+struct MPayment {
+    offline: bool,
+    state: PaymentState,
+    intent: Option<u8>,
 }
 
 #[derive(Debug, Clone)]
@@ -106,9 +120,6 @@ pub enum Step {
         order: u64,
         reference: u8,
     },
-    Fail {
-        order: u64,
-    },
     Cancel {
         buyer: Option<u8>,
         order: u64,
@@ -121,17 +132,43 @@ pub enum Step {
         code: u128,
     },
     SetStatus(SaleStatus),
+    RequestPayment {
+        buyer: u8,
+        order: u64,
+        offline: bool,
+    },
+    /// The provider reports on attempt `attempt`: 0 created, 1 authorised, 2 captured,
+    /// 3 voided, 4 declined, 5 failed; `intent` names its payment at the provider.
+    Report {
+        order: u64,
+        attempt: u32,
+        what: u8,
+        intent: u8,
+    },
+}
+
+/// Waiting for its payment: the order holds its tickets.
+fn pending(o: &MOrder) -> bool {
+    matches!(o.state, OrderState::AwaitingPayment | OrderState::PaymentPending)
+}
+
+/// Its payment is being captured: no deadline may take its tickets away.
+fn capturing(o: &MOrder) -> bool {
+    o.state == OrderState::PaymentPending && o.payments.last().is_some_and(|p| p.state == PaymentState::Authorised)
+}
+
+fn is_final(s: PaymentState) -> bool {
+    matches!(
+        s,
+        PaymentState::Captured | PaymentState::Voided | PaymentState::Declined | PaymentState::Failed
+    )
 }
 
 impl Model {
     fn held(&self) -> [u32; TYPES] {
         let mut held = [0; TYPES];
         let active = self.holds.iter().filter(|h| h.state == HoldS::Active).map(|h| &h.lines);
-        let unpaid = self
-            .orders
-            .iter()
-            .filter(|o| o.state == OrderState::AwaitingPayment)
-            .map(|o| &o.lines);
+        let unpaid = self.orders.iter().filter(|o| pending(o)).map(|o| &o.lines);
         for lines in active.chain(unpaid) {
             for &(tt, q) in lines {
                 held[tt as usize] += q;
@@ -176,7 +213,7 @@ impl Model {
         let unpaid: u32 = self
             .orders
             .iter()
-            .filter(|o| o.buyer == buyer && o.state == OrderState::AwaitingPayment)
+            .filter(|o| o.buyer == buyer && pending(o))
             .flat_map(|o| o.lines.iter().map(|l| l.1))
             .sum();
         let tickets = self
@@ -297,9 +334,10 @@ impl Model {
                 for o in self
                     .orders
                     .iter_mut()
-                    .filter(|o| o.state == OrderState::AwaitingPayment && o.expires_at <= now)
+                    .filter(|o| pending(o) && !capturing(o) && o.expires_at <= now)
                 {
                     o.state = OrderState::Expired;
+                    end_open_payment(o);
                 }
                 Ok(Outcome::Done)
             }
@@ -325,8 +363,14 @@ impl Model {
                     state: OrderState::AwaitingPayment,
                     payment_ref: None,
                     tickets: vec![],
+                    payments: vec![],
                 };
+                let free = order.lines.iter().all(|&(tt, _)| PRICES[tt as usize] == 0);
                 self.orders.push(order);
+                if free {
+                    // Nothing to pay: tickets at checkout.
+                    self.issue(self.orders.len() - 1);
+                }
                 let outcome = Outcome::Order(OrderId(self.orders.len() as u64));
                 if let Some(key) = key {
                     self.remembered.push((*buyer, *key, request, outcome));
@@ -341,6 +385,7 @@ impl Model {
                 let o = &self.orders[i];
                 match o.state {
                     OrderState::AwaitingPayment => {}
+                    OrderState::PaymentPending => return Err("conflict"),
                     OrderState::Expired => {
                         if self.inventory(&o.lines).is_err() || !self.within_limit(o.buyer, &o.lines) {
                             let o = &mut self.orders[i];
@@ -356,47 +401,37 @@ impl Model {
                     }
                     _ => return Err("conflict"),
                 }
-                for &(tt, q) in &o.lines.clone() {
-                    for _ in 0..q {
-                        self.orders[i].tickets.push(self.tickets.len());
-                        self.tickets.push(MTicket {
-                            order: i,
-                            ticket_type: tt as usize,
-                            refunded: false,
-                            checked_in_at: None,
-                        });
-                    }
-                }
+                self.issue(i);
                 let o = &mut self.orders[i];
-                o.state = OrderState::Paid;
                 o.payment_ref = Some(*reference);
-                Ok(Outcome::Done)
-            }
-            Step::Fail { order } | Step::Cancel { order, buyer: None } => {
-                let o = self.order_mut(*order)?;
-                if o.state != OrderState::AwaitingPayment {
-                    return Err("conflict");
+                if let Some(p) = o
+                    .payments
+                    .last_mut()
+                    .filter(|p| p.state == PaymentState::AwaitingOffline)
+                {
+                    p.state = PaymentState::Captured;
                 }
-                o.state = match step {
-                    Step::Fail { .. } => OrderState::PaymentFailed,
-                    _ => OrderState::Cancelled,
-                };
                 Ok(Outcome::Done)
             }
-            Step::Cancel {
-                order,
-                buyer: Some(buyer),
-            } => {
+            Step::Cancel { order, buyer } => {
                 let o = self.order_mut(*order)?;
-                if o.buyer != *buyer {
+                if buyer.is_some_and(|b| b != o.buyer) {
                     return Err("not_found");
                 }
-                if o.state != OrderState::AwaitingPayment {
+                if !pending(o) || capturing(o) {
                     return Err("conflict");
                 }
                 o.state = OrderState::Cancelled;
+                end_open_payment(o);
                 Ok(Outcome::Done)
             }
+            Step::RequestPayment { buyer, order, offline } => self.request_payment(*buyer, *order, *offline),
+            Step::Report {
+                order,
+                attempt,
+                what,
+                intent,
+            } => self.report(*order, *attempt, *what, *intent),
             Step::Refund { order, codes } => {
                 let i = (*order as usize)
                     .checked_sub(1)
@@ -493,11 +528,191 @@ impl Model {
         }
     }
 
+    /// Issues the order's tickets: held becomes sold.
+    fn issue(&mut self, i: usize) {
+        for &(tt, q) in &self.orders[i].lines.clone() {
+            for _ in 0..q {
+                self.orders[i].tickets.push(self.tickets.len());
+                self.tickets.push(MTicket {
+                    order: i,
+                    ticket_type: tt as usize,
+                    refunded: false,
+                    checked_in_at: None,
+                });
+            }
+        }
+        self.orders[i].state = OrderState::Paid;
+    }
+
+    fn request_payment(&mut self, buyer: u8, order: u64, offline: bool) -> Result<Outcome, &'static str> {
+        let now = self.now;
+        let o = self.order_mut(order)?;
+        if o.buyer != buyer {
+            return Err("not_found");
+        }
+        let outcome = |attempt: usize| Outcome::Payment {
+            order: OrderId(order),
+            attempt: attempt as u32,
+        };
+        let current = o.payments.last();
+        match o.state {
+            OrderState::PaymentPending => {
+                return match current {
+                    Some(p) if p.offline == offline && !is_final(p.state) => Ok(outcome(o.payments.len())),
+                    _ => Err("conflict"),
+                };
+            }
+            OrderState::AwaitingPayment => {
+                if current.is_some_and(|p| p.state == PaymentState::AwaitingOffline && offline) {
+                    return Ok(outcome(o.payments.len()));
+                }
+            }
+            OrderState::Expired => return Err("hold_expired"),
+            _ => return Err("conflict"),
+        }
+        if now >= o.expires_at {
+            return Err("hold_expired");
+        }
+        if o.payments.len() >= ATTEMPTS_MAX {
+            return Err("conflict");
+        }
+        if let Some(p) = o
+            .payments
+            .last_mut()
+            .filter(|p| p.state == PaymentState::AwaitingOffline)
+        {
+            p.state = PaymentState::Voided;
+        }
+        let state = if offline {
+            o.expires_at = o.expires_at.max(now + OFFLINE_TTL_MS);
+            PaymentState::AwaitingOffline
+        } else {
+            o.state = OrderState::PaymentPending;
+            PaymentState::Requested
+        };
+        o.payments.push(MPayment {
+            offline,
+            state,
+            intent: None,
+        });
+        Ok(outcome(o.payments.len()))
+    }
+
+    fn report(&mut self, order: u64, attempt: u32, what: u8, intent: u8) -> Result<Outcome, &'static str> {
+        let i = (order as usize)
+            .checked_sub(1)
+            .filter(|i| *i < self.orders.len())
+            .ok_or("not_found")?;
+        let a = (attempt as usize)
+            .checked_sub(1)
+            .filter(|a| *a < self.orders[i].payments.len())
+            .ok_or("not_found")?;
+        let o = &self.orders[i];
+        let p = &o.payments[a];
+        if p.offline {
+            return Err("not_found");
+        }
+        if what <= 2 && p.intent.is_some_and(|known| known != intent) {
+            return Err("conflict");
+        }
+        let current = a + 1 == o.payments.len();
+        let state = p.state;
+        let set_intent = |m: &mut Model| {
+            let p = &mut m.orders[i].payments[a];
+            p.intent = p.intent.or(Some(intent));
+        };
+        match what {
+            0 if self.orders[i].payments[a].intent.is_none() => {
+                set_intent(self);
+                if state == PaymentState::Requested {
+                    self.orders[i].payments[a].state = PaymentState::AwaitingBuyer;
+                }
+            }
+            1 => self.authorised(i, a, current, intent),
+            2 if state != PaymentState::Captured => {
+                let pays = o.state == OrderState::PaymentPending
+                    && current
+                    && matches!(
+                        state,
+                        PaymentState::Authorised | PaymentState::Requested | PaymentState::AwaitingBuyer
+                    );
+                set_intent(self);
+                self.orders[i].payments[a].state = PaymentState::Captured;
+                if pays {
+                    self.issue(i);
+                }
+            }
+            3 if !is_final(state) => self.end_attempt(i, a, PaymentState::Voided),
+            4 if matches!(
+                state,
+                PaymentState::Requested | PaymentState::AwaitingBuyer | PaymentState::VoidRequired
+            ) =>
+            {
+                self.end_attempt(i, a, PaymentState::Declined)
+            }
+            5 if matches!(
+                state,
+                PaymentState::Requested | PaymentState::AwaitingBuyer | PaymentState::VoidRequired
+            ) =>
+            {
+                self.end_attempt(i, a, PaymentState::Failed)
+            }
+            5 if state == PaymentState::Authorised => self.end_attempt(i, a, PaymentState::VoidRequired),
+            _ => {}
+        }
+        Ok(Outcome::Payment {
+            order: OrderId(order),
+            attempt,
+        })
+    }
+
+    fn authorised(&mut self, i: usize, a: usize, current: bool, intent: u8) {
+        let o = &self.orders[i];
+        let state = o.payments[a].state;
+        let quantity = o.lines.clone();
+        let free = self.inventory(&quantity).is_ok() && self.within_limit(o.buyer, &quantity);
+        let p = &mut self.orders[i].payments[a];
+        p.intent = p.intent.or(Some(intent));
+        let o_state = self.orders[i].state;
+        match state {
+            PaymentState::Requested | PaymentState::AwaitingBuyer if o_state == OrderState::PaymentPending => {
+                self.orders[i].payments[a].state = PaymentState::Authorised;
+            }
+            PaymentState::VoidRequired if o_state == OrderState::Expired && current && free => {
+                self.orders[i].state = OrderState::PaymentPending;
+                self.orders[i].payments[a].state = PaymentState::Authorised;
+            }
+            PaymentState::Authorised | PaymentState::Captured | PaymentState::VoidRequired => {}
+            _ => self.end_attempt(i, a, PaymentState::VoidRequired),
+        }
+    }
+
+    /// Attempt `a` of order `i` ends (or needs a void): an order pending on it awaits payment again.
+    fn end_attempt(&mut self, i: usize, a: usize, to: PaymentState) {
+        let o = &mut self.orders[i];
+        o.payments[a].state = to;
+        if a + 1 == o.payments.len() && o.state == OrderState::PaymentPending {
+            o.state = OrderState::AwaitingPayment;
+        }
+    }
+
     fn order_mut(&mut self, order: u64) -> Result<&mut MOrder, &'static str> {
         (order as usize)
             .checked_sub(1)
             .and_then(|i| self.orders.get_mut(i))
             .ok_or("not_found")
+    }
+}
+
+/// The payment under way of an order that lets its tickets go: voided at the provider, or
+/// simply over when offline.
+fn end_open_payment(o: &mut MOrder) {
+    if let Some(p) = o.payments.last_mut() {
+        p.state = match p.state {
+            PaymentState::Requested | PaymentState::AwaitingBuyer => PaymentState::VoidRequired,
+            PaymentState::AwaitingOffline => PaymentState::Voided,
+            other => other,
+        };
     }
 }
 
@@ -544,6 +759,19 @@ impl ReferenceStateMachine for SaleMachine {
         let hold = mostly(holds, (buyer.clone(), 1..=state.holds.len() as u64 + 1));
         let orders: Vec<(u8, u64)> = state.orders.iter().zip(1..).map(|(o, id)| (o.buyer, id)).collect();
         let order = mostly(orders, (buyer.clone(), 1..=state.orders.len() as u64 + 1));
+        // Reports mostly name an attempt that exists (the last one most of all).
+        let attempts: Vec<(u64, u32)> = state
+            .orders
+            .iter()
+            .zip(1..)
+            .flat_map(|(o, id)| {
+                let n = o.payments.len() as u32;
+                (1..=n)
+                    .chain(std::iter::repeat_n(n, 2 * n.min(1) as usize))
+                    .map(move |a| (id, a))
+            })
+            .collect();
+        let attempt = mostly(attempts, (1..=state.orders.len() as u64 + 1, 1u32..=3));
         let codes: Vec<u128> = (1..=state.tickets.len() as u128).collect();
         let code = mostly(codes, 1..=state.tickets.len() as u128 + 1);
         let ticket_type = prop_oneof![8 => 0u32..3, 1 => Just(3u32), 1 => Just(TYPES as u32)];
@@ -561,8 +789,11 @@ impl ReferenceStateMachine for SaleMachine {
             1 => hold.clone().prop_map(|(buyer, hold)| Step::Release { buyer, hold }),
             2 => Just(Step::Expire),
             5 => (hold, key).prop_map(|((buyer, hold), key)| Step::Checkout { buyer, hold, key }),
-            4 => (order.clone(), 0u8..2).prop_map(|((_, order), reference)| Step::Pay { order, reference }),
-            1 => order.clone().prop_map(|(_, order)| Step::Fail { order }),
+            2 => (order.clone(), 0u8..2).prop_map(|((_, order), reference)| Step::Pay { order, reference }),
+            4 => (order.clone(), prop_oneof![4 => Just(false), 1 => Just(true)])
+                .prop_map(|((buyer, order), offline)| Step::RequestPayment { buyer, order, offline }),
+            8 => (attempt, 0u8..6, prop_oneof![9 => Just(0u8), 1 => Just(1u8)])
+                .prop_map(|((order, attempt), what, intent)| Step::Report { order, attempt, what, intent }),
             1 => (any::<bool>(), order.clone())
                 .prop_map(|(admin, (buyer, order))| Step::Cancel { buyer: (!admin).then_some(buyer), order }),
             2 => (order, refund_codes).prop_map(|((_, order), codes)| Step::Refund { order, codes }),
@@ -591,6 +822,7 @@ impl Sut {
         let mut ctx = Ctx {
             now: Timestamp(self.now),
             entropy: &mut self.entropy,
+            correlation_id: Some("model"),
         };
         let decision = decide(&self.state, command, &mut ctx)?;
         for e in &decision.events {
@@ -598,6 +830,26 @@ impl Sut {
         }
         self.log.extend(decision.events);
         Ok(decision.outcome)
+    }
+}
+
+/// The provider's report `what` about its payment `intent` (see `Step::Report`).
+fn update(what: u8, intent: u8) -> PaymentUpdate {
+    let intent = pay_ref(&format!("pi_{intent}"));
+    match what {
+        0 => PaymentUpdate::Created {
+            intent,
+            client_secret: None,
+        },
+        1 => PaymentUpdate::Authorised { intent },
+        2 => PaymentUpdate::Captured { intent },
+        3 => PaymentUpdate::Voided,
+        4 => PaymentUpdate::Declined {
+            reason: reason("card declined"),
+        },
+        _ => PaymentUpdate::Failed {
+            reason: reason("refused"),
+        },
     }
 }
 
@@ -637,6 +889,7 @@ impl StateMachineTest for SaleMachine {
             max_tickets_per_buyer: model.limit,
             opens_at: None,
             closes_at: None,
+            offline_payment_ttl_ms: Some(OFFLINE_TTL_MS as u64),
         })];
         for tt in 0..TYPES {
             setup.push(Command::AddTicketType {
@@ -688,9 +941,24 @@ impl StateMachineTest for SaleMachine {
                 order: OrderId(order),
                 payment_ref: pay_ref(&format!("r{reference}")),
             },
-            Step::Fail { order } => Command::FailPayment {
+            Step::RequestPayment { buyer, order, offline } => Command::RequestPayment {
+                buyer: buyer_name(buyer),
                 order: OrderId(order),
-                reason: reason("declined"),
+                method: if offline {
+                    PaymentMethod::Offline
+                } else {
+                    PaymentMethod::Test
+                },
+            },
+            Step::Report {
+                order,
+                attempt,
+                what,
+                intent,
+            } => Command::RecordPayment {
+                order: OrderId(order),
+                attempt,
+                update: update(what, intent),
             },
             Step::Cancel { buyer, order } => Command::CancelOrder {
                 actor: buyer.map_or(Actor::Admin, |b| Actor::Buyer(buyer_name(b))),
@@ -744,7 +1012,11 @@ impl StateMachineTest for SaleMachine {
         }
         assert_eq!(s.orders.len(), model.orders.len());
         for (i, o) in model.orders.iter().enumerate() {
-            assert_eq!(s.orders[&OrderId(i as u64 + 1)].state, o.state, "order {}", i + 1);
+            let real = &s.orders[&OrderId(i as u64 + 1)];
+            assert_eq!(real.state, o.state, "order {}", i + 1);
+            let real_payments: Vec<_> = real.payments.iter().map(|p| p.state).collect();
+            let model_payments: Vec<_> = o.payments.iter().map(|p| p.state).collect();
+            assert_eq!(real_payments, model_payments, "order {}'s payments", i + 1);
         }
         assert_eq!(s.tickets.len(), model.tickets.len());
         for (i, t) in model.tickets.iter().enumerate() {

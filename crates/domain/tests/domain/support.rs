@@ -46,6 +46,7 @@ impl Given {
         let mut ctx = Ctx {
             now: Timestamp(now_ms),
             entropy: &mut entropy,
+            correlation_id: None,
         };
         let result = decide(&self.state, command, &mut ctx);
         Then {
@@ -167,6 +168,7 @@ pub fn sale_created() -> Event {
         max_tickets_per_buyer: Some(LIMIT),
         opens_at: None,
         closes_at: None,
+        offline_payment_ttl_ms: None,
     }
 }
 

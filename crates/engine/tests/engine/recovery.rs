@@ -154,6 +154,7 @@ fn sale_created() -> Event {
         max_tickets_per_buyer: None,
         opens_at: None,
         closes_at: None,
+        offline_payment_ttl_ms: None,
     };
     Event::SaleCreated {
         name: c.name,
@@ -162,6 +163,7 @@ fn sale_created() -> Event {
         max_tickets_per_buyer: c.max_tickets_per_buyer,
         opens_at: c.opens_at,
         closes_at: c.closes_at,
+        offline_payment_ttl_ms: c.offline_payment_ttl_ms,
     }
 }
 

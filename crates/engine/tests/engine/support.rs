@@ -48,6 +48,7 @@ pub fn sale_spec() -> CreateSale {
         max_tickets_per_buyer: None,
         opens_at: None,
         closes_at: None,
+        offline_payment_ttl_ms: None,
     }
 }
 

@@ -69,11 +69,27 @@ mod tag {
     pub const ORDER_REFUND_REQUIRED: u8 = 13;
     pub const ORDER_REFUNDED: u8 = 14;
     pub const TICKET_CHECKED_IN: u8 = 15;
+    pub const PAYMENT_REQUESTED: u8 = 16;
+    pub const PAYMENT_CREATED: u8 = 17;
+    pub const PAYMENT_AUTHORISED: u8 = 18;
+    pub const PAYMENT_CAPTURED: u8 = 19;
+    pub const PAYMENT_VOID_REQUIRED: u8 = 20;
+    pub const PAYMENT_VOIDED: u8 = 21;
+    pub const PAYMENT_DECLINED: u8 = 22;
+    pub const PAYMENT_FAILED: u8 = 23;
+    pub const REFUND_REQUESTED: u8 = 24;
+    pub const REFUND_ISSUED: u8 = 25;
+    pub const REFUND_FAILED: u8 = 26;
 }
 
 /// Current version written for each tag (index = tag). Version 2 of `HoldPlaced` appended
-/// `idempotency_key`.
-const VERSIONS: [u8; 16] = [0, 1, 1, 1, 1, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1];
+/// `idempotency_key`; version 2 of `SaleCreated` appended `offline_payment_ttl_ms`, and of
+/// `OrderExpired` and `OrderCancelled` their `at`.
+const VERSIONS: [u8; 27] = [
+    0, 2, 1, 1, 1, 2, 1, 1, 1, 1, 1, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+];
+
+mod payment;
 
 // ---------------------------------------------------------------------------------------------
 // Encoding
@@ -129,6 +145,17 @@ fn tag_of(event: &Event) -> u8 {
         Event::OrderRefundRequired { .. } => tag::ORDER_REFUND_REQUIRED,
         Event::OrderRefunded { .. } => tag::ORDER_REFUNDED,
         Event::TicketCheckedIn { .. } => tag::TICKET_CHECKED_IN,
+        Event::PaymentRequested { .. } => tag::PAYMENT_REQUESTED,
+        Event::PaymentCreated { .. } => tag::PAYMENT_CREATED,
+        Event::PaymentAuthorised { .. } => tag::PAYMENT_AUTHORISED,
+        Event::PaymentCaptured { .. } => tag::PAYMENT_CAPTURED,
+        Event::PaymentVoidRequired { .. } => tag::PAYMENT_VOID_REQUIRED,
+        Event::PaymentVoided { .. } => tag::PAYMENT_VOIDED,
+        Event::PaymentDeclined { .. } => tag::PAYMENT_DECLINED,
+        Event::PaymentFailed { .. } => tag::PAYMENT_FAILED,
+        Event::RefundRequested { .. } => tag::REFUND_REQUESTED,
+        Event::RefundIssued { .. } => tag::REFUND_ISSUED,
+        Event::RefundFailed { .. } => tag::REFUND_FAILED,
     }
 }
 
@@ -141,6 +168,7 @@ fn encode_body(event: &Event, out: &mut Vec<u8>) {
             max_tickets_per_buyer,
             opens_at,
             closes_at,
+            offline_payment_ttl_ms,
         } => {
             put_str(out, name.as_str());
             out.extend_from_slice(&currency.bytes());
@@ -148,6 +176,8 @@ fn encode_body(event: &Event, out: &mut Vec<u8>) {
             put_opt(out, *max_tickets_per_buyer, |o, v| put_u64(o, v.into()));
             put_opt(out, *opens_at, put_time);
             put_opt(out, *closes_at, put_time);
+            // v2
+            put_opt(out, *offline_payment_ttl_ms, put_u64);
         }
         Event::TicketTypeAdded {
             id,
@@ -228,7 +258,11 @@ fn encode_body(event: &Event, out: &mut Vec<u8>) {
             put_u64(out, order.0);
             put_str(out, reason.as_str());
         }
-        Event::OrderExpired { order } | Event::OrderCancelled { order } => put_u64(out, order.0),
+        Event::OrderExpired { order, at } | Event::OrderCancelled { order, at } => {
+            put_u64(out, order.0);
+            // v2
+            put_time(out, *at);
+        }
         Event::OrderRefundRequired { order, payment_ref, at } => {
             put_u64(out, order.0);
             put_str(out, payment_ref.as_str());
@@ -252,6 +286,7 @@ fn encode_body(event: &Event, out: &mut Vec<u8>) {
             put_code(out, *code);
             put_time(out, *at);
         }
+        _ => payment::encode_body(event, out),
     }
 }
 
@@ -368,6 +403,7 @@ fn decode_body(tag: u8, version: u8, r: &mut Reader) -> Result<Event, DecodeErro
             max_tickets_per_buyer: r.opt(Reader::u32)?,
             opens_at: r.opt(Reader::time)?,
             closes_at: r.opt(Reader::time)?,
+            offline_payment_ttl_ms: if version >= 2 { r.opt(Reader::u64)? } else { None },
         },
         tag::TICKET_TYPE_ADDED => Event::TicketTypeAdded {
             id: TicketTypeId(r.u32()?),
@@ -459,9 +495,11 @@ fn decode_body(tag: u8, version: u8, r: &mut Reader) -> Result<Event, DecodeErro
         },
         tag::ORDER_EXPIRED => Event::OrderExpired {
             order: OrderId(r.u64()?),
+            at: if version >= 2 { r.time()? } else { Timestamp(0) },
         },
         tag::ORDER_CANCELLED => Event::OrderCancelled {
             order: OrderId(r.u64()?),
+            at: if version >= 2 { r.time()? } else { Timestamp(0) },
         },
         tag::ORDER_REFUND_REQUIRED => Event::OrderRefundRequired {
             order: OrderId(r.u64()?),
@@ -486,7 +524,7 @@ fn decode_body(tag: u8, version: u8, r: &mut Reader) -> Result<Event, DecodeErro
             code: r.code()?,
             at: r.time()?,
         },
-        _ => return Err(DecodeError::UnknownTag(tag)),
+        _ => return payment::decode_body(tag, version, r),
     })
 }
 
