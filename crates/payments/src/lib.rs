@@ -7,12 +7,27 @@
 //! [`IdempotencyKey`] derived from (order, attempt, step), so a retry of any call can never
 //! charge twice.
 //!
+//! Adapters: [`test_provider`] (instant) and [`simulated`] (seeded latency and faults), both
+//! on one in-memory ledger that keeps per-key idempotency and per-payment state.
+//!
 //! Nothing here is called from a buyer's request or from a shard thread: the payment saga
 //! (a follower of the event log) calls the provider and reports each outcome back to the
 //! engine as a command.
 
+pub mod limits;
 pub mod provider;
+pub mod simulated;
+pub mod test_provider;
+
+mod ledger;
+mod rng;
+
+use std::future::Future;
+use std::pin::Pin;
 
 pub use provider::{
     IdempotencyKey, IntentId, IntentStatus, PaymentService, ProviderError, ProviderRequest, ProviderResponse, RefundId,
 };
+
+/// The future every boxed adapter and layer returns.
+pub(crate) type ReplyFuture = Pin<Box<dyn Future<Output = Result<ProviderResponse, ProviderError>> + Send + 'static>>;
