@@ -7,8 +7,8 @@
 //! [`IdempotencyKey`] derived from (order, attempt, step), so a retry of any call can never
 //! charge twice.
 //!
-//! Adapters: [`test_provider`] (instant) and [`simulated`] (seeded latency and faults), both
-//! on one in-memory ledger that keeps per-key idempotency and per-payment state.
+//! Adapters: [`test_provider`] (instant), [`simulated`] (seeded latency and faults) and
+//! [`stripe`] (Stripe's PaymentIntents over HTTP, plus its signed webhooks).
 //!
 //! Nothing here is called from a buyer's request or from a shard thread: the payment saga
 //! (a follower of the event log) calls the provider and reports each outcome back to the
@@ -17,6 +17,7 @@
 pub mod limits;
 pub mod provider;
 pub mod simulated;
+pub mod stripe;
 pub mod test_provider;
 
 mod ledger;
