@@ -11,19 +11,22 @@
 //! [`stripe`] (Stripe's PaymentIntents over HTTP, plus its signed webhooks). All three pass
 //! one conformance suite (`conformance`, with the `test-util` feature, which also brings a
 //! fake Stripe on a real HTTP mock server in `testing`). [`resilience::stack`] wraps a provider
-//! in a deadline, retries under a budget, a circuit breaker and metrics; [`config`] turns
-//! the command line's payment flags into the providers the saga uses.
+//! in a deadline, retries under a budget, a circuit breaker and metrics.
 //!
 //! Nothing here is called from a buyer's request or from a shard thread: the payment saga
 //! (a follower of the event log) calls the provider and reports each outcome back to the
 //! engine as a command.
 
+#[cfg(feature = "test-util")]
+pub mod conformance;
 pub mod limits;
 pub mod provider;
 pub mod resilience;
 pub mod simulated;
 pub mod stripe;
 pub mod test_provider;
+#[cfg(feature = "test-util")]
+pub mod testing;
 
 mod ledger;
 mod rng;
