@@ -5,10 +5,15 @@
 //!
 //! It lives in memory only. That is acceptable for these two providers because nothing
 //! outside the process holds money against them, and because the saga derives every key from
-//! (order, attempt, step): after a restart it re-sends the same keys, and a fresh ledger
-//! answers them as a first call would. What is lost is the answer to a *status* question
-//! about a payment made before the restart (`Refused`: unknown payment), which the reconciler
-//! must treat like any refusal.
+//! (order, attempt, step) and re-sends the same keys after a restart. Two rules make a fresh
+//! ledger answer those re-sent keys as the old one would have:
+//! - ids are derived from the key that made them (`<provider>_pi_<hash of the key>`, the same
+//!   for refunds), so a re-sent `Authorise` names the same payment as before the restart, and
+//!   ids never repeat across restarts for different payments;
+//! - a payment id of this provider's form that the ledger does not know (it was made before a
+//!   restart) is **adopted** as `Authorised`, with an unknown amount (refunds of it are not
+//!   bounded): the saga's log, not this ledger, knows whether it was captured or voided, and
+//!   the saga re-sends what it still has to do. Ids of another form are refused as unknown.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -17,6 +22,7 @@ use crate::limits::{LEDGER_INTENTS_MAX, LEDGER_KEYS_MAX};
 use crate::provider::{
     IdempotencyKey, IntentId, IntentStatus, ProviderError, ProviderRequest, ProviderResponse, RefundId,
 };
+use crate::rng::stable_hash;
 
 pub(crate) type Reply = Result<ProviderResponse, ProviderError>;
 
@@ -36,13 +42,15 @@ struct State {
     replies: HashMap<IdempotencyKey, (ProviderRequest, Reply)>,
     /// Orders whose payments the buyer's bank refuses (a test control).
     declined_orders: HashSet<String>,
-    next_intent: u64,
-    next_refund: u64,
+    /// Creation order, for `payments_of`.
+    created: u64,
 }
 
 #[derive(Debug)]
 struct Intent {
-    amount_minor: i64,
+    created: u64,
+    /// `None` for a payment adopted after a restart.
+    amount_minor: Option<i64>,
     order_ref: String,
     status: IntentStatus,
     refunded_minor: i64,
@@ -89,10 +97,9 @@ impl Ledger {
             let ProviderRequest::Status { intent } = request else {
                 unreachable!("only Status has no key")
             };
-            return match state.intents.get(&intent.0) {
-                Some(i) => Ok(ProviderResponse::Status(i.status.clone())),
-                None => Err(self.refused(format!("no such payment: {}", intent.0))),
-            };
+            return self
+                .intent(&mut state, intent)
+                .map(|i| ProviderResponse::Status(i.status.clone()));
         };
         if let Some((first, reply)) = state.replies.get(key) {
             if first != request {
@@ -114,8 +121,8 @@ impl Ledger {
                 if state.intents.len() >= LEDGER_INTENTS_MAX {
                     return Err(self.refused(format!("the ledger holds {LEDGER_INTENTS_MAX} payments at most")));
                 }
-                state.next_intent += 1;
-                let id = format!("{}_pi_{}", self.provider, state.next_intent);
+                state.created += 1;
+                let id = self.derived_id("pi", request);
                 let status = match authorisation {
                     Authorisation::Approved => IntentStatus::Authorised,
                     Authorisation::Declined => IntentStatus::Declined {
@@ -125,7 +132,8 @@ impl Ledger {
                 state.intents.insert(
                     id.clone(),
                     Intent {
-                        amount_minor: amount.get(),
+                        created: state.created,
+                        amount_minor: Some(amount.get()),
                         order_ref: order_ref.clone(),
                         status: status.clone(),
                         refunded_minor: 0,
@@ -158,25 +166,49 @@ impl Ledger {
                 if i.status != IntentStatus::Captured {
                     return Err(self.refused(format!("cannot refund a payment that is {:?}", i.status)));
                 }
-                let left = i.amount_minor - i.refunded_minor;
+                let left = i.amount_minor.unwrap_or(i64::MAX) - i.refunded_minor;
                 if amount.get() == 0 || amount.get() > left {
                     return Err(self.refused(format!("refund of {} asked, {left} left to refund", amount.get())));
                 }
                 i.refunded_minor += amount.get();
-                state.next_refund += 1;
                 Ok(ProviderResponse::Refunded {
-                    refund: RefundId(format!("{}_re_{}", self.provider, state.next_refund)),
+                    refund: RefundId(self.derived_id("re", request)),
                 })
             }
             ProviderRequest::Status { .. } => unreachable!("Status is answered without a key"),
         }
     }
 
+    /// `<provider>_<kind>_<16 hex digits of the key's hash>`.
+    fn derived_id(&self, kind: &str, request: &ProviderRequest) -> String {
+        let key = request.key().map(IdempotencyKey::as_str).unwrap_or_default();
+        format!("{}_{kind}_{:016x}", self.provider, stable_hash(0, &[key.as_bytes()]))
+    }
+
+    /// Whether `id` has the form of this provider's payment ids.
+    fn is_own_id(&self, id: &str) -> bool {
+        id.strip_prefix(self.provider)
+            .and_then(|rest| rest.strip_prefix("_pi_"))
+            .is_some_and(|hash| hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
+    }
+
+    /// The payment `intent`, adopted as `Authorised` if it is ours from before a restart.
     fn intent<'s>(&self, state: &'s mut State, intent: &IntentId) -> Result<&'s mut Intent, ProviderError> {
-        match state.intents.get_mut(&intent.0) {
-            Some(i) => Ok(i),
-            None => Err(self.refused(format!("no such payment: {}", intent.0))),
+        if !state.intents.contains_key(&intent.0) {
+            if !self.is_own_id(&intent.0) || state.intents.len() >= LEDGER_INTENTS_MAX {
+                return Err(self.refused(format!("no such payment: {}", intent.0)));
+            }
+            state.created += 1;
+            let adopted = Intent {
+                created: state.created,
+                amount_minor: None,
+                order_ref: String::new(),
+                status: IntentStatus::Authorised,
+                refunded_minor: 0,
+            };
+            state.intents.insert(intent.0.clone(), adopted);
         }
+        Ok(state.intents.get_mut(&intent.0).expect("inserted above"))
     }
 
     /// Test control: the buyer completed the payment (another card after a decline). Only
@@ -215,13 +247,9 @@ impl Ledger {
             .intents
             .iter()
             .filter(|(_, i)| i.order_ref == order_ref)
-            .map(|(id, i)| (serial(id), IntentId(id.clone()), i.status.clone()))
+            .map(|(id, i)| (i.created, IntentId(id.clone()), i.status.clone()))
             .collect();
         out.sort_by_key(|(n, ..)| *n);
         out.into_iter().map(|(_, id, s)| (id, s)).collect()
     }
-}
-
-fn serial(id: &str) -> u64 {
-    id.rsplit('_').next().and_then(|n| n.parse().ok()).unwrap_or(0)
 }

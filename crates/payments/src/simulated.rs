@@ -2,7 +2,7 @@
 //! provider's misbehaviour — a latency drawn uniformly from `latency_ms_min..=latency_ms_max`,
 //! and shares of declines, transient errors (nothing happened), unknown outcomes (it happened,
 //! the answer was lost) and timeouts (it may have happened, and the answer hangs for
-//! [`SIMULATED_HANG_MS`](crate::limits::SIMULATED_HANG_MS), past any deadline).
+//! [`SIMULATED_HANG_MS`], past any deadline).
 //!
 //! Waiting is on tokio's clock, so tests run it on paused time. Deterministic for a seed: each
 //! call's draws come from a generator seeded by (seed, the call's key, how many times that key

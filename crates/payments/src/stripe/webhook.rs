@@ -5,7 +5,7 @@
 //! `v1` matches any of our secrets (Stripe sends one `v1` per active secret while a secret is
 //! rolled, and we may hold the old and the new one), compared in constant time; other schemes
 //! (`v0`, test mode's) are ignored. `t` must be within
-//! [`WEBHOOK_TOLERANCE_SECS`](crate::limits::WEBHOOK_TOLERANCE_SECS) of `now`, either way;
+//! [`WEBHOOK_TOLERANCE_SECS`] of `now`, either way;
 //! `now` is passed in so tests need no clock.
 //!
 //! Stripe calls what it sends an "event"; here it is a [`Notification`], because in taquilla
