@@ -11,12 +11,14 @@
 //! [`stripe`] (Stripe's PaymentIntents over HTTP, plus its signed webhooks). All three pass
 //! one conformance suite (`conformance`, with the `test-util` feature, which also brings a
 //! fake Stripe on a real HTTP mock server in `testing`). [`resilience::stack`] wraps a provider
-//! in a deadline, retries under a budget, a circuit breaker and metrics.
+//! in a deadline, retries under a budget, a circuit breaker and metrics; [`config`] turns
+//! the command line's payment flags into those providers ([`config::Providers`]).
 //!
 //! Nothing here is called from a buyer's request or from a shard thread: the payment saga
 //! (a follower of the event log) calls the provider and reports each outcome back to the
 //! engine as a command.
 
+pub mod config;
 #[cfg(feature = "test-util")]
 pub mod conformance;
 pub mod limits;
