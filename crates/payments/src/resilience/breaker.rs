@@ -13,7 +13,7 @@
 //! A failure is `Transient` or `Unknown` (a deadline's answer included) or `Unavailable`;
 //! `Refused` is the provider working as it should.
 //!
-//! Our own ~200 lines rather than tower-resilience 0.13's breaker: that one wraps our errors
+//! Our own layer (this file) rather than tower-resilience 0.13's breaker: that one wraps our errors
 //! in its own type (we need `ProviderError::Unavailable`), reports state through callbacks
 //! rather than the read handle the API needs for `Retry-After`, and brings its crate family
 //! for a state machine this size.
