@@ -89,6 +89,23 @@ impl ProviderRequest {
             ProviderRequest::Status { .. } => "status",
         }
     }
+
+    /// The idempotency key, for every request but `Status` (a read needs none).
+    pub fn key(&self) -> Option<&IdempotencyKey> {
+        match self {
+            ProviderRequest::Authorise { key, .. }
+            | ProviderRequest::Capture { key, .. }
+            | ProviderRequest::Void { key, .. }
+            | ProviderRequest::Refund { key, .. } => Some(key),
+            ProviderRequest::Status { .. } => None,
+        }
+    }
+
+    /// Whether the call changes anything at the provider (everything but `Status`): if such a
+    /// call times out after it was sent, it may have taken effect, so its outcome is unknown.
+    pub fn moves_money(&self) -> bool {
+        self.key().is_some()
+    }
 }
 
 /// Where a payment stands at the provider.
@@ -149,6 +166,26 @@ impl ProviderError {
     /// Whether repeating the same call (same key) may succeed.
     pub fn is_retryable(&self) -> bool {
         matches!(self, ProviderError::Transient { .. } | ProviderError::Unknown { .. })
+    }
+
+    /// The variant's name, for metrics and logs: `transient`, `unknown`, `refused`, `unavailable`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProviderError::Transient { .. } => "transient",
+            ProviderError::Unknown { .. } => "unknown",
+            ProviderError::Refused { .. } => "refused",
+            ProviderError::Unavailable { .. } => "unavailable",
+        }
+    }
+
+    /// The provider that answered (or was not called).
+    pub fn provider(&self) -> &'static str {
+        match self {
+            ProviderError::Transient { provider, .. }
+            | ProviderError::Unknown { provider, .. }
+            | ProviderError::Refused { provider, .. }
+            | ProviderError::Unavailable { provider, .. } => provider,
+        }
     }
 }
 
