@@ -17,7 +17,7 @@ use crate::values::{ClientSecret, CorrelationId, MoneyMinor, PaymentRef, Reason,
 
 /// How a buyer pays. Each provider method is served by its adapter; `Offline` is confirmed by
 /// the organiser (bank transfer, pay at the venue's office).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum PaymentMethod {
     /// Instant success (the demo and tests).
     Test,

@@ -19,6 +19,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use taquilla_domain::PaymentMethod;
+
 use crate::limits::WEBHOOK_SECRETS_MAX;
 use crate::provider::PaymentService;
 use crate::resilience::{BreakerHandle, ResilienceConfig, stack_with_breaker};
@@ -40,27 +42,18 @@ pub mod flags {
     pub const SIMULATED_TIMEOUT_PERCENT: &str = "--simulated-timeout-percent";
 }
 
-/// A way to pay, as the API names it (`{"method": "stripe"}`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Method {
-    Test,
-    Simulated,
-    Stripe,
+/// A provider method, as the API names it (`{"method": "stripe"}`): the domain's
+/// [`PaymentMethod`] but `offline`, which no provider serves.
+fn provider_method(name: &str) -> Option<PaymentMethod> {
+    PaymentMethod::parse(name).filter(|m| m.is_provider())
 }
 
-impl Method {
-    pub const ALL: [Method; 3] = [Method::Test, Method::Simulated, Method::Stripe];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Method::Test => crate::test_provider::NAME,
-            Method::Simulated => crate::simulated::NAME,
-            Method::Stripe => crate::stripe::NAME,
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Method> {
-        Method::ALL.into_iter().find(|m| m.name() == s)
+/// The name of each provider method's adapter (its metrics label).
+fn adapter_name(method: PaymentMethod) -> &'static str {
+    match method {
+        PaymentMethod::Test => crate::test_provider::NAME,
+        PaymentMethod::Simulated => crate::simulated::NAME,
+        _ => crate::stripe::NAME,
     }
 }
 
@@ -98,8 +91,8 @@ fn bad(flag: &'static str, message: impl Into<String>) -> ConfigError {
 /// Checked payment settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PaymentSettings {
-    /// Enabled methods, each once, in [`Method::ALL`] order.
-    pub methods: Vec<Method>,
+    /// Enabled methods, each once, in the order of [`PaymentMethod::ALL`].
+    pub methods: Vec<PaymentMethod>,
     /// Present exactly when `stripe` is enabled.
     pub stripe: Option<StripeSettings>,
     pub simulated: SimulatedConfig,
@@ -123,7 +116,7 @@ impl fmt::Debug for StripeSettings {
 impl PaymentFlags {
     pub fn resolve(&self) -> Result<PaymentSettings, ConfigError> {
         let methods = self.methods()?;
-        let stripe = if methods.contains(&Method::Stripe) {
+        let stripe = if methods.contains(&PaymentMethod::Stripe) {
             Some(self.stripe()?)
         } else {
             let given = [
@@ -146,13 +139,13 @@ impl PaymentFlags {
         })
     }
 
-    fn methods(&self) -> Result<Vec<Method>, ConfigError> {
+    fn methods(&self) -> Result<Vec<PaymentMethod>, ConfigError> {
         let mut methods = Vec::new();
         for name in self.payment_methods.iter().flat_map(|s| s.split(',')).map(str::trim) {
             if name.is_empty() {
                 continue;
             }
-            let method = Method::parse(name).ok_or_else(|| {
+            let method = provider_method(name).ok_or_else(|| {
                 bad(
                     flags::PAYMENT_METHODS,
                     format!("unknown method {name:?} (known: test, simulated, stripe)"),
@@ -282,7 +275,7 @@ struct Enabled {
 /// The providers of the enabled methods, each behind [`crate::resilience::stack`].
 #[derive(Clone, Default)]
 pub struct Providers {
-    enabled: BTreeMap<Method, Enabled>,
+    enabled: BTreeMap<PaymentMethod, Enabled>,
     webhook: Option<WebhookVerifier>,
     test: Option<TestProvider>,
     simulated: Option<SimulatedProvider>,
@@ -302,18 +295,18 @@ impl Providers {
         let mut providers = Providers::default();
         for method in &settings.methods {
             let raw = match method {
-                Method::Test => {
+                PaymentMethod::Test => {
                     let p = TestProvider::new();
                     providers.test = Some(p.clone());
                     p.service()
                 }
-                Method::Simulated => {
+                PaymentMethod::Simulated => {
                     let p = SimulatedProvider::new(settings.simulated.clone())
                         .map_err(|e| bad(flags::SIMULATED_LATENCY_MS, e))?;
                     providers.simulated = Some(p.clone());
                     p.service()
                 }
-                Method::Stripe => {
+                PaymentMethod::Stripe | PaymentMethod::Offline => {
                     let s = settings
                         .stripe
                         .as_ref()
@@ -327,24 +320,24 @@ impl Providers {
                         .service()
                 }
             };
-            let (service, breaker) = stack_with_breaker(method.name(), raw, resilience);
+            let (service, breaker) = stack_with_breaker(adapter_name(*method), raw, resilience);
             providers.enabled.insert(*method, Enabled { service, breaker });
         }
         Ok(providers)
     }
 
-    pub fn methods(&self) -> impl Iterator<Item = Method> + '_ {
+    pub fn methods(&self) -> impl Iterator<Item = PaymentMethod> + '_ {
         self.enabled.keys().copied()
     }
 
     /// The method's resilient service (clone it per task), if enabled.
-    pub fn service(&self, method: Method) -> Option<PaymentService> {
+    pub fn service(&self, method: PaymentMethod) -> Option<PaymentService> {
         self.enabled.get(&method).map(|e| e.service.clone())
     }
 
     /// The method's circuit breaker, if enabled: open means new payments answer `503
     /// payment_unavailable` with `Retry-After: retry_after()`.
-    pub fn breaker(&self, method: Method) -> Option<&BreakerHandle> {
+    pub fn breaker(&self, method: PaymentMethod) -> Option<&BreakerHandle> {
         self.enabled.get(&method).map(|e| &e.breaker)
     }
 
@@ -382,7 +375,7 @@ mod tests {
     #[test]
     fn flags_resolve_to_settings() {
         let s = stripe_flags().resolve().unwrap();
-        assert_eq!(s.methods, [Method::Test, Method::Stripe]);
+        assert_eq!(s.methods, [PaymentMethod::Test, PaymentMethod::Stripe]);
         let stripe = s.stripe.unwrap();
         assert_eq!(stripe.api.api_base, "http://127.0.0.1:9");
         assert_eq!(stripe.webhook_secrets, ["whsec_a", "whsec_b", "whsec_c"]);
@@ -407,7 +400,7 @@ mod tests {
         }
         .resolve()
         .unwrap();
-        assert_eq!(sim.methods, [Method::Simulated]);
+        assert_eq!(sim.methods, [PaymentMethod::Simulated]);
         assert_eq!((sim.simulated.latency_ms_min, sim.simulated.latency_ms_max), (10, 20));
         assert_eq!(sim.simulated.decline, Rate::ZERO);
         assert_eq!(sim.simulated.timeout.ppm(), 15_000);
@@ -509,10 +502,16 @@ mod tests {
     async fn providers_are_built_for_the_enabled_methods() {
         let settings = stripe_flags().resolve().unwrap();
         let providers = Providers::build(&settings, &ResilienceConfig::default()).unwrap();
-        assert_eq!(providers.methods().collect::<Vec<_>>(), [Method::Test, Method::Stripe]);
-        assert!(providers.service(Method::Simulated).is_none());
-        assert!(providers.service(Method::Stripe).is_some());
-        assert_eq!(providers.breaker(Method::Stripe).unwrap().state(), BreakerState::Closed);
+        assert_eq!(
+            providers.methods().collect::<Vec<_>>(),
+            [PaymentMethod::Test, PaymentMethod::Stripe]
+        );
+        assert!(providers.service(PaymentMethod::Simulated).is_none());
+        assert!(providers.service(PaymentMethod::Stripe).is_some());
+        assert_eq!(
+            providers.breaker(PaymentMethod::Stripe).unwrap().state(),
+            BreakerState::Closed
+        );
         assert!(providers.webhook_verifier().is_some());
         assert!(providers.test_provider().is_some() && providers.simulated_provider().is_none());
     }

@@ -18,7 +18,7 @@
 //! [`FakeStripe::set_faults`] injects a seeded share of `500`s (half of them after the call
 //! took effect, the other half before — never saved under the key, as an edge failure would
 //! not be) and of timeouts (the call takes effect, the answer is delayed past the client's
-//! deadline), and a fixed extra latency. Counters prove what happened: captures per intent and
+//! deadline), a fixed extra latency, and outages of chosen endpoints (`503`, no effect). Counters prove what happened: captures per intent and
 //! per order (0 double captures), calls per endpoint, replays. [`FakeStripe::notification`] and
 //! [`signed_webhook`] build `payment_intent.*` webhooks for the API's tests.
 //!
@@ -26,7 +26,7 @@
 //! `taquilla serve` as `--stripe-api-base`. Its server runs on its own thread and runtime, on
 //! real time: tests against it cannot use paused time.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -53,6 +53,8 @@ pub struct Faults {
     pub timeout_delay: Duration,
     /// Added to every answer.
     pub extra_latency: Duration,
+    /// Endpoints that are down: every call answers `503 api_error` without taking effect.
+    pub outage: BTreeSet<Endpoint>,
     pub seed: u64,
 }
 
@@ -396,7 +398,10 @@ impl Respond for Responder {
         let takes_effect_anyway = state.rng.next_u64() & 1 == 1;
         let timeout = faults.timeouts.hit(state.rng.between(0, 999_999) as u32);
         let mut delay = faults.extra_latency;
-        let template = if server_error {
+        let template = if faults.outage.contains(&endpoint) {
+            let (status, body) = error(503, "api_error", "", "The service is unavailable (injected outage).");
+            ResponseTemplate::new(status).set_body_json(body)
+        } else if server_error {
             if takes_effect_anyway {
                 let _ = state.execute(endpoint, id.as_deref(), &path, key.as_deref(), params);
             }

@@ -310,6 +310,7 @@ async fn under_server_errors_and_timeouts_retries_with_the_same_keys_capture_eac
             timeout_delay: Duration::from_secs(2),
             extra_latency: Duration::ZERO,
             seed: 42,
+            ..Faults::default()
         },
     )
     .await;
