@@ -231,6 +231,9 @@ impl Report<'_> {
             PaymentState::Authorised | PaymentState::Captured | PaymentState::VoidRequired => {
                 self.record_intent_for_void(intent)
             }
+            // The provider confirmed the void: a voided payment cannot be authorised, so this
+            // report is older than the void (out of order) and changes nothing.
+            PaymentState::Voided => nothing(self.outcome()),
             // A late authorisation of an attempt that had ended (declined, abandoned,
             // superseded) or of an order that let its tickets go: the money is reserved and
             // nothing will use it, so it is voided. The buyer may pay again.

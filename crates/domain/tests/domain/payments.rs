@@ -396,9 +396,22 @@ fn a_late_authorisation_without_tickets_is_voided_not_paid() {
         at: Timestamp(70_100),
         correlation_id: None,
     };
-    given(with(gone, [created(1, "pi_1", 70_000)]))
+    given(with(gone.clone(), [created(1, "pi_1", 70_000)]))
         .when(report(1, PaymentUpdate::Voided), 70_100)
-        .then(vec![voided]);
+        .then(vec![voided.clone()]);
+    // The authorisation's report delivered again after the void (out of order): nothing.
+    let after_void = given(with(gone, [created(1, "pi_1", 70_000), voided]))
+        .when(
+            report(
+                1,
+                PaymentUpdate::Authorised {
+                    intent: pay_ref("pi_1"),
+                },
+            ),
+            70_200,
+        )
+        .then(vec![]);
+    assert_eq!(payment_states(&after_void, ORDER), [PaymentState::Voided]);
 }
 
 #[test]
