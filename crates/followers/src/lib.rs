@@ -1,0 +1,12 @@
+//! Followers of the event log: workers that read the log from a durable named cursor, do a
+//! side effect idempotently, and report its outcome back to the engine as a command. After a
+//! crash each resumes from its cursor and from the sales' state; nothing lives only in memory.
+//!
+//! - [`follower`]: the cursor loop every follower shares.
+//! - [`saga`]: the payment saga (authorise, capture, void, refund) and its reconciler.
+
+pub mod follower;
+pub mod limits;
+pub mod saga;
+
+pub use saga::{Providers, SagaConfig, SagaHandle};

@@ -1,0 +1,277 @@
+//! The saga's decisions, pure: what provider call an order's payments need next (read from
+//! the sale's state, the one source of truth), and what the provider's answer means as
+//! commands for the engine. No I/O here; `saga/mod.rs` makes the calls and submits.
+
+use taquilla_domain::{
+    Command, Order, OrderId, PaymentMethod, PaymentRef, PaymentState, PaymentUpdate, Reason, RefundState, RefundUpdate,
+    SaleId, SaleState, Timestamp,
+};
+use taquilla_payments::{IdempotencyKey, IntentId, IntentStatus, ProviderError, ProviderRequest, ProviderResponse};
+
+/// What the saga must do next for an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Call the provider of `method`; `step` says how to read its answer.
+    Call {
+        method: PaymentMethod,
+        request: ProviderRequest,
+        step: Step,
+    },
+    /// The buyer has to confirm payment `attempt` with the provider; if nothing is heard by
+    /// `since + reconcile_after`, ask the provider where it stands.
+    AwaitBuyer {
+        method: PaymentMethod,
+        attempt: u32,
+        intent: IntentId,
+        since: Timestamp,
+    },
+}
+
+/// The call in flight, to read its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Authorise { attempt: u32 },
+    Capture { attempt: u32 },
+    Void { attempt: u32 },
+    Status { attempt: u32 },
+    Refund { refund: u32 },
+}
+
+impl Step {
+    /// For metrics and correlation ids.
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Authorise { .. } => "authorise",
+            Step::Capture { .. } => "capture",
+            Step::Void { .. } => "void",
+            Step::Status { .. } => "status",
+            Step::Refund { .. } => "refund",
+        }
+    }
+}
+
+/// Our order's public id, as the provider stores it (`ord_<sale>_<order>`).
+pub fn order_ref(sale: SaleId, order: OrderId) -> String {
+    format!("ord_{}_{}", sale.0, order.0)
+}
+
+/// The next provider call the order's payments or refunds need, if any: attempts in order
+/// (an old attempt may still need its void), then refunds.
+pub fn next(sale: SaleId, state: &SaleState, order: OrderId) -> Option<Action> {
+    let o = state.orders.get(&order)?;
+    let currency = state.sale.as_ref()?.currency;
+    let oref = order_ref(sale, order);
+    for p in o.payments.iter().filter(|p| p.method.is_provider()) {
+        let key = |step: &str| IdempotencyKey::new(&oref, p.attempt, step);
+        let intent = p.intent.as_ref().map(|i| IntentId(i.as_str().to_string()));
+        let authorise = ProviderRequest::Authorise {
+            key: key("authorise"),
+            amount: p.amount,
+            currency,
+            order_ref: oref.clone(),
+            description: format!("taquilla {oref}"),
+        };
+        let call = |request, step| Action::Call {
+            method: p.method,
+            request,
+            step,
+        };
+        let attempt = p.attempt;
+        match (p.state, intent) {
+            (PaymentState::Requested, _) => return Some(call(authorise, Step::Authorise { attempt })),
+            (PaymentState::Authorised, Some(intent)) => {
+                let capture = ProviderRequest::Capture {
+                    key: key("capture"),
+                    intent,
+                };
+                return Some(call(capture, Step::Capture { attempt }));
+            }
+            (PaymentState::VoidRequired, Some(intent)) => {
+                let void = ProviderRequest::Void {
+                    key: key("void"),
+                    intent,
+                };
+                return Some(call(void, Step::Void { attempt }));
+            }
+            // Voiding a payment whose creation we never heard of: creating it again under the
+            // same key returns it (or creates it, harmlessly), then the void follows.
+            (PaymentState::VoidRequired | PaymentState::Authorised, None) => {
+                return Some(call(authorise, Step::Authorise { attempt }));
+            }
+            (PaymentState::AwaitingBuyer, Some(intent)) => {
+                let since = p.steps.last().map_or(Timestamp(0), |s| s.at);
+                return Some(Action::AwaitBuyer {
+                    method: p.method,
+                    attempt,
+                    intent,
+                    since,
+                });
+            }
+            _ => {}
+        }
+    }
+    next_refund(o, &oref)
+}
+
+fn next_refund(o: &Order, oref: &str) -> Option<Action> {
+    let r = o.refunds.iter().find(|r| r.state == RefundState::Requested)?;
+    let p = o.payments.iter().find(|p| Some(p.attempt) == r.attempt)?;
+    let intent = p.intent.as_ref()?;
+    Some(Action::Call {
+        method: p.method,
+        request: ProviderRequest::Refund {
+            key: IdempotencyKey::new(oref, p.attempt, &format!("refund-{}", r.number)),
+            intent: IntentId(intent.as_str().to_string()),
+            amount: r.amount,
+        },
+        step: Step::Refund { refund: r.number },
+    })
+}
+
+/// What an answer means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Tell the engine these, in order; then look at the order again.
+    Report(Vec<Command>),
+    /// Ask the provider for the payment's status before anything else.
+    AskStatus,
+    /// Nothing learned: try the same call again later.
+    Retry,
+}
+
+/// Reads the provider's answer to `request` (the call of `step`) for `order`, whose attempt in
+/// question is now in `payment_state`.
+pub fn verdict(
+    order: OrderId,
+    step: Step,
+    request: &ProviderRequest,
+    payment_state: Option<PaymentState>,
+    reply: Result<ProviderResponse, ProviderError>,
+) -> Verdict {
+    let record = |attempt, update| Command::RecordPayment { order, attempt, update };
+    match (step, reply) {
+        (_, Err(e)) if e.is_retryable() || matches!(e, ProviderError::Unavailable { .. }) => Verdict::Retry,
+        (
+            Step::Authorise { attempt },
+            Ok(ProviderResponse::Payment {
+                intent,
+                client_secret,
+                status,
+            }),
+        ) => {
+            let Some(intent_ref) = payment_ref(&intent) else {
+                return Verdict::Retry;
+            };
+            let created = PaymentUpdate::Created {
+                intent: intent_ref.clone(),
+                client_secret: client_secret.and_then(|s| taquilla_domain::ClientSecret::parse(&s).ok()),
+            };
+            let mut commands = vec![record(attempt, created)];
+            commands.extend(status_update(&intent_ref, status).map(|u| record(attempt, u)));
+            Verdict::Report(commands)
+        }
+        (
+            Step::Capture { attempt } | Step::Void { attempt } | Step::Status { attempt },
+            Ok(ProviderResponse::Status(status)),
+        ) => {
+            let Some(intent) = request_intent(request) else {
+                return Verdict::Retry;
+            };
+            // A capture or void that left the payment authorised (or not yet confirmed) did not
+            // take effect yet: the same call again, later. A status question takes any answer.
+            let settled = !matches!(status, IntentStatus::Authorised | IntentStatus::AwaitingBuyer);
+            match status_update(&intent, status) {
+                Some(update) if settled || matches!(step, Step::Status { .. }) => {
+                    Verdict::Report(vec![record(attempt, update)])
+                }
+                _ => Verdict::Retry,
+            }
+        }
+        (Step::Refund { refund }, Ok(ProviderResponse::Refunded { refund: id })) => match PaymentRef::parse(&id.0) {
+            Ok(provider_ref) => Verdict::Report(vec![Command::RecordRefund {
+                order,
+                refund,
+                update: RefundUpdate::Issued { provider_ref },
+            }]),
+            Err(_) => Verdict::Retry,
+        },
+        (step, Err(e)) => refused(order, step, payment_state, &e),
+        // An answer of another shape than the call asks for: a provider bug; try again later.
+        (_, Ok(other)) => {
+            tracing::error!(?other, step = step.name(), "a provider answered with another shape");
+            Verdict::Retry
+        }
+    }
+}
+
+/// The provider refused the call for good.
+fn refused(order: OrderId, step: Step, payment_state: Option<PaymentState>, e: &ProviderError) -> Verdict {
+    let reason = reason_of(e);
+    let record = |attempt, update| Command::RecordPayment { order, attempt, update };
+    match step {
+        Step::Authorise { attempt } | Step::Capture { attempt } => {
+            Verdict::Report(vec![record(attempt, PaymentUpdate::Failed { reason })])
+        }
+        // Refusing a void (or a capture of a voided payment) says the payment is not what we
+        // think: ask where it stands.
+        Step::Void { .. } => Verdict::AskStatus,
+        // The provider does not know the payment: nothing is held there.
+        Step::Status { attempt } => match payment_state {
+            Some(PaymentState::VoidRequired | PaymentState::AwaitingBuyer) => {
+                Verdict::Report(vec![record(attempt, PaymentUpdate::Voided)])
+            }
+            _ => Verdict::Report(vec![record(attempt, PaymentUpdate::Failed { reason })]),
+        },
+        Step::Refund { refund } => Verdict::Report(vec![Command::RecordRefund {
+            order,
+            refund,
+            update: RefundUpdate::Failed { reason },
+        }]),
+    }
+}
+
+/// The report a payment status amounts to, after a create (`AwaitingBuyer` says nothing more).
+fn status_update(intent: &PaymentRef, status: IntentStatus) -> Option<PaymentUpdate> {
+    match status {
+        IntentStatus::AwaitingBuyer => None,
+        IntentStatus::Authorised => Some(PaymentUpdate::Authorised { intent: intent.clone() }),
+        IntentStatus::Captured => Some(PaymentUpdate::Captured { intent: intent.clone() }),
+        IntentStatus::Voided => Some(PaymentUpdate::Voided),
+        IntentStatus::Declined { reason } => Some(PaymentUpdate::Declined {
+            reason: reason_text(&reason),
+        }),
+    }
+}
+
+/// The payment a capture, void or status call names.
+fn request_intent(request: &ProviderRequest) -> Option<PaymentRef> {
+    match request {
+        ProviderRequest::Capture { intent, .. }
+        | ProviderRequest::Void { intent, .. }
+        | ProviderRequest::Status { intent }
+        | ProviderRequest::Refund { intent, .. } => payment_ref(intent),
+        ProviderRequest::Authorise { .. } => None,
+    }
+}
+
+fn payment_ref(intent: &IntentId) -> Option<PaymentRef> {
+    PaymentRef::parse(&intent.0).ok()
+}
+
+/// A reason from a provider's message, cut to what a `Reason` holds.
+fn reason_text(text: &str) -> Reason {
+    let mut end = text.len().min(taquilla_domain::limits::REASON_MAX_BYTES);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let clean: String = text[..end]
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    Reason::parse(&clean)
+        .unwrap_or_else(|_| Reason::parse("").unwrap_or_else(|_| unreachable!("empty reasons are valid")))
+}
+
+fn reason_of(e: &ProviderError) -> Reason {
+    reason_text(&e.to_string())
+}
