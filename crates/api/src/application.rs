@@ -1,8 +1,9 @@
 //! The whole HTTP application as one value (zero2prod's `Application::build` shape), used by
 //! `taquilla serve` and by the API tests alike: bind the listener, answer `/healthz` at once,
 //! recover the engine in the background (every other route answers `503 unavailable` until it
-//! is done), serve until told to stop, then shut down gracefully — stop accepting, finish the
-//! requests in flight, drain the engine's queues durably and snapshot.
+//! is done), start the payment saga, serve until told to stop, then shut down gracefully —
+//! stop accepting, finish the requests in flight, stop the saga, drain the engine's queues
+//! durably and snapshot.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 use taquilla_engine::{Clock, Engine, EngineConfig, EngineError};
+use taquilla_followers::{Providers, SagaConfig, SagaHandle};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -30,6 +32,9 @@ pub struct AppConfig {
     pub clock: Arc<dyn Clock>,
     /// Serves `/metrics` when set (the recorder is process-global; the binary installs it).
     pub prometheus: Option<PrometheusHandle>,
+    /// The payment providers the saga calls, by method (with their resilience layers).
+    pub providers: Providers,
+    pub saga: SagaConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +47,8 @@ pub enum AppError {
     Task(#[from] tokio::task::JoinError),
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
+    #[error("the payment saga cannot start: {0}")]
+    Saga(#[from] taquilla_log::cursor::CursorError),
 }
 
 /// Why [`RunningApp::run_until`] returned.
@@ -60,6 +67,8 @@ pub struct Application {
     state: AppState,
     data_dir: PathBuf,
     engine_config: EngineConfig,
+    providers: Providers,
+    saga: SagaConfig,
 }
 
 /// How often the running application checks whether the engine has failed.
@@ -78,13 +87,21 @@ impl Application {
             listen: config.listen.clone(),
             source,
         })?;
-        let state = AppState::new(config.secrets, config.api, config.clock, config.prometheus);
+        let state = AppState::new(
+            config.secrets,
+            config.api,
+            config.clock,
+            config.prometheus,
+            config.providers.clone(),
+        );
         Ok(Application {
             listener,
             addr,
             state,
             data_dir: config.data_dir,
             engine_config: config.engine,
+            providers: config.providers,
+            saga: config.saga,
         })
     }
 
@@ -100,7 +117,10 @@ impl Application {
             state,
             data_dir,
             engine_config,
+            providers,
+            saga,
         } = self;
+        let cursors = data_dir.join("cursors");
         let (stop_tx, stop_rx) = watch::channel(false);
         let server = tokio::spawn(serve(listener, state.clone(), stop_rx));
         let clock = state.clock.clone();
@@ -113,6 +133,8 @@ impl Application {
             recovery: Some(recovery),
             engine: None,
             stop_tx,
+            saga: None,
+            saga_start: Some((providers, saga, cursors)),
         }
     }
 }
@@ -143,6 +165,9 @@ pub struct RunningApp {
     recovery: Option<JoinHandle<Result<Engine, EngineError>>>,
     engine: Option<Arc<Engine>>,
     stop_tx: watch::Sender<bool>,
+    saga: Option<SagaHandle>,
+    /// What the saga starts with, once the engine has recovered.
+    saga_start: Option<(Providers, SagaConfig, PathBuf)>,
 }
 
 impl RunningApp {
@@ -152,6 +177,11 @@ impl RunningApp {
 
     pub fn state(&self) -> &AppState {
         &self.state
+    }
+
+    /// Orders with payment-saga work not done yet (0 before recovery).
+    pub fn saga_pending(&self) -> usize {
+        self.saga.as_ref().map_or(0, SagaHandle::pending)
     }
 
     /// Waits for recovery to finish and opens the API (`/readyz` 200 from then on).
@@ -171,6 +201,9 @@ impl RunningApp {
             ms = r.duration.as_millis() as u64,
             "recovered"
         );
+        if let Some((providers, config, cursors)) = self.saga_start.take() {
+            self.saga = Some(SagaHandle::start(engine.clone(), providers, &cursors, config)?);
+        }
         self.state.set_engine(engine.clone());
         self.engine = Some(engine.clone());
         Ok(engine)
@@ -197,6 +230,9 @@ impl RunningApp {
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = self.stop_tx.send(true);
         let served = (&mut self.server).await;
+        if let Some(saga) = self.saga.take() {
+            saga.stop().await;
+        }
         let engine = match self.engine.take() {
             Some(e) => Some(e),
             // Stopped before recovery finished: wait for it, so the data dir is released.

@@ -49,7 +49,8 @@ error_codes! {
     Invalid => (UNPROCESSABLE_ENTITY, "invalid"),
     Unauthorized => (UNAUTHORIZED, "unauthorized"),
     Forbidden => (FORBIDDEN, "forbidden"),
-    TestPaymentsDisabled => (FORBIDDEN, "test_payments_disabled"),
+    PaymentMethodDisabled => (FORBIDDEN, "payment_method_disabled"),
+    InvalidSignature => (BAD_REQUEST, "invalid_signature"),
     NotFound => (NOT_FOUND, "not_found"),
     MethodNotAllowed => (METHOD_NOT_ALLOWED, "method_not_allowed"),
     PayloadTooLarge => (PAYLOAD_TOO_LARGE, "payload_too_large"),
@@ -65,6 +66,7 @@ error_codes! {
     LimitExceeded => (UNPROCESSABLE_ENTITY, "limit_exceeded"),
     TooManySales => (UNPROCESSABLE_ENTITY, "too_many_sales"),
     Overloaded => (SERVICE_UNAVAILABLE, "overloaded"),
+    PaymentUnavailable => (SERVICE_UNAVAILABLE, "payment_unavailable"),
     Unavailable => (SERVICE_UNAVAILABLE, "unavailable"),
     Internal => (INTERNAL_SERVER_ERROR, "internal"),
 }
@@ -94,6 +96,8 @@ pub struct ApiError {
     pub code: Code,
     pub message: String,
     pub details: Option<ErrorDetails>,
+    /// Seconds for `Retry-After` on a `503`, when the cause knows better than the default.
+    pub retry_after_secs: Option<u64>,
 }
 
 impl ApiError {
@@ -102,7 +106,12 @@ impl ApiError {
             code,
             message: message.into(),
             details: None,
+            retry_after_secs: None,
         }
+    }
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after_secs = Some(secs);
+        self
     }
     pub fn with_details(mut self, details: ErrorDetails) -> Self {
         self.details = Some(details);
@@ -184,9 +193,14 @@ pub fn render(err: &ApiError, correlation: &CorrelationId) -> Response {
         },
     };
     let mut res = (err.code.status(), axum::Json(body)).into_response();
-    if matches!(err.code, Code::Overloaded | Code::Unavailable) {
-        res.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(crate::limits::RETRY_AFTER_SECS));
+    if matches!(
+        err.code,
+        Code::Overloaded | Code::Unavailable | Code::PaymentUnavailable
+    ) {
+        let secs = err
+            .retry_after_secs
+            .unwrap_or(u64::from(crate::limits::RETRY_AFTER_SECS));
+        res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     res
 }
@@ -235,6 +249,7 @@ impl From<Rejection> for ApiError {
             code,
             message: r.to_string(),
             details,
+            retry_after_secs: None,
         }
     }
 }

@@ -115,6 +115,40 @@ impl<S: Send + Sync> FromRequestParts<S> for Idempotency {
     }
 }
 
+/// `Prefer: wait=<seconds>` (RFC 7240): how long the client lets a request wait for an outcome
+/// that comes later (a payment). Malformed or absent: no preference. Capped at
+/// [`crate::limits::PREFER_WAIT_MAX`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PreferWait(pub Option<std::time::Duration>);
+
+impl PreferWait {
+    /// The client's wait, else the method's own default: a Stripe payment waits for the
+    /// provider to create it (the answer then carries its client secret); others answer at once.
+    pub fn or_default_for(self, method: taquilla_domain::PaymentMethod) -> std::time::Duration {
+        self.0.unwrap_or(match method {
+            taquilla_domain::PaymentMethod::Stripe => crate::limits::PAY_CREATE_WAIT,
+            _ => std::time::Duration::ZERO,
+        })
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for PreferWait {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let secs = parts
+            .headers
+            .get_all("prefer")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|p| p.trim().strip_prefix("wait="))
+            .find_map(|s| s.trim().parse::<u64>().ok());
+        let wait = secs.map(|s| std::time::Duration::from_secs(s).min(crate::limits::PREFER_WAIT_MAX));
+        Ok(PreferWait(wait))
+    }
+}
+
 /// The optional `Idempotency-Key` header: 1–64 printable characters.
 pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiError> {
     let Some(v) = headers.get(IDEMPOTENCY_HEADER) else {

@@ -35,6 +35,7 @@ use axum::extract::DefaultBodyLimit;
 use metrics_exporter_prometheus::PrometheusHandle;
 use taquilla_domain::Timestamp;
 use taquilla_engine::{Clock, Engine};
+use taquilla_followers::Providers;
 use tower::Layer;
 
 pub use application::{AppConfig, AppError, Application, Exit, RunningApp};
@@ -46,8 +47,6 @@ pub use error::{ApiError, Code};
 pub struct ApiSettings {
     /// Largest request body accepted.
     pub body_limit_bytes: usize,
-    /// Enables `POST /v1/orders/{id}/pay {"method": "test"}`.
-    pub allow_test_payments: bool,
     /// Longest a request may take before `503`; the engine bounds its own waits, this is
     /// the last line.
     pub request_timeout: Duration,
@@ -57,7 +56,6 @@ impl Default for ApiSettings {
     fn default() -> Self {
         ApiSettings {
             body_limit_bytes: limits::BODY_LIMIT_BYTES_DEFAULT,
-            allow_test_payments: false,
             request_timeout: limits::REQUEST_TIMEOUT,
         }
     }
@@ -74,6 +72,11 @@ pub struct AppContext {
     /// Rendered sale pages, by sale version.
     pages: pages::SalePages,
     buyer_key: auth::BuyerKey,
+    /// The payment providers: which methods `POST /v1/orders/{id}/pay` takes, their circuit
+    /// breakers, and Stripe's webhook verifier.
+    pub providers: Providers,
+    /// Stripe notifications seen lately (redeliveries are answered without work).
+    webhooks_seen: routes::webhooks::SeenNotifications,
 }
 
 /// Shared by every handler. Cheap to clone.
@@ -93,6 +96,7 @@ impl AppState {
         settings: ApiSettings,
         clock: Arc<dyn Clock>,
         prometheus: Option<PrometheusHandle>,
+        providers: Providers,
     ) -> AppState {
         AppState(Arc::new(AppContext {
             engine: OnceLock::new(),
@@ -102,6 +106,8 @@ impl AppState {
             clock,
             prometheus,
             pages: pages::SalePages::default(),
+            providers,
+            webhooks_seen: Default::default(),
         }))
     }
 

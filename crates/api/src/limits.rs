@@ -27,6 +27,15 @@ pub const FEED_LIMIT_DEFAULT: usize = 100;
 pub const FEED_LIMIT_MAX: usize = 1000;
 /// Seconds a client should wait before retrying after `overloaded` / `unavailable`.
 pub const RETRY_AFTER_SECS: u32 = 1;
+/// Longest `Prefer: wait` honoured.
+pub const PREFER_WAIT_MAX: Duration = Duration::from_secs(10);
+/// How long paying with Stripe waits, by default, for the saga to create the payment (so the
+/// answer carries its client secret).
+pub const PAY_CREATE_WAIT: Duration = Duration::from_secs(5);
+/// How often a waiting payment request looks at its order again.
+pub const PAY_POLL: Duration = Duration::from_millis(10);
+/// Stripe event ids remembered to answer a redelivered webhook without work.
+pub const WEBHOOK_EVENTS_REMEMBERED: usize = 100_000;
 /// HTTP worker threads a server may be configured with, at most.
 pub const WORKER_THREADS_MAX: usize = 256;
 
@@ -35,5 +44,8 @@ const _: () = assert!(BODY_LIMIT_BYTES_DEFAULT <= BODY_LIMIT_BYTES_MAX);
 const _: () = assert!(BUYER_TOKEN_TTL_SECS_MIN <= BUYER_TOKEN_TTL_SECS_DEFAULT);
 const _: () = assert!(BUYER_TOKEN_TTL_SECS_DEFAULT <= BUYER_TOKEN_TTL_SECS_MAX);
 const _: () = assert!(FEED_LIMIT_DEFAULT <= FEED_LIMIT_MAX);
+const _: () = assert!(PAY_CREATE_WAIT.as_millis() <= PREFER_WAIT_MAX.as_millis());
+// A waiting request must answer before the request timeout turns it into a 503.
+const _: () = assert!(PREFER_WAIT_MAX.as_millis() < REQUEST_TIMEOUT.as_millis());
 // A correlation id travels into the log's records, which bound it too.
 const _: () = assert!(CORRELATION_ID_MAX_BYTES <= taquilla_log::CORRELATION_ID_MAX_BYTES);

@@ -3,7 +3,7 @@
 //! wire form (the name as a JSON string) and its OpenAPI schema (a string enum of every name),
 //! so the document lists exactly what the server sends.
 
-use taquilla_domain::{ConflictReason, OrderState, SaleStatus};
+use taquilla_domain::{ConflictReason, OrderState, PaymentMethod, PaymentState, RefundState, SaleStatus};
 
 /// A value with a stable snake_case name, one of a closed set.
 pub trait Named {
@@ -77,6 +77,22 @@ named_domain_enum!(
     /// The status of a sale: `draft → open ⇄ paused → closed`.
     SaleStatusName(SaleStatus),
     "SaleStatus"
+);
+named_domain_enum!(
+    /// How an order is paid: a provider (`test`, `simulated`, `stripe`) or `offline` (the
+    /// organiser confirms it).
+    PaymentMethodName(PaymentMethod),
+    "PaymentMethod"
+);
+named_domain_enum!(
+    /// Where a payment attempt stands.
+    PaymentStateName(PaymentState),
+    "PaymentState"
+);
+named_domain_enum!(
+    /// Where a refund stands.
+    RefundStateName(RefundState),
+    "RefundState"
 );
 named_domain_enum!(
     /// Why a command does not apply in the sale's current state: `details.reason` of a

@@ -68,9 +68,17 @@ pub struct HoldRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PayRequest {
-    /// Only "test" exists until real payment providers land; enabled by `--demo` or
-    /// `--allow-test-payments`.
+    /// `test`, `simulated` or `stripe` (a provider this server is configured with), or
+    /// `offline` (bank transfer, box office: the organiser confirms it) when the sale offers it.
     pub method: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmPaymentRequest {
+    /// The organiser's reference of the payment received (bank transfer id, receipt number):
+    /// 1–128 bytes.
+    pub payment_ref: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -2,6 +2,7 @@
 
 mod crash_workload;
 mod serve;
+mod settings;
 
 /// mimalloc rather than the system allocator: the request path allocates small, short-lived
 /// buffers on several threads, where glibc's malloc showed up large in server profiles.

@@ -5,141 +5,19 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use rand::Rng;
-use serde::Deserialize;
-use taquilla_api::{ApiSettings, AppConfig, Application, Exit, Secrets, limits};
+use taquilla_api::{AppConfig, Application, Exit, Secrets, limits};
 use taquilla_domain::{BuyerId, Command, CreateSale, Currency, MoneyMinor, Name, SaleId, SaleStatus, TicketTypeId};
-use taquilla_engine::{Clock, Engine, EngineConfig, SystemClock};
+use taquilla_engine::{Clock, Engine, SystemClock};
+use taquilla_followers::{Providers, SagaConfig};
 use taquilla_log::fsutil::replace_file;
+use taquilla_payments::resilience::ResilienceConfig;
 
-#[derive(clap::Args, Debug, Default)]
-pub struct Args {
-    /// A TOML file with any of the settings below (snake_case keys); flags and environment win.
-    #[arg(long, env = "TAQUILLA_CONFIG")]
-    config: Option<PathBuf>,
-    /// Address to listen on [default: 127.0.0.1:8080].
-    #[arg(long, env = "TAQUILLA_LISTEN")]
-    listen: Option<String>,
-    /// Where the event log and snapshots live [default: ./data].
-    #[arg(long, env = "TAQUILLA_DATA_DIR")]
-    data_dir: Option<PathBuf>,
-    /// Bearer token of the admin API [default: generated once and kept in the data dir].
-    #[arg(long, env = "TAQUILLA_ADMIN_TOKEN", hide_env_values = true)]
-    admin_token: Option<String>,
-    /// Secret that signs buyer tokens [default: generated once and kept in the data dir].
-    #[arg(long, env = "TAQUILLA_BUYER_SECRET", hide_env_values = true)]
-    buyer_secret: Option<String>,
-    /// Commands each shard's queue holds before answering 503 overloaded [default: 65536].
-    #[arg(long, env = "TAQUILLA_QUEUE_CAPACITY")]
-    queue_capacity: Option<usize>,
-    /// Commands per group commit at most [default: 8192].
-    #[arg(long, env = "TAQUILLA_BATCH_MAX")]
-    batch_max: Option<usize>,
-    /// Shard writer threads [default: 1].
-    #[arg(long, env = "TAQUILLA_SHARDS")]
-    shards: Option<usize>,
-    /// Largest request body in bytes [default: 16384].
-    #[arg(long, env = "TAQUILLA_BODY_LIMIT_BYTES")]
-    body_limit_bytes: Option<usize>,
-    /// HTTP worker threads [default: one per available core].
-    #[arg(long, env = "TAQUILLA_WORKER_THREADS")]
-    worker_threads: Option<usize>,
-    /// Pin the process to these cores, e.g. "0" or "0-1".
-    #[arg(long, env = "TAQUILLA_CPU")]
-    cpu: Option<String>,
-    /// Create a demo sale if there is none, enable test payments, print how to use it.
-    #[arg(long, env = "TAQUILLA_DEMO")]
-    demo: bool,
-    /// Enable `POST /v1/orders/{id}/pay {"method": "test"}`.
-    #[arg(long, env = "TAQUILLA_ALLOW_TEST_PAYMENTS")]
-    allow_test_payments: bool,
-}
-
-/// The config file: the same settings as the flags.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    listen: Option<String>,
-    data_dir: Option<PathBuf>,
-    admin_token: Option<String>,
-    buyer_secret: Option<String>,
-    queue_capacity: Option<usize>,
-    batch_max: Option<usize>,
-    shards: Option<usize>,
-    body_limit_bytes: Option<usize>,
-    worker_threads: Option<usize>,
-    cpu: Option<String>,
-    demo: Option<bool>,
-    allow_test_payments: Option<bool>,
-}
-
-/// Settings after precedence was applied.
-#[derive(Debug)]
-pub struct Settings {
-    pub listen: String,
-    pub data_dir: PathBuf,
-    pub admin_token: Option<String>,
-    pub buyer_secret: Option<String>,
-    pub engine: EngineConfig,
-    pub api: ApiSettings,
-    pub worker_threads: Option<usize>,
-    pub cpu: Option<String>,
-    pub demo: bool,
-}
-
-impl Args {
-    pub fn resolve(self) -> anyhow::Result<Settings> {
-        let file: FileConfig = match &self.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-                toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
-            }
-            None => FileConfig::default(),
-        };
-        let defaults = EngineConfig::default();
-        let engine = EngineConfig {
-            shards: self.shards.or(file.shards).unwrap_or(defaults.shards),
-            queue_capacity: self
-                .queue_capacity
-                .or(file.queue_capacity)
-                .unwrap_or(defaults.queue_capacity),
-            batch_max: self.batch_max.or(file.batch_max).unwrap_or(defaults.batch_max),
-            ..defaults
-        };
-        engine.validate()?;
-        let demo = self.demo || file.demo.unwrap_or(false);
-        let api = ApiSettings {
-            body_limit_bytes: self
-                .body_limit_bytes
-                .or(file.body_limit_bytes)
-                .unwrap_or(limits::BODY_LIMIT_BYTES_DEFAULT),
-            allow_test_payments: demo || self.allow_test_payments || file.allow_test_payments.unwrap_or(false),
-            ..ApiSettings::default()
-        };
-        if !(limits::BODY_LIMIT_BYTES_MIN..=limits::BODY_LIMIT_BYTES_MAX).contains(&api.body_limit_bytes) {
-            bail!(
-                "body_limit_bytes must be between {} and {}",
-                limits::BODY_LIMIT_BYTES_MIN,
-                limits::BODY_LIMIT_BYTES_MAX
-            );
-        }
-        Ok(Settings {
-            listen: self.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8080".into()),
-            data_dir: self.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("data")),
-            admin_token: self.admin_token.or(file.admin_token),
-            buyer_secret: self.buyer_secret.or(file.buyer_secret),
-            engine,
-            api,
-            worker_threads: self.worker_threads.or(file.worker_threads),
-            cpu: self.cpu.or(file.cpu),
-            demo,
-        })
-    }
-}
+pub use crate::settings::{Args, Settings};
 
 /// Owner read and write only.
 const SECRET_FILE_MODE: u32 = 0o600;
@@ -203,6 +81,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         api: settings.api.clone(),
         clock: clock.clone(),
         prometheus: Some(taquilla_api::prometheus::install_recorder().context("installing the metrics recorder")?),
+        providers: Providers::build(&settings.payments, &ResilienceConfig::default())
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+        saga: SagaConfig::default(),
     };
     let app = Application::build(config).await?;
     let addr = app.local_addr();

@@ -5,8 +5,8 @@ use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use taquilla_domain::{
-    Actor, BuyerId, Command, CreateSale, Currency, MoneyMinor, Name, OrderId, Outcome, SaleId, SaleStatus, TicketCode,
-    TicketTypeId, Timestamp, limits,
+    Actor, BuyerId, Command, CreateSale, Currency, MoneyMinor, Name, OrderId, Outcome, PaymentRef, SaleId, SaleStatus,
+    TicketCode, TicketTypeId, Timestamp, limits,
 };
 
 use super::{exec, order_of, sale_of, unexpected};
@@ -18,11 +18,14 @@ use crate::extract::{ApiJson, ApiPath};
 use crate::ids::PublicOrderId;
 use crate::json::{self, Json, JsonBody};
 use crate::requests::{
-    BuyerTokenRequest, CheckinRequest, CreateQuotaRequest, CreateSaleRequest, CreateTicketTypeRequest, RefundRequest,
+    BuyerTokenRequest, CheckinRequest, ConfirmPaymentRequest, CreateQuotaRequest, CreateSaleRequest,
+    CreateTicketTypeRequest, RefundRequest,
 };
 use crate::responses::{AdminAuth, BadBody, NotFound, Unavailable};
 use crate::time::{Rfc3339, parse_rfc3339};
-use crate::views::{BuyerTokenView, CheckinView, OrderView, QuotaView, SaleView, StatsView, TicketTypeView};
+use crate::views::{
+    AdminOrderView, BuyerTokenView, CheckinView, OrderView, QuotaView, SaleView, StatsView, TicketTypeView,
+};
 
 use crate::limits::{BUYER_TOKEN_TTL_SECS_DEFAULT, BUYER_TOKEN_TTL_SECS_MAX, BUYER_TOKEN_TTL_SECS_MIN};
 
@@ -259,7 +262,7 @@ pub(crate) async fn checkin(
 fn order_body(state: &AppState, sale: SaleId, order: OrderId) -> Result<JsonBody, ApiError> {
     let body = state.engine()?.read(sale, |s| {
         let o = s.orders.get(&order)?;
-        Some(json::encode(&OrderView::new(sale, s, o)))
+        Some(json::encode(&OrderView::new(sale, s, o, false)))
     });
     body.flatten().ok_or_else(|| ApiError::not_found("order"))
 }
@@ -332,4 +335,47 @@ pub(crate) async fn buyer_token(
             expires_at: Rfc3339(Timestamp(expires_at_secs * 1000)),
         }),
     ))
+}
+
+#[utoipa::path(get, path = "/v1/admin/orders/{order_id}", tag = "admin", params(("order_id" = String, Path)),
+    responses((status = 200, body = AdminOrderView, description = "The order with its buyer, every payment attempt with the timeline of its steps (time and correlation id), and every refund"),
+        AdminAuth, NotFound, Unavailable),
+    security(("admin" = [])))]
+pub(crate) async fn get_order(
+    State(state): State<AppState>,
+    _: Admin,
+    ApiPath(order_id): ApiPath,
+) -> Result<JsonBody, ApiError> {
+    let (sale, order) = order_of(&order_id)?;
+    let body = state.engine()?.read(sale, |s| {
+        let o = s.orders.get(&order)?;
+        Some(json::encode_serde(&AdminOrderView::new(sale, s, o)))
+    });
+    body.flatten().ok_or_else(|| ApiError::not_found("order"))?
+}
+
+#[utoipa::path(post, path = "/v1/admin/orders/{order_id}/confirm-payment", tag = "admin", params(("order_id" = String, Path)),
+    request_body = ConfirmPaymentRequest,
+    responses((status = 200, body = OrderView, description = "Paid, with its tickets (or, paid after its deadline without tickets left, `refund_required`)"),
+        (status = 409, body = ErrorBody, description = "`conflict` (`details.reason`: `payment_in_progress`, `order_paid`, …)"),
+        BadBody, AdminAuth, NotFound, Unavailable),
+    security(("admin" = [])))]
+pub(crate) async fn confirm_payment(
+    State(state): State<AppState>,
+    Extension(corr): Extension<CorrelationId>,
+    _: Admin,
+    ApiPath(order_id): ApiPath,
+    ApiJson(req): ApiJson<ConfirmPaymentRequest>,
+) -> Result<JsonBody, ApiError> {
+    let (sale, order) = order_of(&order_id)?;
+    let payment_ref =
+        PaymentRef::parse(&req.payment_ref).map_err(|e| ApiError::invalid(format!("payment_ref: {}", e.reason)))?;
+    exec(
+        state.engine()?,
+        sale,
+        Command::ConfirmPayment { order, payment_ref },
+        &corr,
+    )
+    .await?;
+    order_body(&state, sale, order)
 }

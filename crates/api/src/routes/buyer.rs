@@ -7,16 +7,16 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use taquilla_domain::{
-    Actor, BuyerId, Command, HoldId, Item, Items, OrderId, Outcome, PaymentRef, Quantity, SaleId, TicketTypeId, limits,
+    Actor, BuyerId, Command, HoldId, Item, Items, OrderId, Outcome, PaymentMethod, Quantity, SaleId, TicketTypeId,
+    limits,
 };
 
-use super::{exec, hold_of, order_of, sale_of, unexpected};
+use super::{exec, hold_of, order_of, payments, sale_of, unexpected};
 use crate::AppState;
 use crate::auth::Buyer;
 use crate::correlation::CorrelationId;
-use crate::error::{ApiError, Code, ErrorBody};
-use crate::extract::{ApiJson, ApiPath, Idempotency};
-use crate::ids::PublicOrderId;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{ApiJson, ApiPath, Idempotency, PreferWait};
 use crate::json::{self, Json, JsonBody};
 use crate::requests::{HoldRequest, PayRequest};
 use crate::responses::{BadBody, BuyerAuth, NotFound, Unavailable};
@@ -77,7 +77,7 @@ fn hold_body(state: &AppState, buyer: &BuyerId, sale: SaleId, hold: HoldId) -> R
 fn order_body(state: &AppState, buyer: &BuyerId, sale: SaleId, order: OrderId) -> Result<JsonBody, ApiError> {
     let body = state.engine()?.read(sale, |s| {
         let o = s.orders.get(&order).filter(|o| &o.buyer == buyer)?;
-        Some(json::encode(&OrderView::new(sale, s, o)))
+        Some(json::encode(&OrderView::new(sale, s, o, true)))
     });
     body.flatten().ok_or_else(|| ApiError::not_found("order"))
 }
@@ -200,40 +200,41 @@ pub(crate) async fn get_order(
     order_body(&state, &buyer, sale, order)
 }
 
-#[utoipa::path(post, path = "/v1/orders/{order_id}/pay", tag = "buyer", params(("order_id" = String, Path)),
+#[utoipa::path(post, path = "/v1/orders/{order_id}/pay", tag = "buyer", params(("order_id" = String, Path),
+        ("Prefer" = Option<String>, Header, description = "`wait=<seconds>` (at most 10): answer once the order is paid or the attempt ended, if that happens within the wait")),
     request_body = PayRequest,
-    responses((status = 200, body = OrderView, description = "Paid, with its tickets"), BadBody, BuyerAuth, NotFound, Unavailable, (status = 403, body = ErrorBody, description = "`test_payments_disabled`"), (status = 409, body = ErrorBody, description = "`hold_expired`, or `conflict` (`details.reason`)")),
+    responses((status = 200, body = OrderView, description = "Paid, with its tickets"),
+        (status = 202, body = OrderView, description = "The payment is under way (`payment.state`); with Stripe, `payment.client_secret` is what the buyer's front end confirms it with. Poll the order, or pass `Prefer: wait`"),
+        BadBody, BuyerAuth, NotFound,
+        (status = 403, body = ErrorBody, description = "`payment_method_disabled`: this server does not take that method"),
+        (status = 409, body = ErrorBody, description = "`hold_expired`, or `conflict` (`details.reason`: `payment_in_progress`, `payment_attempts_exhausted`, `payment_method_not_offered`, …)"),
+        (status = 503, body = ErrorBody, description = "`payment_unavailable`: the provider is failing and its circuit is open (holds still work); `overloaded`, `unavailable`. See Retry-After")),
     security(("buyer" = [])))]
 pub(crate) async fn pay(
     State(state): State<AppState>,
     Extension(corr): Extension<CorrelationId>,
     Buyer(buyer): Buyer,
     ApiPath(order_id): ApiPath,
+    wait: PreferWait,
     ApiJson(req): ApiJson<PayRequest>,
-) -> Result<JsonBody, ApiError> {
+) -> Result<(StatusCode, JsonBody), ApiError> {
     let (sale, order) = order_of(&order_id)?;
-    if req.method != "test" {
-        return Err(ApiError::invalid("method: only \"test\" is available"));
-    }
-    if !state.settings.allow_test_payments {
-        return Err(ApiError::new(
-            Code::TestPaymentsDisabled,
-            "test payments are disabled; start the server with --demo or --allow-test-payments",
-        ));
-    }
-    // Ownership first: someone else's order is a 404, exactly like a missing one.
-    let owned = state
-        .engine()?
-        .read(sale, |s| s.orders.get(&order).is_some_and(|o| o.buyer == buyer))
-        .unwrap_or(false);
-    if !owned {
-        return Err(ApiError::not_found("order"));
-    }
-    let payment_ref = PaymentRef::parse(&format!("test-{}", PublicOrderId(sale, order)))
-        .map_err(|_| ApiError::new(Code::Internal, "payment reference"))?;
-    let cmd = Command::ConfirmPayment { order, payment_ref };
-    exec(state.engine()?, sale, cmd, &corr).await?;
-    order_body(&state, &buyer, sale, order)
+    let method = PaymentMethod::parse(&req.method)
+        .ok_or_else(|| ApiError::invalid("method: one of \"test\", \"simulated\", \"stripe\", \"offline\""))?;
+    payments::check_method(&state, method)?;
+    let cmd = Command::RequestPayment {
+        buyer: buyer.clone(),
+        order,
+        method,
+    };
+    let attempt = match exec(state.engine()?, sale, cmd, &corr).await? {
+        Outcome::Payment { attempt, .. } => attempt,
+        other => return Err(unexpected(other)),
+    };
+    let waited = wait.or_default_for(method);
+    let paid = payments::await_payment(&state, sale, order, attempt, method, waited).await?;
+    let status = if paid { StatusCode::OK } else { StatusCode::ACCEPTED };
+    Ok((status, order_body(&state, &buyer, sale, order)?))
 }
 
 #[utoipa::path(post, path = "/v1/orders/{order_id}/cancel", tag = "buyer", params(("order_id" = String, Path)),

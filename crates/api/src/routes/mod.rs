@@ -8,6 +8,8 @@ pub(crate) mod admin;
 pub(crate) mod buyer;
 pub(crate) mod feed;
 pub(crate) mod ops;
+pub(crate) mod payments;
+pub(crate) mod webhooks;
 
 use taquilla_domain::{Command, HoldId, OrderId, Outcome, SaleId};
 use taquilla_engine::{Engine, Envelope};
@@ -37,6 +39,8 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::checkin))
         .routes(routes!(admin::refund))
         .routes(routes!(admin::cancel_order))
+        .routes(routes!(admin::get_order))
+        .routes(routes!(admin::confirm_payment))
         .routes(routes!(admin::buyer_token))
         .routes(routes!(feed::feed))
         .routes(routes!(buyer::list_sales))
@@ -47,6 +51,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(buyer::get_order))
         .routes(routes!(buyer::pay))
         .routes(routes!(buyer::cancel_order))
+        .routes(routes!(webhooks::stripe))
 }
 
 /// Public ids from the path. A malformed id cannot name anything that exists: 404, like an

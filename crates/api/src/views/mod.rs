@@ -10,6 +10,7 @@ mod admin;
 mod feed;
 mod hold;
 mod order;
+mod payment;
 mod sale;
 mod stats;
 
@@ -17,6 +18,7 @@ pub use admin::{BuyerTokenView, CheckinView, Health};
 pub use feed::{FeedEvent, FeedView, event_data};
 pub use hold::{HoldStateView, HoldView, ItemView, ItemsView};
 pub use order::{OrderView, TicketStateView, TicketView, TicketsView};
+pub use payment::{AdminOrderView, PaymentDetailView, PaymentStepView, PaymentView, RefundView};
 pub use sale::{SaleList, SaleView, TicketTypeView};
 pub use stats::{HoldCounts, OrderCounts, QuotaView, StatsView, TypeStats};
 
@@ -171,7 +173,7 @@ mod tests {
                 payments: vec![],
                 refunds: vec![],
             };
-            let view = OrderView::new(SaleId(sale), &state, &o);
+            let view = OrderView::new(SaleId(sale), &state, &o, true);
             let written = String::from_utf8(crate::json::encode(&view).as_bytes().to_vec()).unwrap();
             prop_assert_eq!(written, serde_json::to_string(&view).unwrap());
         }

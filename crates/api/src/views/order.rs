@@ -4,6 +4,7 @@ use serde::{Serialize, Serializer};
 use taquilla_domain::{Order, SaleId, SaleState, Ticket, TicketCode};
 
 use super::hold::{ItemView, ItemsView, write_list};
+use super::payment::PaymentView;
 use crate::ids::{PublicHoldId, PublicOrderId, PublicSaleId};
 use crate::json::{WriteJson, json_view, write_ascii};
 use crate::named::{Named, OrderStateName, named_schema};
@@ -145,11 +146,14 @@ pub struct OrderView<'a> {
     /// With codes once paid.
     #[schema(value_type = Vec<TicketView>)]
     pub tickets: TicketsView<'a>,
+    /// The payment attempt under way or last made, if any.
+    pub payment: Option<PaymentView<'a>>,
 }
 }
 
 impl<'a> OrderView<'a> {
-    pub fn new(sale: SaleId, state: &'a SaleState, o: &'a Order) -> OrderView<'a> {
+    /// The order; `for_buyer` shows the payment's client secret (its buyer's own view).
+    pub fn new(sale: SaleId, state: &'a SaleState, o: &'a Order, for_buyer: bool) -> OrderView<'a> {
         OrderView {
             id: PublicOrderId(sale, o.id),
             event_id: PublicSaleId(sale),
@@ -166,6 +170,7 @@ impl<'a> OrderView<'a> {
                 codes: &o.tickets,
                 state,
             },
+            payment: o.payment().map(|p| PaymentView::new(p, for_buyer)),
         }
     }
 }

@@ -15,7 +15,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::helpers::*;
-use crate::{concurrency, flow, ops, refunds};
+use crate::{concurrency, flow, ops, payments, refunds};
 
 /// Codes no client request to a correctly working server can produce, and why.
 const UNREACHABLE: &[(&str, &str)] = &[
@@ -53,6 +53,8 @@ fn scenarios() -> Vec<(&'static str, Scenario)> {
         ("refunds::late_payment", |c| {
             Box::pin(refunds::late_payment_without_inventory(c))
         }),
+        ("payments::stripe_flow", |c| Box::pin(payments::stripe_flow(c))),
+        ("payments::provider_outage", |c| Box::pin(payments::provider_outage(c))),
         ("concurrency::full_queue", |c| Box::pin(concurrency::full_queue(c))),
         ("ops::not_ready", |c| Box::pin(ops::not_ready_until_recovered(c))),
     ]
@@ -304,7 +306,7 @@ async fn test_payments_off(codes: Codes) {
     let order_id = app.checkout(&ana, &hold_id, None).await.expect_id(201);
     app.pay(&ana, &order_id)
         .await
-        .expect_error(403, "test_payments_disabled");
+        .expect_error(403, "payment_method_disabled");
     app.pay_with(&ana, &order_id, "card").await.expect_error(422, "invalid");
     let o = app.get_order(&ana, &order_id).await;
     assert_eq!(o.expect(200)["state"], "awaiting_payment");

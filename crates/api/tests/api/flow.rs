@@ -198,6 +198,10 @@ pub async fn whole_flow(codes: Codes) {
             "sale_status_changed",
             "hold_placed",
             "order_placed",
+            "payment_requested",
+            "payment_created",
+            "payment_authorised",
+            "payment_captured",
             "order_paid",
             "ticket_checked_in",
         ]
@@ -207,7 +211,13 @@ pub async fn whole_flow(codes: Codes) {
     assert_eq!(of("hold_placed")["data"]["hold_id"], hold_id.as_str());
     assert_eq!(of("hold_placed")["data"]["buyer_id"], "ana");
     assert_eq!(of("order_placed")["correlation_id"], "flow-checkout");
-    assert_eq!(of("order_paid")["correlation_id"], "flow-pay");
+    // The buyer's request starts the payment; the saga's steps carry their own ids.
+    assert_eq!(of("payment_requested")["correlation_id"], "flow-pay");
+    assert_eq!(
+        of("payment_authorised")["correlation_id"],
+        format!("saga:{order_id}:authorise")
+    );
+    assert_eq!(of("order_paid")["correlation_id"], format!("saga:{order_id}:capture"));
     assert_eq!(of("order_paid")["data"]["tickets"].as_array().unwrap().len(), 3);
     assert_eq!(of("ticket_checked_in")["correlation_id"], "flow-checkin");
     // Requests without an id got a generated one, carried into their events too.
@@ -425,8 +435,10 @@ pub async fn expiry(codes: Codes) {
     app.tick().await;
     assert_eq!(app.get_order(&bob, &order_id).await.expect(200)["state"], "expired");
     assert_eq!(app.available(&id).await, [2]);
-    // A payment that arrives late is honoured while the inventory is still there.
-    let paid = app.pay(&bob, &order_id).await;
+    // The buyer cannot start paying an expired order; money the organiser received offline
+    // for it is honoured while the inventory is still there.
+    app.pay(&bob, &order_id).await.expect_error(409, "hold_expired");
+    let paid = app.confirm_payment(&order_id, "bank-7").await;
     let paid = paid.expect(200);
     assert_eq!(
         (paid["state"].as_str(), paid["tickets"].as_array().map(Vec::len)),

@@ -18,10 +18,16 @@ use serde_json::{Value, json};
 use taquilla_api::{ApiSettings, AppConfig, AppState, Application, RunningApp, Secrets};
 use taquilla_domain::{BuyerId, Timestamp};
 use taquilla_engine::{Clock, Engine, EngineConfig, ManualClock, SystemClock};
+use taquilla_followers::{Providers, SagaConfig};
+use taquilla_payments::config::PaymentFlags;
+use taquilla_payments::resilience::ResilienceConfig;
+use taquilla_payments::testing::fake_stripe::{FAKE_SECRET_KEY, FakeStripe, signed_webhook};
 use tokio::task::JoinHandle;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 pub const BUYER_SECRET: &str = "test-buyer-secret-0123456789";
+/// The Stripe webhook secrets of [`AppOptions::stripe`]: the current one and the next (a roll).
+pub const WEBHOOK_SECRETS: [&str; 2] = ["whsec_taquilla_test_old", "whsec_taquilla_test_new"];
 
 /// The error codes received, by every app that shares this recorder.
 #[derive(Clone, Default)]
@@ -107,11 +113,13 @@ impl Resp {
     }
 }
 
-/// How to start the application. The defaults: system clock, test payments off, the default
-/// body limit and engine queues, no `/metrics`, a recorder of its own.
-#[derive(Clone, Default)]
+/// How to start the application. The defaults: system clock, no payment methods, the default
+/// body limit and engine queues, a saga retrying fast, no `/metrics`, a recorder of its own.
+#[derive(Clone)]
 pub struct AppOptions {
-    test_payments: bool,
+    /// The payment providers (kept across the app's restarts, as a real provider would be).
+    providers: Providers,
+    saga: SagaConfig,
     body_limit_bytes: Option<usize>,
     queue_capacity: Option<usize>,
     batch_max: Option<usize>,
@@ -121,10 +129,65 @@ pub struct AppOptions {
     codes: Codes,
 }
 
+impl Default for AppOptions {
+    fn default() -> Self {
+        AppOptions {
+            providers: Providers::default(),
+            // Fast retries: tests wait for the saga.
+            saga: SagaConfig {
+                retry_min: Duration::from_millis(20),
+                retry_max: Duration::from_millis(500),
+                ..SagaConfig::default()
+            },
+            body_limit_bytes: None,
+            queue_capacity: None,
+            batch_max: None,
+            sales_max: None,
+            manual_clock: false,
+            metrics: false,
+            codes: Codes::default(),
+        }
+    }
+}
+
 impl AppOptions {
     /// `POST /v1/orders/{id}/pay {"method": "test"}` allowed (`--allow-test-payments`).
-    pub fn test_payments(mut self) -> Self {
-        self.test_payments = true;
+    pub fn test_payments(self) -> Self {
+        self.payments(PaymentFlags {
+            payment_methods: Some("test".into()),
+            ..PaymentFlags::default()
+        })
+    }
+
+    /// The payment providers these flags make (`--payment-methods` and friends).
+    pub fn payments(self, flags: PaymentFlags) -> Self {
+        self.payments_with(flags, &ResilienceConfig::default())
+    }
+
+    /// [`AppOptions::payments`] with each provider behind `resilience` (deadlines, retries,
+    /// breaker thresholds).
+    pub fn payments_with(mut self, flags: PaymentFlags, resilience: &ResilienceConfig) -> Self {
+        let settings = flags.resolve().expect("valid payment flags");
+        self.providers = Providers::build(&settings, resilience).expect("providers");
+        self
+    }
+
+    /// Stripe (and `test`) against `fake`, with the webhook secrets [`WEBHOOK_SECRETS`], behind
+    /// `resilience`.
+    pub fn stripe(self, fake: &FakeStripe, resilience: &ResilienceConfig) -> Self {
+        let flags = PaymentFlags {
+            payment_methods: Some("stripe,test".into()),
+            stripe_secret_key: Some(FAKE_SECRET_KEY.into()),
+            stripe_webhook_secrets: WEBHOOK_SECRETS.iter().map(|s| s.to_string()).collect(),
+            stripe_api_base: Some(fake.uri()),
+            ..PaymentFlags::default()
+        };
+        self.payments_with(flags, resilience)
+    }
+
+    /// How long the saga lets a payment await its buyer before asking the provider.
+    pub fn reconcile_after(mut self, d: Duration) -> Self {
+        self.saga.reconcile_after = d;
         self
     }
 
@@ -169,7 +232,6 @@ impl AppOptions {
         let defaults = ApiSettings::default();
         ApiSettings {
             body_limit_bytes: self.body_limit_bytes.unwrap_or(defaults.body_limit_bytes),
-            allow_test_payments: self.test_payments,
             ..defaults
         }
     }
@@ -401,6 +463,20 @@ impl Api {
             .await
     }
 
+    /// `POST /v1/admin/orders/{order_id}/confirm-payment {payment_ref}`: a payment received
+    /// offline.
+    pub async fn confirm_payment(&self, order: &str, payment_ref: &str) -> Resp {
+        let body = json!({ "payment_ref": payment_ref });
+        let path = format!("/v1/admin/orders/{order}/confirm-payment");
+        self.admin(Method::POST, &path, Some(&body)).await
+    }
+
+    /// `GET /v1/admin/orders/{order_id}`: the order with its payments' timeline and refunds.
+    pub async fn admin_order(&self, order: &str) -> Resp {
+        self.admin(Method::GET, &format!("/v1/admin/orders/{order}"), None)
+            .await
+    }
+
     /// `POST /v1/admin/orders/{order_id}/cancel`
     pub async fn admin_cancel(&self, order: &str) -> Resp {
         self.admin(Method::POST, &format!("/v1/admin/orders/{order}/cancel"), None)
@@ -478,21 +554,75 @@ impl Api {
     }
 
     /// `POST /v1/orders/{order_id}/pay` with `{"method": method}`.
+    /// `POST /v1/orders/{order_id}/pay {"method"}`, answered at once (`202` while the payment
+    /// is under way).
     pub async fn pay_with(&self, token: &str, order: &str, method: &str) -> Resp {
         let body = json!({ "method": method });
         self.buyer(token, Method::POST, &format!("/v1/orders/{order}/pay"), Some(&body))
             .await
     }
 
-    /// `POST /v1/orders/{order_id}/pay` with the test payment method.
+    /// `POST /v1/orders/{order_id}/pay` with `Prefer: wait=<secs>`: answered once the order is
+    /// paid or the attempt over (or the wait is up).
+    pub async fn pay_waiting(&self, token: &str, order: &str, method: &str, secs: u64) -> Resp {
+        let body = json!({ "method": method });
+        let prefer = format!("wait={secs}");
+        let path = format!("/v1/orders/{order}/pay");
+        self.send(
+            Method::POST,
+            &path,
+            Some(token),
+            Some(&body),
+            &[("prefer", prefer.as_str())],
+        )
+        .await
+    }
+
+    /// `POST /v1/orders/{order_id}/pay` with the test payment method, waiting for its outcome
+    /// (the test provider answers at once: `200` paid).
     pub async fn pay(&self, token: &str, order: &str) -> Resp {
-        self.pay_with(token, order, "test").await
+        self.pay_waiting(token, order, "test", 5).await
     }
 
     /// `POST /v1/orders/{order_id}/cancel`
     pub async fn buyer_cancel(&self, token: &str, order: &str) -> Resp {
         self.buyer(token, Method::POST, &format!("/v1/orders/{order}/cancel"), None)
             .await
+    }
+
+    /// `POST /v1/webhooks/stripe` with this `Stripe-Signature` (none when `None`) and body.
+    pub async fn stripe_webhook(&self, signature: Option<&str>, body: &str) -> Resp {
+        let mut rb = self
+            .request(Method::POST, "/v1/webhooks/stripe")
+            .header("content-type", "application/json");
+        if let Some(sig) = signature {
+            rb = rb.header("stripe-signature", sig);
+        }
+        self.execute(rb.body(body.to_string())).await
+    }
+
+    /// `notification` signed now (the app's clock) with the first of [`WEBHOOK_SECRETS`], as
+    /// Stripe delivers it.
+    pub async fn deliver(&self, notification: &Value) -> Resp {
+        let (sig, body) = signed_webhook(notification, WEBHOOK_SECRETS[0], self.now_secs());
+        self.stripe_webhook(Some(&sig), &body).await
+    }
+
+    /// Reads the buyer's order until `done` says so (the saga works in the background), at
+    /// most `limit`; returns the last view. Fails the test when time is up.
+    pub async fn order_until(&self, token: &str, order: &str, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
+        let give_up = tokio::time::Instant::now() + limit;
+        loop {
+            let view = self.get_order(token, order).await.expect(200).clone();
+            if done(&view) {
+                return view;
+            }
+            assert!(
+                tokio::time::Instant::now() < give_up,
+                "order {order} not there after {limit:?}: {view}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     // ---------- operations ----------
@@ -684,6 +814,8 @@ async fn start(data_dir: &Path, options: &AppOptions, clock: Arc<dyn Clock>) -> 
         api: options.settings(),
         clock,
         prometheus: options.metrics.then(prometheus),
+        providers: options.providers.clone(),
+        saga: options.saga.clone(),
     };
     let app = Application::build(config).await.expect("bind");
     let mut running = app.start();
@@ -765,7 +897,13 @@ impl std::ops::Deref for UnreadyApp {
 pub async fn spawn_unready_app(codes: &Codes) -> UnreadyApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let state = AppState::new(secrets(), ApiSettings::default(), clock.clone(), None);
+    let state = AppState::new(
+        secrets(),
+        ApiSettings::default(),
+        clock.clone(),
+        None,
+        Providers::default(),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local address");
     let app = taquilla_api::app(state.clone());

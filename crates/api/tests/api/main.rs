@@ -8,4 +8,5 @@ mod errors;
 mod flow;
 mod helpers;
 mod ops;
+mod payments;
 mod refunds;

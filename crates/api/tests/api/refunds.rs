@@ -262,9 +262,10 @@ async fn a_late_payment_is_honoured_or_owed_back_when_the_tickets_are_gone() {
     late_payment_without_inventory(Codes::default()).await;
 }
 
-/// `ConfirmPayment` does not look at the deadline, only at the order's state: an order past
-/// its deadline whose timer has not fired yet is still awaiting payment and is paid; one that
-/// expired is reinstated if its tickets are still there, and becomes `refund_required` if not.
+/// A buyer cannot start paying past the deadline, but money the organiser received offline
+/// (`confirm-payment`) is judged by the order's state only: an order past its deadline whose
+/// timer has not fired yet is still awaiting payment and is paid; one that expired is
+/// reinstated if its tickets are still there, and becomes `refund_required` if not.
 pub async fn late_payment_without_inventory(codes: Codes) {
     let app = spawn_app(AppOptions::default().test_payments().manual_clock().codes(&codes)).await;
     let id = app.simple_sale(2, json!({"hold_ttl_secs": 60})).await;
@@ -276,7 +277,8 @@ pub async fn late_payment_without_inventory(codes: Codes) {
     let hold = app.place_hold(&ana, &id, &items(0, 1), None).await.expect_id(201);
     let order = app.checkout(&ana, &hold, None).await.expect_id(201);
     app.advance(Duration::from_secs(60));
-    let paid = app.pay(&ana, &order).await;
+    app.pay(&ana, &order).await.expect_error(409, "hold_expired");
+    let paid = app.confirm_payment(&order, "bank-1").await;
     let paid = paid.expect(200);
     assert_eq!(
         (paid["state"].as_str(), paid["tickets"].as_array().map(Vec::len)),
@@ -295,7 +297,7 @@ pub async fn late_payment_without_inventory(codes: Codes) {
     assert_eq!(app.available(&id).await, [1]);
     let cleo = app.buyer_token("cleo");
     app.place_hold(&cleo, &id, &items(0, 1), None).await.expect(201);
-    let r = app.pay(&bob, &order).await;
+    let r = app.confirm_payment(&order, "bank-2").await;
     let o = r.expect(200).clone();
     assert_eq!(o["state"], "refund_required");
     assert!(o["tickets"].as_array().unwrap().is_empty(), "no tickets: {o}");
@@ -310,8 +312,11 @@ pub async fn late_payment_without_inventory(codes: Codes) {
         (Some(1), Some(1), Some(1)),
         "Cleo's hold stands; nothing oversold"
     );
-    // The provider re-delivering the confirmation changes nothing.
-    assert_eq!(app.pay(&bob, &order).await.expect(200)["state"], "refund_required");
+    // The same confirmation again changes nothing.
+    assert_eq!(
+        app.confirm_payment(&order, "bank-2").await.expect(200)["state"],
+        "refund_required"
+    );
     let feed = app.feed().await;
     let owed: Vec<&str> = feed
         .iter()

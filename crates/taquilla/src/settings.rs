@@ -1,0 +1,235 @@
+//! `taquilla serve`'s settings: flags > environment > config file (`--config`, TOML with the
+//! same snake_case keys) > defaults, each checked against its bounds with a message naming it.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use taquilla_api::{ApiSettings, limits};
+use taquilla_engine::EngineConfig;
+use taquilla_payments::config::{PaymentFlags, PaymentSettings};
+
+#[derive(clap::Args, Debug, Default)]
+pub struct Args {
+    /// A TOML file with any of the settings below (snake_case keys); flags and environment win.
+    #[arg(long, env = "TAQUILLA_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "TAQUILLA_LISTEN")]
+    listen: Option<String>,
+    /// Where the event log and snapshots live [default: ./data].
+    #[arg(long, env = "TAQUILLA_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Bearer token of the admin API [default: generated once and kept in the data dir].
+    #[arg(long, env = "TAQUILLA_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Secret that signs buyer tokens [default: generated once and kept in the data dir].
+    #[arg(long, env = "TAQUILLA_BUYER_SECRET", hide_env_values = true)]
+    buyer_secret: Option<String>,
+    /// Commands each shard's queue holds before answering 503 overloaded [default: 65536].
+    #[arg(long, env = "TAQUILLA_QUEUE_CAPACITY")]
+    queue_capacity: Option<usize>,
+    /// Commands per group commit at most [default: 8192].
+    #[arg(long, env = "TAQUILLA_BATCH_MAX")]
+    batch_max: Option<usize>,
+    /// Shard writer threads [default: 1].
+    #[arg(long, env = "TAQUILLA_SHARDS")]
+    shards: Option<usize>,
+    /// Largest request body in bytes [default: 16384].
+    #[arg(long, env = "TAQUILLA_BODY_LIMIT_BYTES")]
+    body_limit_bytes: Option<usize>,
+    /// HTTP worker threads [default: one per available core].
+    #[arg(long, env = "TAQUILLA_WORKER_THREADS")]
+    worker_threads: Option<usize>,
+    /// Pin the process to these cores, e.g. "0" or "0-1".
+    #[arg(long, env = "TAQUILLA_CPU")]
+    cpu: Option<String>,
+    /// Create a demo sale if there is none, take test and simulated payments, print how to use it.
+    #[arg(long, env = "TAQUILLA_DEMO")]
+    demo: bool,
+    /// Take `{"method": "test"}` payments (same as adding `test` to --payment-methods).
+    #[arg(long, env = "TAQUILLA_ALLOW_TEST_PAYMENTS")]
+    allow_test_payments: bool,
+    #[command(flatten)]
+    payments: PaymentArgs,
+}
+
+/// The payment providers (see `taquilla_payments::config`).
+#[derive(clap::Args, Debug, Default)]
+struct PaymentArgs {
+    /// Payment providers to take: comma-separated `test`, `simulated`, `stripe` [default: none].
+    #[arg(long, env = "TAQUILLA_PAYMENT_METHODS")]
+    payment_methods: Option<String>,
+    /// Stripe secret key (`sk_…` or `rk_…`); required with `stripe`.
+    #[arg(long, env = "TAQUILLA_STRIPE_SECRET_KEY", hide_env_values = true)]
+    stripe_secret_key: Option<String>,
+    /// Stripe webhook signing secret(s) (`whsec_…`), comma-separated while one is rolled.
+    #[arg(long, env = "TAQUILLA_STRIPE_WEBHOOK_SECRET", hide_env_values = true)]
+    stripe_webhook_secret: Vec<String>,
+    /// Stripe's API base URL [default: https://api.stripe.com].
+    #[arg(long, env = "TAQUILLA_STRIPE_API_BASE")]
+    stripe_api_base: Option<String>,
+    /// The simulated provider's latency, `MIN..MAX` or `MS` [default: 50..300].
+    #[arg(long, env = "TAQUILLA_SIMULATED_LATENCY_MS")]
+    simulated_latency_ms: Option<String>,
+    /// Share of simulated payments declined [default: 2].
+    #[arg(long, env = "TAQUILLA_SIMULATED_DECLINE_PERCENT")]
+    simulated_decline_percent: Option<f64>,
+    /// Share of simulated calls failing before taking effect [default: 0].
+    #[arg(long, env = "TAQUILLA_SIMULATED_TRANSIENT_PERCENT")]
+    simulated_transient_percent: Option<f64>,
+    /// Share of simulated calls whose outcome is unknown (taken effect, answer lost) [default: 0].
+    #[arg(long, env = "TAQUILLA_SIMULATED_UNKNOWN_PERCENT")]
+    simulated_unknown_percent: Option<f64>,
+    /// Share of simulated calls that hang past the deadline [default: 0].
+    #[arg(long, env = "TAQUILLA_SIMULATED_TIMEOUT_PERCENT")]
+    simulated_timeout_percent: Option<f64>,
+    /// Seed of the simulated provider's draws [default: 0].
+    #[arg(long, env = "TAQUILLA_SIMULATED_SEED")]
+    simulated_seed: Option<u64>,
+}
+
+/// The config file: the same settings as the flags.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    admin_token: Option<String>,
+    buyer_secret: Option<String>,
+    queue_capacity: Option<usize>,
+    batch_max: Option<usize>,
+    shards: Option<usize>,
+    body_limit_bytes: Option<usize>,
+    worker_threads: Option<usize>,
+    cpu: Option<String>,
+    demo: Option<bool>,
+    allow_test_payments: Option<bool>,
+    payment_methods: Option<String>,
+    stripe_secret_key: Option<String>,
+    stripe_webhook_secret: Option<Vec<String>>,
+    stripe_api_base: Option<String>,
+    simulated_latency_ms: Option<String>,
+    simulated_decline_percent: Option<f64>,
+    simulated_transient_percent: Option<f64>,
+    simulated_unknown_percent: Option<f64>,
+    simulated_timeout_percent: Option<f64>,
+    simulated_seed: Option<u64>,
+}
+
+/// Settings after precedence was applied.
+#[derive(Debug)]
+pub struct Settings {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    pub admin_token: Option<String>,
+    pub buyer_secret: Option<String>,
+    pub engine: EngineConfig,
+    pub api: ApiSettings,
+    pub payments: PaymentSettings,
+    pub worker_threads: Option<usize>,
+    pub cpu: Option<String>,
+    pub demo: bool,
+}
+
+impl Args {
+    pub fn resolve(self) -> anyhow::Result<Settings> {
+        let file: FileConfig = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let engine = engine_config(&self, &file)?;
+        let api = api_settings(&self, &file)?;
+        let demo = self.demo || file.demo.unwrap_or(false);
+        let allow_test = self.allow_test_payments || file.allow_test_payments.unwrap_or(false);
+        let payments = payment_flags(self.payments, &file, demo, allow_test)
+            .resolve()
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(Settings {
+            listen: self.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8080".into()),
+            data_dir: self.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("data")),
+            admin_token: self.admin_token.or(file.admin_token),
+            buyer_secret: self.buyer_secret.or(file.buyer_secret),
+            engine,
+            api,
+            payments,
+            worker_threads: self.worker_threads.or(file.worker_threads),
+            cpu: self.cpu.or(file.cpu),
+            demo,
+        })
+    }
+}
+
+fn engine_config(args: &Args, file: &FileConfig) -> anyhow::Result<EngineConfig> {
+    let defaults = EngineConfig::default();
+    let engine = EngineConfig {
+        shards: args.shards.or(file.shards).unwrap_or(defaults.shards),
+        queue_capacity: args
+            .queue_capacity
+            .or(file.queue_capacity)
+            .unwrap_or(defaults.queue_capacity),
+        batch_max: args.batch_max.or(file.batch_max).unwrap_or(defaults.batch_max),
+        ..defaults
+    };
+    engine.validate()?;
+    Ok(engine)
+}
+
+fn api_settings(args: &Args, file: &FileConfig) -> anyhow::Result<ApiSettings> {
+    let api = ApiSettings {
+        body_limit_bytes: args
+            .body_limit_bytes
+            .or(file.body_limit_bytes)
+            .unwrap_or(limits::BODY_LIMIT_BYTES_DEFAULT),
+        ..ApiSettings::default()
+    };
+    if !(limits::BODY_LIMIT_BYTES_MIN..=limits::BODY_LIMIT_BYTES_MAX).contains(&api.body_limit_bytes) {
+        bail!(
+            "body_limit_bytes must be between {} and {}",
+            limits::BODY_LIMIT_BYTES_MIN,
+            limits::BODY_LIMIT_BYTES_MAX
+        );
+    }
+    Ok(api)
+}
+
+/// The payment flags after precedence; `--demo` adds `test` and `simulated`,
+/// `--allow-test-payments` adds `test`.
+fn payment_flags(args: PaymentArgs, file: &FileConfig, demo: bool, allow_test: bool) -> PaymentFlags {
+    let mut methods: Vec<String> = args
+        .payment_methods
+        .or(file.payment_methods.clone())
+        .map(|m| m.split(',').map(|s| s.trim().to_string()).collect())
+        .unwrap_or_default();
+    let mut add = |m: &str| {
+        if !methods.iter().any(|x| x == m) {
+            methods.push(m.to_string());
+        }
+    };
+    if demo || allow_test {
+        add("test");
+    }
+    if demo {
+        add("simulated");
+    }
+    let webhook_secrets = if args.stripe_webhook_secret.is_empty() {
+        file.stripe_webhook_secret.clone().unwrap_or_default()
+    } else {
+        args.stripe_webhook_secret
+    };
+    PaymentFlags {
+        payment_methods: (!methods.is_empty()).then(|| methods.join(",")),
+        stripe_secret_key: args.stripe_secret_key.or(file.stripe_secret_key.clone()),
+        stripe_webhook_secrets: webhook_secrets,
+        stripe_api_base: args.stripe_api_base.or(file.stripe_api_base.clone()),
+        simulated_latency_ms: args.simulated_latency_ms.or(file.simulated_latency_ms.clone()),
+        simulated_decline_percent: args.simulated_decline_percent.or(file.simulated_decline_percent),
+        simulated_transient_percent: args.simulated_transient_percent.or(file.simulated_transient_percent),
+        simulated_unknown_percent: args.simulated_unknown_percent.or(file.simulated_unknown_percent),
+        simulated_timeout_percent: args.simulated_timeout_percent.or(file.simulated_timeout_percent),
+        simulated_seed: args.simulated_seed.or(file.simulated_seed),
+    }
+}
