@@ -671,6 +671,10 @@ impl Model {
         let state = o.payments[a].state;
         let quantity = o.lines.clone();
         let free = self.inventory(&quantity).is_ok() && self.within_limit(o.buyer, &quantity);
+        if state == PaymentState::Voided {
+            // Older than the void the provider confirmed: nothing, not even the intent.
+            return;
+        }
         let p = &mut self.orders[i].payments[a];
         p.intent = p.intent.or(Some(intent));
         let o_state = self.orders[i].state;
