@@ -122,13 +122,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Idempotency {
 pub struct PreferWait(pub Option<std::time::Duration>);
 
 impl PreferWait {
-    /// The client's wait, else the method's own default: a Stripe payment waits for the
-    /// provider to create it (the answer then carries its client secret); others answer at once.
-    pub fn or_default_for(self, method: taquilla_domain::PaymentMethod) -> std::time::Duration {
-        self.0.unwrap_or(match method {
-            taquilla_domain::PaymentMethod::Stripe => crate::limits::PAY_CREATE_WAIT,
-            _ => std::time::Duration::ZERO,
-        })
+    /// The client's wait, else [`crate::limits::PAY_WAIT_DEFAULT`].
+    pub fn or_default(self) -> std::time::Duration {
+        self.0.unwrap_or(crate::limits::PAY_WAIT_DEFAULT)
     }
 }
 

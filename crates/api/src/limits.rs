@@ -29,9 +29,10 @@ pub const FEED_LIMIT_MAX: usize = 1000;
 pub const RETRY_AFTER_SECS: u32 = 1;
 /// Longest `Prefer: wait` honoured.
 pub const PREFER_WAIT_MAX: Duration = Duration::from_secs(10);
-/// How long paying with Stripe waits, by default, for the saga to create the payment (so the
-/// answer carries its client secret).
-pub const PAY_CREATE_WAIT: Duration = Duration::from_secs(5);
+/// How long a payment request waits, without `Prefer: wait`, for the attempt to reach a state
+/// the buyer can act on: paid or ended (`test`, `simulated`), created with its client secret
+/// (`stripe`).
+pub const PAY_WAIT_DEFAULT: Duration = Duration::from_secs(5);
 /// How often a waiting payment request looks at its order again.
 pub const PAY_POLL: Duration = Duration::from_millis(10);
 /// Stripe event ids remembered to answer a redelivered webhook without work.
@@ -44,7 +45,7 @@ const _: () = assert!(BODY_LIMIT_BYTES_DEFAULT <= BODY_LIMIT_BYTES_MAX);
 const _: () = assert!(BUYER_TOKEN_TTL_SECS_MIN <= BUYER_TOKEN_TTL_SECS_DEFAULT);
 const _: () = assert!(BUYER_TOKEN_TTL_SECS_DEFAULT <= BUYER_TOKEN_TTL_SECS_MAX);
 const _: () = assert!(FEED_LIMIT_DEFAULT <= FEED_LIMIT_MAX);
-const _: () = assert!(PAY_CREATE_WAIT.as_millis() <= PREFER_WAIT_MAX.as_millis());
+const _: () = assert!(PAY_WAIT_DEFAULT.as_millis() <= PREFER_WAIT_MAX.as_millis());
 // A waiting request must answer before the request timeout turns it into a 503.
 const _: () = assert!(PREFER_WAIT_MAX.as_millis() < REQUEST_TIMEOUT.as_millis());
 // A correlation id travels into the log's records, which bound it too.

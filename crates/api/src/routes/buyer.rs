@@ -201,7 +201,7 @@ pub(crate) async fn get_order(
 }
 
 #[utoipa::path(post, path = "/v1/orders/{order_id}/pay", tag = "buyer", params(("order_id" = String, Path),
-        ("Prefer" = Option<String>, Header, description = "`wait=<seconds>` (at most 10): answer once the order is paid or the attempt ended, if that happens within the wait")),
+        ("Prefer" = Option<String>, Header, description = "`wait=<seconds>` (at most 10; default 5, `wait=0` answers at once): how long to wait for the attempt to reach a state the buyer can act on — paid or ended, or (Stripe) created with its client secret")),
     request_body = PayRequest,
     responses((status = 200, body = OrderView, description = "Paid, with its tickets"),
         (status = 202, body = OrderView, description = "The payment is under way (`payment.state`); with Stripe, `payment.client_secret` is what the buyer's front end confirms it with. Poll the order, or pass `Prefer: wait`"),
@@ -231,7 +231,7 @@ pub(crate) async fn pay(
         Outcome::Payment { attempt, .. } => attempt,
         other => return Err(unexpected(other)),
     };
-    let waited = wait.or_default_for(method);
+    let waited = wait.or_default();
     let paid = payments::await_payment(&state, sale, order, attempt, method, waited).await?;
     let status = if paid { StatusCode::OK } else { StatusCode::ACCEPTED };
     Ok((status, order_body(&state, &buyer, sale, order)?))

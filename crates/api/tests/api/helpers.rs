@@ -553,9 +553,8 @@ impl Api {
             .await
     }
 
-    /// `POST /v1/orders/{order_id}/pay` with `{"method": method}`.
-    /// `POST /v1/orders/{order_id}/pay {"method"}`, answered at once (`202` while the payment
-    /// is under way).
+    /// `POST /v1/orders/{order_id}/pay {"method"}` with the default wait: `200` once paid,
+    /// `202` while under way (a Stripe payment: once created, with its client secret).
     pub async fn pay_with(&self, token: &str, order: &str, method: &str) -> Resp {
         let body = json!({ "method": method });
         self.buyer(token, Method::POST, &format!("/v1/orders/{order}/pay"), Some(&body))
