@@ -11,8 +11,13 @@ pub const SAGA_RETRY_MIN: Duration = Duration::from_millis(200);
 pub const SAGA_RETRY_MAX: Duration = Duration::from_secs(60);
 /// How long a payment may await its buyer's confirmation before the saga asks the provider.
 pub const RECONCILE_AFTER_DEFAULT: Duration = Duration::from_secs(60);
+/// Bounds of the setting: often enough to matter, seldom enough not to poll the provider hard.
+pub const RECONCILE_AFTER_MIN: Duration = Duration::from_secs(1);
+pub const RECONCILE_AFTER_MAX: Duration = Duration::from_secs(3600);
 /// Longest the scheduler sleeps without work, so that gauges stay fresh.
 pub const SAGA_IDLE_MAX: Duration = Duration::from_secs(1);
 
 const _: () = assert!(SAGA_CONCURRENCY_DEFAULT <= SAGA_CONCURRENCY_MAX);
 const _: () = assert!(SAGA_RETRY_MIN.as_millis() < SAGA_RETRY_MAX.as_millis());
+const _: () = assert!(RECONCILE_AFTER_MIN.as_secs() <= RECONCILE_AFTER_DEFAULT.as_secs());
+const _: () = assert!(RECONCILE_AFTER_DEFAULT.as_secs() <= RECONCILE_AFTER_MAX.as_secs());

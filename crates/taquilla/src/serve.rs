@@ -13,7 +13,7 @@ use rand::Rng;
 use taquilla_api::{AppConfig, Application, Exit, Secrets, limits};
 use taquilla_domain::{BuyerId, Command, CreateSale, Currency, MoneyMinor, Name, SaleId, SaleStatus, TicketTypeId};
 use taquilla_engine::{Clock, Engine, SystemClock};
-use taquilla_followers::{Providers, SagaConfig};
+use taquilla_followers::Providers;
 use taquilla_log::fsutil::replace_file;
 use taquilla_payments::resilience::ResilienceConfig;
 
@@ -83,7 +83,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         prometheus: Some(taquilla_api::prometheus::install_recorder().context("installing the metrics recorder")?),
         providers: Providers::build(&settings.payments, &ResilienceConfig::default())
             .map_err(|e| anyhow::anyhow!("{e}"))?,
-        saga: SagaConfig::default(),
+        saga: settings.saga.clone(),
     };
     let app = Application::build(config).await?;
     let addr = app.local_addr();

@@ -2,11 +2,14 @@
 //! same snake_case keys) > defaults, each checked against its bounds with a message naming it.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
 use taquilla_api::{ApiSettings, limits};
 use taquilla_engine::EngineConfig;
+use taquilla_followers::SagaConfig;
+use taquilla_followers::limits::{RECONCILE_AFTER_MAX, RECONCILE_AFTER_MIN};
 use taquilla_payments::config::{PaymentFlags, PaymentSettings};
 
 #[derive(clap::Args, Debug, Default)]
@@ -87,6 +90,10 @@ struct PaymentArgs {
     /// Seed of the simulated provider's draws [default: 0].
     #[arg(long, env = "TAQUILLA_SIMULATED_SEED")]
     simulated_seed: Option<u64>,
+    /// How long a payment may await its buyer's confirmation (Stripe) with no word from the
+    /// provider before the saga asks the provider where it stands [default: 60].
+    #[arg(long, env = "TAQUILLA_PAYMENT_RECONCILE_AFTER_SECS")]
+    payment_reconcile_after_secs: Option<u64>,
 }
 
 /// The config file: the same settings as the flags.
@@ -115,6 +122,7 @@ struct FileConfig {
     simulated_unknown_percent: Option<f64>,
     simulated_timeout_percent: Option<f64>,
     simulated_seed: Option<u64>,
+    payment_reconcile_after_secs: Option<u64>,
 }
 
 /// Settings after precedence was applied.
@@ -127,6 +135,7 @@ pub struct Settings {
     pub engine: EngineConfig,
     pub api: ApiSettings,
     pub payments: PaymentSettings,
+    pub saga: SagaConfig,
     pub worker_threads: Option<usize>,
     pub cpu: Option<String>,
     pub demo: bool,
@@ -145,6 +154,7 @@ impl Args {
         let api = api_settings(&self, &file)?;
         let demo = self.demo || file.demo.unwrap_or(false);
         let allow_test = self.allow_test_payments || file.allow_test_payments.unwrap_or(false);
+        let saga = saga_config(&self.payments, &file)?;
         let payments = payment_flags(self.payments, &file, demo, allow_test)
             .resolve()
             .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -156,6 +166,7 @@ impl Args {
             engine,
             api,
             payments,
+            saga,
             worker_threads: self.worker_threads.or(file.worker_threads),
             cpu: self.cpu.or(file.cpu),
             demo,
@@ -196,6 +207,28 @@ fn api_settings(args: &Args, file: &FileConfig) -> anyhow::Result<ApiSettings> {
     Ok(api)
 }
 
+fn saga_config(args: &PaymentArgs, file: &FileConfig) -> anyhow::Result<SagaConfig> {
+    let defaults = SagaConfig::default();
+    let reconcile_after = match args.payment_reconcile_after_secs.or(file.payment_reconcile_after_secs) {
+        None => defaults.reconcile_after,
+        Some(secs) => {
+            let bounds = RECONCILE_AFTER_MIN.as_secs()..=RECONCILE_AFTER_MAX.as_secs();
+            if !bounds.contains(&secs) {
+                bail!(
+                    "payment_reconcile_after_secs must be between {} and {}",
+                    bounds.start(),
+                    bounds.end()
+                );
+            }
+            Duration::from_secs(secs)
+        }
+    };
+    Ok(SagaConfig {
+        reconcile_after,
+        ..defaults
+    })
+}
+
 /// The payment flags after precedence; `--demo` adds `test` and `simulated`,
 /// `--allow-test-payments` adds `test`.
 fn payment_flags(args: PaymentArgs, file: &FileConfig, demo: bool, allow_test: bool) -> PaymentFlags {
@@ -231,5 +264,58 @@ fn payment_flags(args: PaymentArgs, file: &FileConfig, demo: bool, allow_test: b
         simulated_unknown_percent: args.simulated_unknown_percent.or(file.simulated_unknown_percent),
         simulated_timeout_percent: args.simulated_timeout_percent.or(file.simulated_timeout_percent),
         simulated_seed: args.simulated_seed.or(file.simulated_seed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use taquilla_domain::PaymentMethod;
+
+    use super::*;
+
+    fn with_payments(payments: PaymentArgs) -> Args {
+        Args {
+            payments,
+            ..Args::default()
+        }
+    }
+
+    #[test]
+    fn payment_settings_resolve_with_their_bounds() {
+        let s = with_payments(PaymentArgs {
+            payment_reconcile_after_secs: Some(5),
+            ..PaymentArgs::default()
+        })
+        .resolve()
+        .unwrap();
+        assert_eq!(s.saga.reconcile_after, Duration::from_secs(5));
+        assert!(s.payments.methods.is_empty(), "no payment method unless asked");
+
+        for secs in [0, 3601] {
+            let e = with_payments(PaymentArgs {
+                payment_reconcile_after_secs: Some(secs),
+                ..PaymentArgs::default()
+            })
+            .resolve()
+            .unwrap_err();
+            assert!(e.to_string().contains("payment_reconcile_after_secs"), "{e}");
+        }
+
+        let demo = Args {
+            demo: true,
+            ..Args::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(demo.payments.methods, [PaymentMethod::Test, PaymentMethod::Simulated]);
+        assert_eq!(demo.saga.reconcile_after, SagaConfig::default().reconcile_after);
+
+        let e = with_payments(PaymentArgs {
+            payment_methods: Some("stripe".into()),
+            ..PaymentArgs::default()
+        })
+        .resolve()
+        .unwrap_err();
+        assert!(e.to_string().contains("--stripe-secret-key"), "{e}");
     }
 }
