@@ -25,10 +25,10 @@ use std::time::Duration;
 
 use compact_str::CompactString;
 use parking_lot::Mutex;
-use taquilla_domain::{Command, OrderId, PaymentMethod, PaymentState, SaleId, codec};
+use taquilla_domain::{Command, OrderId, PaymentMethod, PaymentRef, PaymentState, SaleId, codec};
 use taquilla_engine::{Engine, EngineError, Envelope};
 use taquilla_log::Record;
-use taquilla_payments::ProviderRequest;
+use taquilla_payments::{PaymentService, ProviderError, ProviderRequest};
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -364,6 +364,7 @@ impl Inner {
             return Progress::Retry;
         };
         let reply = service.clone().oneshot(request.clone()).await;
+        let reply_error = reply.as_ref().err().cloned();
         let state = self.payment_state(key, step);
         let verdict = step::verdict(key.1, step, &request, state, reply);
         metrics::counter!("taquilla_saga_steps_total", "step" => step.name(), "verdict" => verdict_name(&verdict))
@@ -371,23 +372,32 @@ impl Inner {
         match verdict {
             Verdict::Report(commands) => self.report(key, step, commands).await,
             Verdict::Retry => Progress::Retry,
-            Verdict::AskStatus => {
-                let intent = match &request {
-                    ProviderRequest::Void { intent, .. } | ProviderRequest::Capture { intent, .. } => intent.clone(),
-                    _ => return Progress::Retry,
-                };
-                let attempt = match step {
-                    Step::Void { attempt } | Step::Capture { attempt } => attempt,
-                    _ => return Progress::Retry,
-                };
-                let status = ProviderRequest::Status { intent };
-                let reply = service.clone().oneshot(status.clone()).await;
-                let state = self.payment_state(key, Step::Status { attempt });
-                match step::verdict(key.1, Step::Status { attempt }, &status, state, reply) {
-                    Verdict::Report(commands) => self.report(key, step, commands).await,
-                    _ => Progress::Retry,
-                }
-            }
+            Verdict::AskStatus => self.ask_status(key, service, step, &request, reply_error).await,
+        }
+    }
+
+    /// Resolves a capture or void whose outcome is unknown, or that was refused, by the
+    /// payment's status at the provider.
+    async fn ask_status(
+        &self,
+        key: WorkKey,
+        service: PaymentService,
+        step: Step,
+        request: &ProviderRequest,
+        error: Option<ProviderError>,
+    ) -> Progress {
+        let (ProviderRequest::Void { intent, .. } | ProviderRequest::Capture { intent, .. }) = request else {
+            return Progress::Retry;
+        };
+        let (Some(error), Ok(intent_ref)) = (error, PaymentRef::parse(&intent.0)) else {
+            return Progress::Retry;
+        };
+        let status = service
+            .oneshot(ProviderRequest::Status { intent: intent.clone() })
+            .await;
+        match step::verdict_on_status(key.1, step, &intent_ref, &error, status) {
+            Verdict::Report(commands) => self.report(key, step, commands).await,
+            _ => Progress::Retry,
         }
     }
 

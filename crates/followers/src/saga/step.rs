@@ -150,7 +150,15 @@ pub fn verdict(
 ) -> Verdict {
     let record = |attempt, update| Command::RecordPayment { order, attempt, update };
     match (step, reply) {
-        (_, Err(e)) if e.is_retryable() || matches!(e, ProviderError::Unavailable { .. }) => Verdict::Retry,
+        (_, Err(ProviderError::Transient { .. } | ProviderError::Unavailable { .. })) => Verdict::Retry,
+        // A capture or void that may have happened, or that the provider refused: where the
+        // payment stands decides ([`verdict_on_status`]), never a guess.
+        (
+            Step::Capture { .. } | Step::Void { .. },
+            Err(ProviderError::Unknown { .. } | ProviderError::Refused { .. }),
+        ) => Verdict::AskStatus,
+        // Creating, refunding or reading again under the same key is safe.
+        (_, Err(ProviderError::Unknown { .. })) => Verdict::Retry,
         (
             Step::Authorise { attempt },
             Ok(ProviderResponse::Payment {
@@ -204,17 +212,44 @@ pub fn verdict(
     }
 }
 
+/// After a capture or void whose outcome was unknown (`error` is `Unknown`) or that was
+/// refused (`Refused`): what the payment's status (`status`, the answer to a `Status` call)
+/// says happened.
+pub fn verdict_on_status(
+    order: OrderId,
+    step: Step,
+    intent: &PaymentRef,
+    error: &ProviderError,
+    status: Result<ProviderResponse, ProviderError>,
+) -> Verdict {
+    let attempt = match step {
+        Step::Capture { attempt } | Step::Void { attempt } => attempt,
+        _ => return Verdict::Retry,
+    };
+    let Ok(ProviderResponse::Status(status)) = status else {
+        return Verdict::Retry;
+    };
+    let record = |update| Verdict::Report(vec![Command::RecordPayment { order, attempt, update }]);
+    match (step, status) {
+        // Still authorised: a refused capture failed for good (the saga then voids); an
+        // unknown one, or a void, is made again under the same key.
+        (Step::Capture { .. }, IntentStatus::Authorised) if matches!(error, ProviderError::Refused { .. }) => {
+            record(PaymentUpdate::Failed {
+                reason: reason_of(error),
+            })
+        }
+        (_, IntentStatus::Authorised | IntentStatus::AwaitingBuyer) => Verdict::Retry,
+        (_, other) => status_update(intent, other).map_or(Verdict::Retry, record),
+    }
+}
+
 /// The provider refused the call for good.
 fn refused(order: OrderId, step: Step, payment_state: Option<PaymentState>, e: &ProviderError) -> Verdict {
     let reason = reason_of(e);
     let record = |attempt, update| Command::RecordPayment { order, attempt, update };
     match step {
-        Step::Authorise { attempt } | Step::Capture { attempt } => {
-            Verdict::Report(vec![record(attempt, PaymentUpdate::Failed { reason })])
-        }
-        // Refusing a void (or a capture of a voided payment) says the payment is not what we
-        // think: ask where it stands.
-        Step::Void { .. } => Verdict::AskStatus,
+        Step::Authorise { attempt } => Verdict::Report(vec![record(attempt, PaymentUpdate::Failed { reason })]),
+        Step::Capture { .. } | Step::Void { .. } => Verdict::AskStatus,
         // The provider does not know the payment: nothing is held there.
         Step::Status { attempt } => match payment_state {
             Some(PaymentState::VoidRequired | PaymentState::AwaitingBuyer) => {
@@ -274,4 +309,114 @@ fn reason_text(text: &str) -> Reason {
 
 fn reason_of(e: &ProviderError) -> Reason {
     reason_text(&e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ORDER: OrderId = OrderId(3);
+    const CAPTURE: Step = Step::Capture { attempt: 1 };
+    const VOID: Step = Step::Void { attempt: 1 };
+
+    fn intent() -> IntentId {
+        IntentId("pi_1".into())
+    }
+
+    fn capture() -> ProviderRequest {
+        ProviderRequest::Capture {
+            key: IdempotencyKey::new("ord_1_3", 1, "capture"),
+            intent: intent(),
+        }
+    }
+
+    fn error(kind: &str) -> ProviderError {
+        let (provider, message) = ("fake", String::from("injected"));
+        match kind {
+            "transient" => ProviderError::Transient { provider, message },
+            "unknown" => ProviderError::Unknown { provider, message },
+            "refused" => ProviderError::Refused { provider, message },
+            _ => ProviderError::Unavailable { provider, message },
+        }
+    }
+
+    fn reported(v: &Verdict) -> Vec<PaymentUpdate> {
+        match v {
+            Verdict::Report(commands) => commands
+                .iter()
+                .map(|c| match c {
+                    Command::RecordPayment { update, .. } => update.clone(),
+                    other => panic!("not a payment report: {other:?}"),
+                })
+                .collect(),
+            other => panic!("not a report: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn errors_retry_ask_or_fail_by_kind_and_step() {
+        let authorise = Step::Authorise { attempt: 1 };
+        let create = ProviderRequest::Status { intent: intent() };
+        for kind in ["transient", "unavailable"] {
+            assert_eq!(
+                verdict(ORDER, CAPTURE, &capture(), None, Err(error(kind))),
+                Verdict::Retry
+            );
+        }
+        for kind in ["unknown", "refused"] {
+            assert_eq!(
+                verdict(ORDER, CAPTURE, &capture(), None, Err(error(kind))),
+                Verdict::AskStatus
+            );
+            assert_eq!(
+                verdict(ORDER, VOID, &capture(), None, Err(error(kind))),
+                Verdict::AskStatus
+            );
+        }
+        assert_eq!(
+            verdict(ORDER, authorise, &create, None, Err(error("unknown"))),
+            Verdict::Retry
+        );
+        let refused = verdict(ORDER, authorise, &create, None, Err(error("refused")));
+        assert!(matches!(reported(&refused)[..], [PaymentUpdate::Failed { .. }]));
+    }
+
+    #[test]
+    fn a_capture_answered_still_authorised_is_made_again() {
+        let still = Ok(ProviderResponse::Status(IntentStatus::Authorised));
+        assert_eq!(verdict(ORDER, CAPTURE, &capture(), None, still), Verdict::Retry);
+        let done = verdict(
+            ORDER,
+            CAPTURE,
+            &capture(),
+            None,
+            Ok(ProviderResponse::Status(IntentStatus::Captured)),
+        );
+        assert!(matches!(reported(&done)[..], [PaymentUpdate::Captured { .. }]));
+    }
+
+    #[test]
+    fn the_status_decides_after_an_unknown_or_refused_capture_or_void() {
+        let pi = PaymentRef::parse("pi_1").unwrap();
+        let status = |s: IntentStatus| Ok(ProviderResponse::Status(s));
+        // It happened after all.
+        let v = verdict_on_status(ORDER, CAPTURE, &pi, &error("unknown"), status(IntentStatus::Captured));
+        assert!(matches!(reported(&v)[..], [PaymentUpdate::Captured { .. }]));
+        let v = verdict_on_status(ORDER, VOID, &pi, &error("refused"), status(IntentStatus::Voided));
+        assert_eq!(reported(&v), [PaymentUpdate::Voided]);
+        // It did not: an unknown capture is made again; a refused one failed for good.
+        let again = verdict_on_status(ORDER, CAPTURE, &pi, &error("unknown"), status(IntentStatus::Authorised));
+        assert_eq!(again, Verdict::Retry);
+        let failed = verdict_on_status(ORDER, CAPTURE, &pi, &error("refused"), status(IntentStatus::Authorised));
+        assert!(matches!(reported(&failed)[..], [PaymentUpdate::Failed { .. }]));
+        assert_eq!(
+            verdict_on_status(ORDER, VOID, &pi, &error("refused"), status(IntentStatus::Authorised)),
+            Verdict::Retry
+        );
+        // No answer to the question: ask again later.
+        assert_eq!(
+            verdict_on_status(ORDER, CAPTURE, &pi, &error("unknown"), Err(error("transient"))),
+            Verdict::Retry
+        );
+    }
 }
