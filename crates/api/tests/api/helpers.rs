@@ -166,7 +166,11 @@ impl AppOptions {
 
     /// [`AppOptions::payments`] with each provider behind `resilience` (deadlines, retries,
     /// breaker thresholds).
+    /// With [`AppOptions::metrics`] first, the providers' gauges go to `/metrics` from the start.
     pub fn payments_with(mut self, flags: PaymentFlags, resilience: &ResilienceConfig) -> Self {
+        if self.metrics {
+            prometheus();
+        }
         let settings = flags.resolve().expect("valid payment flags");
         self.providers = Providers::build(&settings, resilience).expect("providers");
         self

@@ -553,3 +553,161 @@ async fn chaos_buyer(app: &Api, fake: &FakeStripe, sale: &str, i: usize) -> Opti
     }
     Some((token, order))
 }
+
+#[tokio::test]
+async fn refunds_by_ticket_and_in_full_go_back_through_stripe() {
+    let fake = FakeStripe::start().await;
+    let app = spawn_app(
+        AppOptions::default()
+            .metrics()
+            .stripe(&fake, &ResilienceConfig::default()),
+    )
+    .await;
+    let sale = app.simple_sale(5, json!({})).await;
+    let ana = app.buyer_token("ana");
+    let order = order_of(&app, &ana, &sale, 3).await;
+    let intent = intent_of(app.pay_with(&ana, &order, "stripe").await.expect(202));
+    fake.confirm(&intent, BuyerOutcome::Approve).unwrap();
+    app.deliver(&fake.notification(&intent, AUTHORISED, app.now_secs()))
+        .await
+        .expect(200);
+    let paid = app.order_until(&ana, &order, WAIT, |o| o["state"] == "paid").await;
+    let codes = ticket_codes(&paid);
+
+    let refunded_at_stripe = |n: i64| fake.intent(&intent).is_some_and(|i| i.amount_refunded == n);
+    app.refund(&order, Some(&[codes[0].as_str()])).await.expect(200);
+    let one = app
+        .order_until(&ana, &order, WAIT, |o| o["refunded_minor"] == 1000)
+        .await;
+    assert_eq!(one["state"], "paid", "two tickets remain");
+    let timeline = wait_admin(&app, &order, |v| v["refunds"][0]["state"] == "issued").await;
+    let first = &timeline["refunds"][0];
+    assert_eq!(
+        (first["amount_minor"].as_i64(), first["attempt"].as_u64()),
+        (Some(1000), Some(1))
+    );
+    assert!(
+        first["provider_ref"].as_str().is_some_and(|r| r.starts_with("re_")),
+        "{first}"
+    );
+    assert!(refunded_at_stripe(1000));
+
+    app.refund(&order, None).await.expect(200);
+    let all = wait_admin(&app, &order, |v| v["refunds"][1]["state"] == "issued").await;
+    assert_eq!(all["order"]["state"], "refunded");
+    assert_eq!(all["refunds"][1]["amount_minor"], 2000);
+    assert!(refunded_at_stripe(3000), "the whole payment went back");
+    assert_eq!(app.available(&sale).await, [5]);
+
+    let metrics = app.metrics().await.text;
+    for family in [
+        "taquilla_payment_calls_total{",
+        "taquilla_payment_breaker_state{",
+        "taquilla_saga_steps_total{",
+        "taquilla_saga_pending",
+        "taquilla_saga_oldest_pending_seconds",
+    ] {
+        assert!(metrics.contains(family), "no {family} in /metrics");
+    }
+    assert!(
+        metrics.lines().any(|l| l.starts_with("taquilla_payment_calls_total{")
+            && l.contains("provider=\"stripe\"")
+            && l.contains("operation=\"refund\"")),
+        "refund calls counted per provider"
+    );
+}
+
+/// Reads the admin's order view until `done` says so.
+async fn wait_admin(app: &TestApp, order: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let give_up = tokio::time::Instant::now() + WAIT;
+    loop {
+        let view = app.admin_order(order).await.expect(200).clone();
+        if done(&view) {
+            return view;
+        }
+        assert!(
+            tokio::time::Instant::now() < give_up,
+            "not there after {WAIT:?}: {view}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_offline_payment_keeps_the_tickets_until_confirmed_or_its_own_deadline() {
+    let app = spawn_app(AppOptions::default().test_payments().manual_clock()).await;
+    let sale = app
+        .simple_sale(4, json!({"hold_ttl_secs": 60, "offline_payment_ttl_secs": 3 * 86_400}))
+        .await;
+    let (ana, bob) = (app.buyer_token("ana"), app.buyer_token("bob"));
+    let ana_order = order_of(&app, &ana, &sale, 2).await;
+    let bob_order = order_of(&app, &bob, &sale, 2).await;
+    for (token, order) in [(&ana, &ana_order), (&bob, &bob_order)] {
+        let r = app.pay_with(token, order, "offline").await;
+        let view = r.expect(202);
+        assert_eq!(
+            (view["state"].as_str(), payment_state(view)),
+            (Some("awaiting_payment"), "awaiting_offline")
+        );
+    }
+    // Past the hold's minute, the offline deadline (3 days) counts.
+    app.advance(Duration::from_secs(3600));
+    app.tick().await;
+    let bob = app.buyer_token("bob");
+    assert_eq!(
+        app.get_order(&bob, &bob_order).await.expect(200)["state"],
+        "awaiting_payment"
+    );
+    let paid = app.confirm_payment(&ana_order, "bank-transfer-77").await;
+    assert_eq!(
+        (paid.expect(200)["state"].as_str(), ticket_codes(&paid.json).len()),
+        (Some("paid"), 2)
+    );
+
+    app.advance(Duration::from_secs(3 * 86_400));
+    app.tick().await;
+    let (ana, bob) = (app.buyer_token("ana"), app.buyer_token("bob"));
+    let expired = app.get_order(&bob, &bob_order).await.expect(200).clone();
+    assert_eq!(
+        (expired["state"].as_str(), payment_state(&expired)),
+        (Some("expired"), "voided")
+    );
+    assert_eq!(
+        app.available(&sale).await,
+        [2],
+        "Bob's tickets are back; Ana's are sold"
+    );
+
+    // A sale without offline payments refuses them.
+    let plain = app.simple_sale(4, json!({})).await;
+    let order = order_of(&app, &ana, &plain, 1).await;
+    let r = app.pay_with(&ana, &order, "offline").await;
+    assert_eq!(
+        r.expect_error(409, "conflict")["details"]["reason"],
+        "payment_method_not_offered"
+    );
+}
+
+#[tokio::test]
+async fn a_free_order_is_paid_at_checkout_without_a_provider() {
+    // No payment method at all on this server.
+    let app = spawn_app(AppOptions::default()).await;
+    let sale = app
+        .create_sale(&json!({
+            "event": {"name": "Free talk", "currency": "EUR"},
+            "ticket_types": [{"name": "Seat", "price_minor": 0}],
+            "quotas": [{"name": "Room", "capacity": 3, "ticket_type_ids": [0]}],
+        }))
+        .await;
+    let ana = app.buyer_token("ana");
+    let hold = app.place_hold(&ana, &sale, &items(0, 2), None).await.expect_id(201);
+    let order = app.checkout(&ana, &hold, None).await;
+    let order = order.expect(201).clone();
+    assert_eq!(
+        (order["state"].as_str(), order["total_minor"].as_i64()),
+        (Some("paid"), Some(0))
+    );
+    assert_eq!(ticket_codes(&order).len(), 2);
+    assert!(order["payment"].is_null(), "no payment: {order}");
+    assert_eq!(app.stats(&sale).await["sold"], 2);
+}
