@@ -96,7 +96,14 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         None
     };
     drop(engine);
-    print_banner(addr, &admin_token, &buyer_secret, demo_sale, clock.now().0);
+    print_banner(Banner {
+        addr,
+        admin_token: &admin_token,
+        buyer_secret: &buyer_secret,
+        demo: demo_sale,
+        payment_methods: &settings.payments.methods,
+        now_ms: clock.now().0,
+    });
     match running.run_until(shutdown_signal()).await? {
         Exit::Stopped => Ok(()),
         Exit::StorageFailed => std::process::exit(1),
@@ -156,11 +163,35 @@ async fn ensure_demo_sale(engine: &Engine) -> anyhow::Result<SaleId> {
     Ok(engine.create_sale_with(sale, setup, None).await?)
 }
 
-fn print_banner(addr: SocketAddr, admin_token: &str, buyer_secret: &str, demo: Option<SaleId>, now_ms: i64) {
+/// What the start-up banner tells the user.
+struct Banner<'a> {
+    addr: SocketAddr,
+    admin_token: &'a str,
+    buyer_secret: &'a str,
+    demo: Option<SaleId>,
+    payment_methods: &'a [taquilla_domain::PaymentMethod],
+    now_ms: i64,
+}
+
+fn print_banner(banner: Banner<'_>) {
+    let Banner {
+        addr,
+        admin_token,
+        buyer_secret,
+        demo,
+        payment_methods,
+        now_ms,
+    } = banner;
     let url = format!("http://{addr}");
     println!("taquilla listening on {url}");
     println!("  admin token: {admin_token}");
     println!("  OpenAPI:     {url}/openapi.json");
+    let methods: Vec<&str> = payment_methods.iter().map(|m| m.as_str()).collect();
+    if methods.is_empty() {
+        println!("  payments:    none (free orders only; see --payment-methods)");
+    } else {
+        println!("  payments:    {} (POST /v1/orders/{{id}}/pay)", methods.join(", "));
+    }
     if let Some(sale) = demo {
         let buyer = BuyerId::parse("demo-buyer").unwrap_or_else(|_| unreachable!("a valid literal"));
         let token = taquilla_api::mint_buyer_token(buyer_secret.as_bytes(), &buyer, now_ms / 1000 + 86_400);
@@ -171,6 +202,7 @@ fn print_banner(addr: SocketAddr, admin_token: &str, buyer_secret: &str, demo: O
         println!(
             "    curl -s -X POST {url}/v1/events/{event}/holds -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' -d '{{\"items\":[{{\"ticket_type_id\":0,\"quantity\":2}}]}}'"
         );
+        println!("  then check out (POST /v1/holds/<hold id>/checkout) and pay with {{\"method\":\"test\"}} or {{\"method\":\"simulated\"}}");
     }
     let _ = std::io::stdout().flush();
 }
