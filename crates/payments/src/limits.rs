@@ -64,6 +64,10 @@ pub const SIMULATED_HANG_MS: u64 = 2 * DEADLINE_MS_MAX;
 // --- Stripe --------------------------------------------------------------------------------
 
 pub const STRIPE_API_BASE_DEFAULT: &str = "https://api.stripe.com";
+/// The Stripe API version every call asks for (the PaymentIntent and Refund fields read here
+/// are the same in every version since; webhooks come in the endpoint's own version, so
+/// register the endpoint with this one).
+pub const STRIPE_API_VERSION: &str = "2024-06-20";
 /// Establishing a connection, at most; a connect failure is `Transient` (nothing was sent).
 pub const STRIPE_CONNECT_TIMEOUT_MS: u64 = 5_000;
 /// The largest response body read from Stripe (a PaymentIntent is a few KiB).

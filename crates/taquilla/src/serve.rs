@@ -202,7 +202,9 @@ fn print_banner(banner: Banner<'_>) {
         println!(
             "    curl -s -X POST {url}/v1/events/{event}/holds -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' -d '{{\"items\":[{{\"ticket_type_id\":0,\"quantity\":2}}]}}'"
         );
-        println!("  then check out (POST /v1/holds/<hold id>/checkout) and pay with {{\"method\":\"test\"}} or {{\"method\":\"simulated\"}}");
+        println!(
+            "  then check out (POST /v1/holds/<hold id>/checkout) and pay with {{\"method\":\"test\"}} or {{\"method\":\"simulated\"}}"
+        );
     }
     let _ = std::io::stdout().flush();
 }

@@ -9,7 +9,8 @@
 //! | `Status` | `GET /v1/payment_intents/{id}` |
 //!
 //! Every POST is form-encoded and carries the request's key as `Idempotency-Key`; every call
-//! `Authorization: Bearer <secret key>`. Outcomes, mapped to the port's errors:
+//! `Authorization: Bearer <secret key>` and `Stripe-Version` ([`STRIPE_API_VERSION`]), so that
+//! the shapes read here do not change when the account's default version does. Outcomes, mapped to the port's errors:
 //! - no connection could be made (nothing was sent): `Transient`;
 //! - a timeout or a dropped connection after sending, an unreadable `2xx`: `Unknown`;
 //! - `429`, `409` (a concurrent request with the same key), or any `4xx` with
@@ -37,7 +38,8 @@ use tower::util::BoxCloneSyncService;
 
 use crate::ReplyFuture;
 use crate::limits::{
-    DEADLINE_MS_MAX, STRIPE_API_BASE_DEFAULT, STRIPE_CONNECT_TIMEOUT_MS, STRIPE_ID_BYTES_MAX, STRIPE_RESPONSE_BYTES_MAX,
+    DEADLINE_MS_MAX, STRIPE_API_BASE_DEFAULT, STRIPE_API_VERSION, STRIPE_CONNECT_TIMEOUT_MS, STRIPE_ID_BYTES_MAX,
+    STRIPE_RESPONSE_BYTES_MAX,
 };
 use crate::provider::{
     IdempotencyKey, IntentId, IntentStatus, PaymentService, ProviderError, ProviderRequest, ProviderResponse, RefundId,
@@ -215,7 +217,8 @@ impl StripeProvider {
         let mut builder = self
             .client
             .request(method.clone(), &url)
-            .header(reqwest::header::AUTHORIZATION, &*self.authorization);
+            .header(reqwest::header::AUTHORIZATION, &*self.authorization)
+            .header("Stripe-Version", STRIPE_API_VERSION);
         if let Some(key) = key {
             builder = builder.header("Idempotency-Key", key.as_str());
         }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use taquilla_domain::{Currency, MoneyMinor};
+use taquilla_payments::limits::STRIPE_API_VERSION;
 use taquilla_payments::resilience::{BreakerConfig, DeadlineLayer, ResilienceConfig, RetryConfig, stack};
 use taquilla_payments::simulated::Rate;
 use taquilla_payments::stripe::webhook::{IntentUpdate, NotificationKind, WebhookVerifier};
@@ -114,6 +115,7 @@ async fn requests_have_stripes_shape() {
     assert_eq!(requests.len(), 4);
     for r in &requests {
         assert_eq!(r.headers.get("authorization").unwrap(), "Bearer sk_test_x");
+        assert_eq!(r.headers.get("stripe-version").unwrap(), STRIPE_API_VERSION);
     }
     let create = &requests[0];
     assert_eq!(
