@@ -36,6 +36,9 @@ pub const PAY_WAIT_DEFAULT: Duration = Duration::from_secs(5);
 /// How often a waiting payment request looks at its order again.
 pub const PAY_POLL: Duration = Duration::from_millis(10);
 /// Stripe event ids remembered to answer a redelivered webhook without work.
+/// Largest webhook body taken, whatever `body_limit_bytes` says for the API's own requests (a
+/// provider's event is a few KiB; its size is not ours to choose).
+pub const WEBHOOK_BODY_BYTES_MAX: usize = 256 * 1024;
 pub const WEBHOOK_EVENTS_REMEMBERED: usize = 100_000;
 /// HTTP worker threads a server may be configured with, at most.
 pub const WORKER_THREADS_MAX: usize = 256;

@@ -11,7 +11,7 @@
 use std::collections::{HashSet, VecDeque};
 
 use axum::Extension;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use compact_str::CompactString;
@@ -25,7 +25,7 @@ use crate::AppState;
 use crate::correlation::CorrelationId;
 use crate::error::{ApiError, Code, ErrorBody};
 use crate::ids::PublicOrderId;
-use crate::limits::WEBHOOK_EVENTS_REMEMBERED;
+use crate::limits::{WEBHOOK_BODY_BYTES_MAX, WEBHOOK_EVENTS_REMEMBERED};
 use crate::responses::Unavailable;
 
 /// The notification ids seen lately: a redelivery is answered without work.
@@ -66,8 +66,9 @@ pub(crate) async fn stripe(
     State(state): State<AppState>,
     Extension(corr): Extension<CorrelationId>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<StatusCode, ApiError> {
+    let body = read_body(body).await?;
     let verifier = state
         .providers
         .webhook_verifier()
@@ -93,6 +94,22 @@ pub(crate) async fn stripe(
         state.webhooks_seen.forget(&notification.id);
     }
     recorded.map(|()| StatusCode::OK)
+}
+
+/// The notification's raw bytes (the signature covers them exactly), up to
+/// [`WEBHOOK_BODY_BYTES_MAX`] whatever the server's body limit for its own API.
+async fn read_body(body: Body) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, WEBHOOK_BODY_BYTES_MAX).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            ApiError::new(
+                Code::PayloadTooLarge,
+                format!("a webhook body is at most {WEBHOOK_BODY_BYTES_MAX} bytes"),
+            )
+        } else {
+            ApiError::new(Code::MalformedRequest, format!("reading the body: {e}"))
+        }
+    })
 }
 
 fn rejected(e: WebhookError) -> ApiError {

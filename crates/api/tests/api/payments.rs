@@ -711,3 +711,27 @@ async fn a_free_order_is_paid_at_checkout_without_a_provider() {
     assert!(order["payment"].is_null(), "no payment: {order}");
     assert_eq!(app.stats(&sale).await["sold"], 2);
 }
+
+#[tokio::test]
+async fn a_webhook_has_a_body_limit_of_its_own() {
+    let fake = FakeStripe::start().await;
+    let app = spawn_app(
+        AppOptions::default()
+            .stripe(&fake, &ResilienceConfig::default())
+            .body_limit_bytes(1024),
+    )
+    .await;
+    let sale = app.simple_sale(5, json!({})).await;
+    let ana = app.buyer_token("ana");
+    let order = order_of(&app, &ana, &sale, 1).await;
+    let intent = intent_of(app.pay_with(&ana, &order, "stripe").await.expect(202));
+    fake.confirm(&intent, BuyerOutcome::Approve).unwrap();
+    // Far over the API's 1 KiB, as a real event with metadata can be: taken.
+    let mut note = fake.notification(&intent, AUTHORISED, app.now_secs());
+    note["data"]["object"]["metadata"]["notes"] = json!("n".repeat(20_000));
+    app.deliver(&note).await.expect(200);
+    app.order_until(&ana, &order, WAIT, |o| o["state"] == "paid").await;
+    // Over the webhook limit: refused before anything is read into memory.
+    note["data"]["object"]["metadata"]["notes"] = json!("n".repeat(300_000));
+    app.deliver(&note).await.expect_error(413, "payload_too_large");
+}
