@@ -329,10 +329,13 @@ impl Report<'_> {
         })
     }
 
+    /// A decline ends an attempt still waiting for its money. One that must be voided stays so
+    /// whatever a (possibly stale) decline says: a declined payment may still be confirmed with
+    /// another card, and voiding it is harmless.
     fn declined(self, reason: Reason) -> Decision {
         let ends = matches!(
             self.payment.state,
-            PaymentState::Requested | PaymentState::AwaitingBuyer | PaymentState::VoidRequired
+            PaymentState::Requested | PaymentState::AwaitingBuyer
         );
         if !ends {
             return nothing(self.outcome());

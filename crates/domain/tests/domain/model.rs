@@ -643,11 +643,7 @@ impl Model {
                 }
             }
             3 if !is_final(state) => self.end_attempt(i, a, PaymentState::Voided),
-            4 if matches!(
-                state,
-                PaymentState::Requested | PaymentState::AwaitingBuyer | PaymentState::VoidRequired
-            ) =>
-            {
+            4 if matches!(state, PaymentState::Requested | PaymentState::AwaitingBuyer) => {
                 self.end_attempt(i, a, PaymentState::Declined)
             }
             5 if matches!(

@@ -644,3 +644,21 @@ fn a_free_order_is_paid_at_checkout() {
         ]);
     assert_eq!(then.state().orders[&ORDER].state, OrderState::Paid);
 }
+
+#[test]
+fn a_late_decline_does_not_end_a_payment_that_must_be_voided() {
+    // Expired with its payment under way: the void is required. The first card's decline,
+    // delivered late, changes nothing; the void still happens.
+    let then = given(expired_pending())
+        .when(
+            report(
+                1,
+                PaymentUpdate::Declined {
+                    reason: reason("insufficient_funds"),
+                },
+            ),
+            70_000,
+        )
+        .then(vec![]);
+    assert_eq!(payment_states(&then, ORDER), [PaymentState::VoidRequired]);
+}
