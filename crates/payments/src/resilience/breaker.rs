@@ -143,8 +143,14 @@ pub struct BreakerHandle {
 }
 
 impl BreakerHandle {
+    /// Where the breaker stands for a new call: an open breaker past its cool-down reads
+    /// half-open (the next call is the probe), though it moves only when a call comes.
     pub fn state(&self) -> BreakerState {
-        self.shared.lock().state()
+        let inner = self.shared.lock();
+        match inner.mode {
+            Mode::Open { until } if Instant::now() >= until => BreakerState::HalfOpen,
+            _ => inner.state(),
+        }
     }
 
     /// While open, the time left before a probe is let through; while half-open, the

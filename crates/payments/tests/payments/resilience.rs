@@ -435,6 +435,11 @@ async fn one_probe_at_a_time_and_a_failed_probe_reopens() {
     }
     assert_eq!(handle.state(), BreakerState::Open);
     tokio::time::advance(Duration::from_secs(30)).await;
+    assert_eq!(
+        (handle.state(), handle.retry_after()),
+        (BreakerState::HalfOpen, Some(Duration::ZERO)),
+        "past the cool-down it reads half-open before any call: new payments may come"
+    );
 
     provider.set(|_| Act::After(Duration::from_secs(1), transient()));
     let mut probe_svc = svc.clone();
