@@ -47,6 +47,8 @@ pub enum AppError {
     Task(#[from] tokio::task::JoinError),
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
+    #[error("the payment namespace of the data directory: {0}")]
+    Namespace(std::io::Error),
     #[error("the payment saga cannot start: {0}")]
     Saga(#[from] taquilla_log::cursor::CursorError),
 }
@@ -120,7 +122,7 @@ impl Application {
             providers,
             saga,
         } = self;
-        let cursors = data_dir.join("cursors");
+        let saga_dir = data_dir.clone();
         let (stop_tx, stop_rx) = watch::channel(false);
         let server = tokio::spawn(serve(listener, state.clone(), stop_rx));
         let clock = state.clock.clone();
@@ -134,7 +136,7 @@ impl Application {
             engine: None,
             stop_tx,
             saga: None,
-            saga_start: Some((providers, saga, cursors)),
+            saga_start: Some((providers, saga, saga_dir)),
         }
     }
 }
@@ -166,7 +168,7 @@ pub struct RunningApp {
     engine: Option<Arc<Engine>>,
     stop_tx: watch::Sender<bool>,
     saga: Option<SagaHandle>,
-    /// What the saga starts with, once the engine has recovered.
+    /// What the saga starts with, once the engine has recovered (and the data directory).
     saga_start: Option<(Providers, SagaConfig, PathBuf)>,
 }
 
@@ -201,8 +203,18 @@ impl RunningApp {
             ms = r.duration.as_millis() as u64,
             "recovered"
         );
-        if let Some((providers, config, cursors)) = self.saga_start.take() {
-            self.saga = Some(SagaHandle::start(engine.clone(), providers, &cursors, config)?);
+        if let Some((providers, config, data_dir)) = self.saga_start.take() {
+            // The engine holds the data directory's lock: the namespace is drawn once.
+            let namespace = taquilla_followers::saga::namespace(&data_dir).map_err(AppError::Namespace)?;
+            self.state.set_payment_namespace(namespace.clone());
+            let cursors = data_dir.join("cursors");
+            self.saga = Some(SagaHandle::start(
+                engine.clone(),
+                providers,
+                &cursors,
+                namespace,
+                config,
+            )?);
         }
         self.state.set_engine(engine.clone());
         self.engine = Some(engine.clone());

@@ -77,6 +77,8 @@ pub struct AppContext {
     pub providers: Providers,
     /// Stripe notifications seen lately (redeliveries are answered without work).
     webhooks_seen: routes::webhooks::SeenNotifications,
+    /// This deployment's namespace at the payment providers, once recovered.
+    payment_namespace: OnceLock<String>,
 }
 
 /// Shared by every handler. Cheap to clone.
@@ -108,7 +110,18 @@ impl AppState {
             pages: pages::SalePages::default(),
             providers,
             webhooks_seen: Default::default(),
+            payment_namespace: OnceLock::new(),
         }))
+    }
+
+    /// This deployment's namespace at the payment providers (set once recovery is done).
+    pub(crate) fn set_payment_namespace(&self, namespace: String) {
+        let _ = self.0.payment_namespace.set(namespace);
+    }
+
+    /// See [`AppState::set_payment_namespace`]; `None` before recovery.
+    pub(crate) fn payment_namespace(&self) -> Option<&str> {
+        self.0.payment_namespace.get().map(String::as_str)
     }
 
     /// Marks the server ready: recovery is done and commands can flow.

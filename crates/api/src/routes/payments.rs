@@ -24,19 +24,31 @@ pub(crate) async fn await_payment(
     wait: Duration,
 ) -> Result<bool, ApiError> {
     let deadline = Instant::now() + wait;
+    let engine = state.engine()?;
+    let mut seen = None;
+    let mut paid = false;
     loop {
-        let (paid, settled) = state
-            .engine()?
-            .read(sale, |s| {
-                let o = s.orders.get(&order)?;
-                let p = o.payments.get(attempt.checked_sub(1)? as usize)?;
-                let paid = o.state == OrderState::Paid;
-                let created = method == PaymentMethod::Stripe && p.state != PaymentState::Requested;
-                Some((paid, paid || p.state.is_final() || created || !p.method.is_provider()))
-            })
-            .flatten()
-            .ok_or_else(|| ApiError::not_found("order"))?;
-        if settled || Instant::now() >= deadline {
+        // The sale's version is an atomic read; its state (under the read lock the writer
+        // needs) is looked at only when it changed.
+        let version = engine.version(sale);
+        if version != seen {
+            seen = version;
+            let (now_paid, settled) = engine
+                .read(sale, |s| {
+                    let o = s.orders.get(&order)?;
+                    let p = o.payments.get(attempt.checked_sub(1)? as usize)?;
+                    let paid = o.state == OrderState::Paid;
+                    let created = method == PaymentMethod::Stripe && p.state != PaymentState::Requested;
+                    Some((paid, paid || p.state.is_final() || created || !p.method.is_provider()))
+                })
+                .flatten()
+                .ok_or_else(|| ApiError::not_found("order"))?;
+            paid = now_paid;
+            if settled {
+                return Ok(paid);
+            }
+        }
+        if Instant::now() >= deadline {
             return Ok(paid);
         }
         tokio::time::sleep(PAY_POLL.min(deadline - Instant::now())).await;

@@ -8,7 +8,7 @@
 //! durable; a notification about nothing of ours is acknowledged and ignored, so Stripe stops
 //! sending it.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use axum::Extension;
 use axum::body::{Body, Bytes};
@@ -18,6 +18,7 @@ use compact_str::CompactString;
 use parking_lot::Mutex;
 use taquilla_domain::{Command, OrderId, PaymentRef, PaymentState, PaymentUpdate, Reason, SaleId};
 use taquilla_engine::{EngineError, Envelope};
+use taquilla_followers::saga::step::parse_order_ref;
 use taquilla_payments::IntentStatus;
 use taquilla_payments::stripe::webhook::{IntentUpdate, NotificationKind, SIGNATURE_HEADER, WebhookError};
 
@@ -28,30 +29,59 @@ use crate::ids::PublicOrderId;
 use crate::limits::{WEBHOOK_BODY_BYTES_MAX, WEBHOOK_EVENTS_REMEMBERED};
 use crate::responses::Unavailable;
 
-/// The notification ids seen lately: a redelivery is answered without work.
+/// The notification ids seen lately, with whether their report is durable yet: a redelivery
+/// of a recorded one is answered without work; one that arrives while the first delivery is
+/// still being recorded is answered `503`, so Stripe sends it again rather than count it
+/// delivered before it is.
 #[derive(Default)]
-pub(crate) struct SeenNotifications(Mutex<(HashSet<String>, VecDeque<String>)>);
+pub(crate) struct SeenNotifications(Mutex<Seen>);
+
+#[derive(Default)]
+struct Seen {
+    /// Id → recorded (durable).
+    ids: HashMap<String, bool>,
+    /// Ids in the order seen, to forget the oldest beyond [`WEBHOOK_EVENTS_REMEMBERED`].
+    order: VecDeque<String>,
+}
+
+/// What to do with a notification, by its id.
+#[derive(Debug, PartialEq, Eq)]
+enum Delivery {
+    First,
+    Recorded,
+    InProgress,
+}
 
 impl SeenNotifications {
-    /// Remembers `id`; false when it was seen before.
-    fn first_time(&self, id: &str) -> bool {
-        let mut guard = self.0.lock();
-        let (set, order) = &mut *guard;
-        if !set.insert(id.to_string()) {
-            return false;
+    fn arrive(&self, id: &str) -> Delivery {
+        let mut seen = self.0.lock();
+        match seen.ids.get(id) {
+            Some(true) => return Delivery::Recorded,
+            Some(false) => return Delivery::InProgress,
+            None => {}
         }
-        order.push_back(id.to_string());
-        if order.len() > WEBHOOK_EVENTS_REMEMBERED
-            && let Some(old) = order.pop_front()
-        {
-            set.remove(&old);
+        seen.ids.insert(id.to_string(), false);
+        seen.order.push_back(id.to_string());
+        while seen.order.len() > WEBHOOK_EVENTS_REMEMBERED {
+            if let Some(old) = seen.order.pop_front() {
+                seen.ids.remove(&old);
+            }
         }
-        true
+        Delivery::First
     }
 
-    /// Forgets `id` (its report could not be recorded: the redelivery must be processed).
-    fn forget(&self, id: &str) {
-        self.0.lock().0.remove(id);
+    /// The first delivery's report is durable (`true`), or could not be recorded (`false`:
+    /// forgotten, so that the redelivery is processed).
+    fn settle(&self, id: &str, recorded: bool) {
+        let mut seen = self.0.lock();
+        if recorded {
+            if let Some(r) = seen.ids.get_mut(id) {
+                *r = true;
+            }
+        } else {
+            seen.ids.remove(id);
+            seen.order.retain(|x| x != id);
+        }
     }
 }
 
@@ -85,14 +115,20 @@ pub(crate) async fn stripe(
         NotificationKind::Canceled(u) => (u, Report::Voided),
         NotificationKind::Ignored { .. } => return Ok(StatusCode::OK),
     };
-    if !state.webhooks_seen.first_time(&notification.id) {
-        return Ok(StatusCode::OK);
+    match state.webhooks_seen.arrive(&notification.id) {
+        Delivery::First => {}
+        Delivery::Recorded => return Ok(StatusCode::OK),
+        Delivery::InProgress => {
+            return Err(ApiError::new(
+                Code::Unavailable,
+                "this notification is being recorded; deliver it again",
+            )
+            .retry_after(1));
+        }
     }
     let correlation = notification_correlation(&notification.id).unwrap_or_else(|| corr.to_compact());
     let recorded = record(&state, update.0, update.1, correlation).await;
-    if recorded.is_err() {
-        state.webhooks_seen.forget(&notification.id);
-    }
+    state.webhooks_seen.settle(&notification.id, recorded.is_ok());
     recorded.map(|()| StatusCode::OK)
 }
 
@@ -135,10 +171,17 @@ enum Report {
 
 /// Records what the notification says about the attempt whose payment it names.
 async fn record(state: &AppState, u: IntentUpdate, report: Report, correlation: CompactString) -> Result<(), ApiError> {
+    // Ours: an order reference under this deployment's namespace.
+    let ours = |(public, namespace): (&str, &str)| {
+        (Some(namespace) == state.payment_namespace())
+            .then(|| PublicOrderId::parse(public))
+            .flatten()
+    };
     let Some((sale, order)) = u
         .order_ref
         .as_deref()
-        .and_then(PublicOrderId::parse)
+        .and_then(parse_order_ref)
+        .and_then(ours)
         .map(|p| (p.0, p.1))
     else {
         tracing::info!(intent = u.intent.0, "stripe notification for no order of ours");

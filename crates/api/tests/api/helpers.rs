@@ -835,6 +835,15 @@ impl TestApp {
         self.manual.as_deref().expect("an app with AppOptions::manual_clock")
     }
 
+    /// The data directory's namespace at the payment providers (drawn at the first start).
+    pub fn payment_namespace(&self) -> String {
+        let path = self.dir.path().join(taquilla_followers::saga::NAMESPACE_FILE);
+        std::fs::read_to_string(path)
+            .expect("the namespace file")
+            .trim()
+            .to_string()
+    }
+
     /// Moves the manual clock forward. Nothing expires until the engine looks at the clock:
     /// [`TestApp::tick`], a command, or the shard's own idle wake-up (every 250 ms at most).
     pub fn advance(&self, d: Duration) {

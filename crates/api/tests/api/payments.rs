@@ -92,7 +92,8 @@ pub async fn stripe_flow(codes: Codes) {
         ),
         (2000, "eur", "manual")
     );
-    assert_eq!(at_stripe.order_ref.as_deref(), Some(order.as_str()));
+    let namespace = app.payment_namespace();
+    assert_eq!(at_stripe.order_ref, Some(format!("{order}@{namespace}")), "namespaced");
     // Paying again answers the same intent; nobody else sees the client secret.
     let again = app.pay_with(&ana, &order, "stripe").await;
     assert_eq!(intent_of(again.expect(202)), intent);
@@ -130,6 +131,19 @@ pub async fn stripe_flow(codes: Codes) {
         "a rejected webhook changes nothing"
     );
     assert_eq!(fake.calls(Endpoint::Capture), 0);
+
+    // Genuine, but about another deployment's order of the same id (staging sharing the
+    // account, or a data directory started afresh): acknowledged, ignored.
+    let mut elsewhere = note.clone();
+    elsewhere["id"] = json!("evt_other_deployment");
+    elsewhere["data"]["object"]["metadata"]["order_id"] = json!(format!("{order}@0000000000000000"));
+    app.deliver(&elsewhere).await.expect(200);
+    let unchanged = app.get_order(&ana, &order).await.expect(200).clone();
+    assert_eq!(
+        payment_state(&unchanged),
+        "awaiting_buyer",
+        "another deployment's order is not ours"
+    );
 
     let rolled = signature_with(&["whsec_retired", WEBHOOK_SECRETS[1]], &note, now);
     app.stripe_webhook(Some(&rolled), &body).await.expect(200);
@@ -734,4 +748,35 @@ async fn a_webhook_has_a_body_limit_of_its_own() {
     // Over the webhook limit: refused before anything is read into memory.
     note["data"]["object"]["metadata"]["notes"] = json!("n".repeat(300_000));
     app.deliver(&note).await.expect_error(413, "payload_too_large");
+}
+
+#[tokio::test]
+async fn a_capture_whose_key_answers_a_saved_500_goes_through_under_a_fresh_key() {
+    let fake = FakeStripe::start().await;
+    let app = spawn_app(AppOptions::default().stripe(&fake, &ResilienceConfig::default())).await;
+    let sale = app.simple_sale(5, json!({})).await;
+    let ana = app.buyer_token("ana");
+    let order = order_of(&app, &ana, &sale, 1).await;
+    let intent = intent_of(app.pay_with(&ana, &order, "stripe").await.expect(202));
+    fake.confirm(&intent, BuyerOutcome::Approve).unwrap();
+    // Stripe fails the capture and saves the 500 under its key, as it does once an endpoint
+    // began executing: that key will answer 500 for 24 h, whatever is sent.
+    fake.set_faults(Faults {
+        saved_failures: [Endpoint::Capture].into(),
+        ..Faults::default()
+    });
+    app.deliver(&fake.notification(&intent, AUTHORISED, app.now_secs()))
+        .await
+        .expect(200);
+    let give_up = tokio::time::Instant::now() + WAIT;
+    while fake.calls(Endpoint::Capture) == 0 {
+        assert!(tokio::time::Instant::now() < give_up, "no capture was tried");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    fake.set_faults(Faults::default());
+    // The status shows the money still reserved: the saga captures under a fresh key.
+    let paid = app.order_until(&ana, &order, WAIT, |o| o["state"] == "paid").await;
+    assert_eq!(payment_state(&paid), "captured");
+    assert_eq!(fake.captures(&intent), 1);
+    assert!(fake.calls(Endpoint::Retrieve) >= 1, "it asked before sending again");
 }

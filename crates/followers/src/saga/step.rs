@@ -50,26 +50,50 @@ impl Step {
     }
 }
 
-/// Our order's public id, as the provider stores it (`ord_<sale>_<order>`).
-pub fn order_ref(sale: SaleId, order: OrderId) -> String {
-    format!("ord_{}_{}", sale.0, order.0)
+/// Our order as the provider knows it: its public id and this deployment's namespace,
+/// `ord_<sale>_<order>@<namespace>` (see [`super::namespace`]). It is the payment's
+/// `metadata[order_id]` at Stripe and the stem of every idempotency key, so that two
+/// deployments sharing a provider account (staging and production, or a data directory
+/// started afresh) never meet each other's payments or keys.
+pub fn order_ref(namespace: &str, sale: SaleId, order: OrderId) -> String {
+    format!("ord_{}_{}@{namespace}", sale.0, order.0)
+}
+
+/// The public order id and the namespace of an order reference, if it is one of ours.
+pub fn parse_order_ref(order_ref: &str) -> Option<(&str, &str)> {
+    order_ref
+        .split_once('@')
+        .filter(|(o, n)| !o.is_empty() && !n.is_empty())
+}
+
+/// Which key a step's call is sent under. Round 0 is the step's own key; a later round is a
+/// fresh key for a call the provider never carried out but keeps answering from its key (Stripe
+/// saves a `500` under the key for 24 h). Only calls that cannot take effect twice get rounds:
+/// a capture or a void (a payment is captured or cancelled once at most), and a creation,
+/// whose worst case is a second payment nobody confirms.
+fn step_key(step: &str, round: u32) -> String {
+    match round {
+        0 => step.to_string(),
+        r => format!("{step}-r{r}"),
+    }
 }
 
 /// The next provider call the order's payments or refunds need, if any: attempts in order
-/// (an old attempt may still need its void), then refunds.
-pub fn next(sale: SaleId, state: &SaleState, order: OrderId) -> Option<Action> {
+/// (an old attempt may still need its void), then refunds. `round` picks the keys
+/// ([`step_key`]).
+pub fn next(namespace: &str, sale: SaleId, state: &SaleState, order: OrderId, round: u32) -> Option<Action> {
     let o = state.orders.get(&order)?;
     let currency = state.sale.as_ref()?.currency;
-    let oref = order_ref(sale, order);
+    let oref = order_ref(namespace, sale, order);
     for p in o.payments.iter().filter(|p| p.method.is_provider()) {
-        let key = |step: &str| IdempotencyKey::new(&oref, p.attempt, step);
+        let key = |step: &str| IdempotencyKey::new(&oref, p.attempt, &step_key(step, round));
         let intent = p.intent.as_ref().map(|i| IntentId(i.as_str().to_string()));
         let authorise = ProviderRequest::Authorise {
             key: key("authorise"),
             amount: p.amount,
             currency,
             order_ref: oref.clone(),
-            description: format!("taquilla {oref}"),
+            description: format!("taquilla {}", oref.split('@').next().unwrap_or(&oref)),
         };
         let call = |request, step| Action::Call {
             method: p.method,
@@ -137,15 +161,33 @@ pub enum Verdict {
     AskStatus,
     /// Nothing learned: try the same call again later.
     Retry,
+    /// The call did not happen and its key keeps answering so: try again later under a
+    /// fresh key ([`step_key`]).
+    RetryFreshKey,
+    /// The payment still awaits its buyer: ask again after the reconcile interval.
+    StillAwaitingBuyer,
 }
 
-/// Reads the provider's answer to `request` (the call of `step`) for `order`, whose attempt in
-/// question is now in `payment_state`.
+impl Verdict {
+    /// For metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Verdict::Report(_) => "reported",
+            Verdict::AskStatus => "ask_status",
+            Verdict::Retry => "retry",
+            Verdict::RetryFreshKey => "retry_fresh_key",
+            Verdict::StillAwaitingBuyer => "awaiting_buyer",
+        }
+    }
+}
+
+/// Reads the provider's answer to `request` (the call of `step`) for `order`. An unknown
+/// outcome of a creation or a refund is [`Verdict::Retry`] here; [`after_unknowns`] says when
+/// repeating it stops being the answer.
 pub fn verdict(
     order: OrderId,
     step: Step,
     request: &ProviderRequest,
-    payment_state: Option<PaymentState>,
     reply: Result<ProviderResponse, ProviderError>,
 ) -> Verdict {
     let record = |attempt, update| Command::RecordPayment { order, attempt, update };
@@ -186,13 +228,15 @@ pub fn verdict(
                 return Verdict::Retry;
             };
             // A capture or void that left the payment authorised (or not yet confirmed) did not
-            // take effect yet: the same call again, later. A status question takes any answer.
+            // take effect, and its key would answer the same again: later, under a fresh key.
+            // A status question takes any answer.
             let settled = !matches!(status, IntentStatus::Authorised | IntentStatus::AwaitingBuyer);
             match status_update(&intent, status) {
                 Some(update) if settled || matches!(step, Step::Status { .. }) => {
                     Verdict::Report(vec![record(attempt, update)])
                 }
-                _ => Verdict::Retry,
+                None if matches!(step, Step::Status { .. }) => Verdict::StillAwaitingBuyer,
+                _ => Verdict::RetryFreshKey,
             }
         }
         (Step::Refund { refund }, Ok(ProviderResponse::Refunded { refund: id })) => match PaymentRef::parse(&id.0) {
@@ -203,12 +247,45 @@ pub fn verdict(
             }]),
             Err(_) => Verdict::Retry,
         },
-        (step, Err(e)) => refused(order, step, payment_state, &e),
+        (step, Err(e)) => refused(order, step, &e),
         // An answer of another shape than the call asks for: a provider bug; try again later.
         (_, Ok(other)) => {
             tracing::error!(?other, step = step.name(), "a provider answered with another shape");
             Verdict::Retry
         }
+    }
+}
+
+/// Consecutive unknown outcomes of a creation after which it is sent under a fresh key.
+pub const AUTHORISE_UNKNOWNS_MAX: u32 = 3;
+/// How long a refund whose outcome stays unknown is retried under its key. Stripe keeps a key
+/// 24 h: sent again after that, the same key could refund twice. Past this, the refund is
+/// reported failed with a reason telling the organiser to look at the provider first.
+pub const REFUND_UNKNOWN_GIVE_UP: std::time::Duration = std::time::Duration::from_secs(12 * 3600);
+
+/// What `unknowns` consecutive unknown outcomes of `step` mean, when repeating the call is no
+/// longer the answer: a creation goes to a fresh key (its key may be answering a saved `500`);
+/// a refund requested `refund_age` ago gives up before its key could be forgotten.
+pub fn after_unknowns(
+    order: OrderId,
+    step: Step,
+    unknowns: u32,
+    refund_age: Option<std::time::Duration>,
+) -> Option<Verdict> {
+    match step {
+        Step::Authorise { .. } if unknowns >= AUTHORISE_UNKNOWNS_MAX => Some(Verdict::RetryFreshKey),
+        Step::Refund { refund } if refund_age.is_some_and(|age| age >= REFUND_UNKNOWN_GIVE_UP) => {
+            Some(Verdict::Report(vec![Command::RecordRefund {
+                order,
+                refund,
+                update: RefundUpdate::Failed {
+                    reason: reason_text(
+                        "the provider's answer stayed unknown for 12 h: check the payment at the provider before refunding again",
+                    ),
+                },
+            }]))
+        }
+        _ => None,
     }
 }
 
@@ -238,29 +315,33 @@ pub fn verdict_on_status(
                 reason: reason_of(error),
             })
         }
-        (_, IntentStatus::Authorised | IntentStatus::AwaitingBuyer) => Verdict::Retry,
+        // It did not happen: again, under a fresh key (the old one may answer from a saved
+        // `500` whatever we send).
+        (_, IntentStatus::Authorised | IntentStatus::AwaitingBuyer) => Verdict::RetryFreshKey,
         (_, other) => status_update(intent, other).map_or(Verdict::Retry, record),
     }
 }
 
 /// The provider refused the call for good.
-fn refused(order: OrderId, step: Step, payment_state: Option<PaymentState>, e: &ProviderError) -> Verdict {
-    let reason = reason_of(e);
-    let record = |attempt, update| Command::RecordPayment { order, attempt, update };
+fn refused(order: OrderId, step: Step, e: &ProviderError) -> Verdict {
     match step {
-        Step::Authorise { attempt } => Verdict::Report(vec![record(attempt, PaymentUpdate::Failed { reason })]),
+        Step::Authorise { attempt } => Verdict::Report(vec![Command::RecordPayment {
+            order,
+            attempt,
+            update: PaymentUpdate::Failed { reason: reason_of(e) },
+        }]),
         Step::Capture { .. } | Step::Void { .. } => Verdict::AskStatus,
-        // The provider does not know the payment: nothing is held there.
-        Step::Status { attempt } => match payment_state {
-            Some(PaymentState::VoidRequired | PaymentState::AwaitingBuyer) => {
-                Verdict::Report(vec![record(attempt, PaymentUpdate::Voided)])
-            }
-            _ => Verdict::Report(vec![record(attempt, PaymentUpdate::Failed { reason })]),
-        },
+        // A refused question (a key rolled, a payment the provider does not know) says
+        // nothing about the money: the saga never decides a payment ended without the
+        // provider's word. It asks again later; the refusal is logged and counted.
+        Step::Status { .. } => {
+            tracing::error!(error = %e, "saga: the provider refused a status question");
+            Verdict::Retry
+        }
         Step::Refund { refund } => Verdict::Report(vec![Command::RecordRefund {
             order,
             refund,
-            update: RefundUpdate::Failed { reason },
+            update: RefundUpdate::Failed { reason: reason_of(e) },
         }]),
     }
 }
@@ -358,38 +439,31 @@ mod tests {
         let authorise = Step::Authorise { attempt: 1 };
         let create = ProviderRequest::Status { intent: intent() };
         for kind in ["transient", "unavailable"] {
-            assert_eq!(
-                verdict(ORDER, CAPTURE, &capture(), None, Err(error(kind))),
-                Verdict::Retry
-            );
+            assert_eq!(verdict(ORDER, CAPTURE, &capture(), Err(error(kind))), Verdict::Retry);
         }
         for kind in ["unknown", "refused"] {
             assert_eq!(
-                verdict(ORDER, CAPTURE, &capture(), None, Err(error(kind))),
+                verdict(ORDER, CAPTURE, &capture(), Err(error(kind))),
                 Verdict::AskStatus
             );
-            assert_eq!(
-                verdict(ORDER, VOID, &capture(), None, Err(error(kind))),
-                Verdict::AskStatus
-            );
+            assert_eq!(verdict(ORDER, VOID, &capture(), Err(error(kind))), Verdict::AskStatus);
         }
         assert_eq!(
-            verdict(ORDER, authorise, &create, None, Err(error("unknown"))),
+            verdict(ORDER, authorise, &create, Err(error("unknown"))),
             Verdict::Retry
         );
-        let refused = verdict(ORDER, authorise, &create, None, Err(error("refused")));
+        let refused = verdict(ORDER, authorise, &create, Err(error("refused")));
         assert!(matches!(reported(&refused)[..], [PaymentUpdate::Failed { .. }]));
     }
 
     #[test]
-    fn a_capture_answered_still_authorised_is_made_again() {
+    fn a_capture_answered_still_authorised_is_made_again_under_a_fresh_key() {
         let still = Ok(ProviderResponse::Status(IntentStatus::Authorised));
-        assert_eq!(verdict(ORDER, CAPTURE, &capture(), None, still), Verdict::Retry);
+        assert_eq!(verdict(ORDER, CAPTURE, &capture(), still), Verdict::RetryFreshKey);
         let done = verdict(
             ORDER,
             CAPTURE,
             &capture(),
-            None,
             Ok(ProviderResponse::Status(IntentStatus::Captured)),
         );
         assert!(matches!(reported(&done)[..], [PaymentUpdate::Captured { .. }]));
@@ -406,17 +480,65 @@ mod tests {
         assert_eq!(reported(&v), [PaymentUpdate::Voided]);
         // It did not: an unknown capture is made again; a refused one failed for good.
         let again = verdict_on_status(ORDER, CAPTURE, &pi, &error("unknown"), status(IntentStatus::Authorised));
-        assert_eq!(again, Verdict::Retry);
+        assert_eq!(again, Verdict::RetryFreshKey, "its key may be answering a saved 500");
         let failed = verdict_on_status(ORDER, CAPTURE, &pi, &error("refused"), status(IntentStatus::Authorised));
         assert!(matches!(reported(&failed)[..], [PaymentUpdate::Failed { .. }]));
         assert_eq!(
             verdict_on_status(ORDER, VOID, &pi, &error("refused"), status(IntentStatus::Authorised)),
-            Verdict::Retry
+            Verdict::RetryFreshKey
         );
         // No answer to the question: ask again later.
         assert_eq!(
             verdict_on_status(ORDER, CAPTURE, &pi, &error("unknown"), Err(error("transient"))),
             Verdict::Retry
+        );
+    }
+    #[test]
+    fn unknown_creations_move_to_a_fresh_key_and_unknown_refunds_give_up_in_time() {
+        let authorise = Step::Authorise { attempt: 1 };
+        assert_eq!(after_unknowns(ORDER, authorise, AUTHORISE_UNKNOWNS_MAX - 1, None), None);
+        assert_eq!(
+            after_unknowns(ORDER, authorise, AUTHORISE_UNKNOWNS_MAX, None),
+            Some(Verdict::RetryFreshKey)
+        );
+        let refund = Step::Refund { refund: 2 };
+        let young = REFUND_UNKNOWN_GIVE_UP - std::time::Duration::from_secs(1);
+        assert_eq!(
+            after_unknowns(ORDER, refund, 100, Some(young)),
+            None,
+            "the same key again"
+        );
+        match after_unknowns(ORDER, refund, 1, Some(REFUND_UNKNOWN_GIVE_UP)) {
+            Some(Verdict::Report(c)) => assert!(
+                matches!(
+                    &c[..],
+                    [Command::RecordRefund {
+                        refund: 2,
+                        update: RefundUpdate::Failed { .. },
+                        ..
+                    }]
+                ),
+                "{c:?}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            after_unknowns(ORDER, CAPTURE, 100, None),
+            None,
+            "a capture asks the status instead"
+        );
+    }
+
+    #[test]
+    fn order_refs_carry_the_namespace_and_keys_their_round() {
+        let oref = order_ref("0123456789abcdef", SaleId(4), OrderId(9));
+        assert_eq!(oref, "ord_4_9@0123456789abcdef");
+        assert_eq!(parse_order_ref(&oref), Some(("ord_4_9", "0123456789abcdef")));
+        assert_eq!(parse_order_ref("ord_4_9"), None, "not ours: no namespace");
+        assert_eq!(parse_order_ref("@x"), None);
+        assert_eq!(
+            (step_key("capture", 0), step_key("capture", 2)),
+            ("capture".into(), "capture-r2".into())
         );
     }
 }

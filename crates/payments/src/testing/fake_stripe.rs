@@ -18,7 +18,8 @@
 //! [`FakeStripe::set_faults`] injects a seeded share of `500`s (half of them after the call
 //! took effect, the other half before — never saved under the key, as an edge failure would
 //! not be) and of timeouts (the call takes effect, the answer is delayed past the client's
-//! deadline), a fixed extra latency, and outages of chosen endpoints (`503`, no effect). Counters prove what happened: captures per intent and
+//! deadline), a fixed extra latency, outages of chosen endpoints (`503`, no effect), and
+//! `500`s saved under the key as Stripe saves them (the key answers `500` ever after). Counters prove what happened: captures per intent and
 //! per order (0 double captures), calls per endpoint, replays. [`FakeStripe::notification`] and
 //! [`signed_webhook`] build `payment_intent.*` webhooks for the API's tests.
 //!
@@ -55,6 +56,10 @@ pub struct Faults {
     pub extra_latency: Duration,
     /// Endpoints that are down: every call answers `503 api_error` without taking effect.
     pub outage: BTreeSet<Endpoint>,
+    /// Endpoints whose calls fail with a `500` that, as Stripe does once an endpoint began
+    /// executing, is saved under the call's idempotency key: the key answers that `500` ever
+    /// after, though nothing took effect.
+    pub saved_failures: BTreeSet<Endpoint>,
     pub seed: u64,
 }
 
@@ -250,6 +255,27 @@ impl FakeState {
         (answer, false)
     }
 
+    /// A `500` saved under `key` (unless the key has an answer already, which is replayed).
+    fn save_failure(&mut self, key: &str, path: &str, params: Vec<(String, String)>) -> Answer {
+        if let Some(saved) = self.keys.get(key) {
+            self.replays += 1;
+            return (saved.status, saved.body.clone());
+        }
+        let (status, body) = error(500, "api_error", "", "An unknown error occurred (saved under the key).");
+        let mut sorted = params;
+        sorted.sort();
+        self.keys.insert(
+            key.to_string(),
+            Saved {
+                path: path.to_string(),
+                params: sorted,
+                status,
+                body: body.clone(),
+            },
+        );
+        (status, body)
+    }
+
     fn create(&mut self, params: &HashMap<String, String>) -> Result<Answer, Answer> {
         let invalid = |m: &str| error(400, "invalid_request_error", "parameter_invalid", m);
         let amount: i64 = params
@@ -398,7 +424,10 @@ impl Respond for Responder {
         let takes_effect_anyway = state.rng.next_u64() & 1 == 1;
         let timeout = faults.timeouts.hit(state.rng.between(0, 999_999) as u32);
         let mut delay = faults.extra_latency;
-        let template = if faults.outage.contains(&endpoint) {
+        let template = if let (true, Some(key)) = (faults.saved_failures.contains(&endpoint), key.as_deref()) {
+            let (status, body) = state.save_failure(key, &path, params);
+            ResponseTemplate::new(status).set_body_json(body)
+        } else if faults.outage.contains(&endpoint) {
             let (status, body) = error(503, "api_error", "", "The service is unavailable (injected outage).");
             ResponseTemplate::new(status).set_body_json(body)
         } else if server_error {
@@ -420,6 +449,11 @@ impl Respond for Responder {
         };
         template.set_delay(delay)
     }
+}
+
+/// An order reference without its namespace (`ord_1_2@ns` → `ord_1_2`).
+fn public(order_ref: &str) -> &str {
+    order_ref.split('@').next().unwrap_or(order_ref)
 }
 
 fn lock(state: &Mutex<FakeState>) -> MutexGuard<'_, FakeState> {
@@ -514,13 +548,18 @@ impl FakeStripe {
         lock(&self.state).intents.get(id).cloned()
     }
 
-    /// Every intent made for `order_ref`, in creation order.
+    /// Every intent made for `order_ref` (or for the order whose public id it is, under any
+    /// namespace: `ord_1_2` matches `ord_1_2@<namespace>`), in creation order.
     pub fn intents_of(&self, order_ref: &str) -> Vec<FakeIntent> {
         let state = lock(&self.state);
         let mut out: Vec<FakeIntent> = state
             .intents
             .values()
-            .filter(|i| i.order_ref.as_deref() == Some(order_ref))
+            .filter(|i| {
+                i.order_ref
+                    .as_deref()
+                    .is_some_and(|r| r == order_ref || public(r) == order_ref)
+            })
             .cloned()
             .collect();
         out.sort_by_key(|i| i.id.trim_start_matches("pi_fake").parse::<u64>().unwrap_or(0));
@@ -533,12 +572,13 @@ impl FakeStripe {
         lock(&self.state).captures.get(intent).copied().unwrap_or(0)
     }
 
-    /// Captured intents per order: an order with two is a double capture.
+    /// Captured intents per order (by its public id, without the namespace): an order with
+    /// two is a double capture.
     pub fn captured_per_order(&self) -> BTreeMap<String, u32> {
         let state = lock(&self.state);
         let mut out = BTreeMap::new();
         for (id, n) in &state.captures {
-            let order = state.intents[id].order_ref.clone().unwrap_or_default();
+            let order = public(state.intents[id].order_ref.as_deref().unwrap_or_default()).to_string();
             *out.entry(order).or_insert(0) += *n;
         }
         out
