@@ -70,6 +70,7 @@ pub struct HoldRequest {
 pub struct PayRequest {
     /// `test`, `simulated` or `stripe` (a provider this server is configured with), or
     /// `offline` (bank transfer, box office: the organiser confirms it) when the sale offers it.
+    #[schema(value_type = crate::named::PaymentMethodName)]
     pub method: String,
 }
 
