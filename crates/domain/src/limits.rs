@@ -3,10 +3,12 @@
 //! relations between limits are asserted when compiling, below; messages quote the constants
 //! (see `values.rs` and `decide.rs`), never a retyped number.
 
-pub const NAME_MAX_BYTES: usize = 200;
-pub const BUYER_ID_MAX_BYTES: usize = 64;
+/// Text the API takes is bounded in characters (Unicode scalar values), as JSON Schema's
+/// `maxLength` counts: a client checks exactly what the server does. At most 4 bytes each.
+pub const NAME_MAX_CHARS: usize = 200;
+pub const BUYER_ID_MAX_CHARS: usize = 64;
 pub const IDEMPOTENCY_KEY_MAX_BYTES: usize = 64;
-pub const PAYMENT_REF_MAX_BYTES: usize = 128;
+pub const PAYMENT_REF_MAX_CHARS: usize = 128;
 pub const REASON_MAX_BYTES: usize = 200;
 /// A provider's client secret (Stripe's are ~60 bytes).
 pub const CLIENT_SECRET_MAX_BYTES: usize = 255;

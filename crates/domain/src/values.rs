@@ -98,16 +98,36 @@ impl Quantity {
     }
 }
 
+/// The length of text by the unit of its limit: `bytes`, or `chars` (Unicode scalar values)
+/// for text clients send, as JSON Schema's `maxLength` counts it.
+macro_rules! text_len {
+    (bytes, $s:expr) => {
+        $s.len()
+    };
+    (chars, $s:expr) => {
+        $s.chars().count()
+    };
+}
+
+macro_rules! text_unit {
+    (bytes) => {
+        " bytes"
+    };
+    (chars) => {
+        " characters"
+    };
+}
+
 macro_rules! bounded_string {
-    ($(#[$m:meta])* $name:ident, $field:literal, $max:expr, $allow_empty:expr) => {
+    ($(#[$m:meta])* $name:ident, $field:literal, $max:expr, $unit:ident, $allow_empty:expr) => {
         $(#[$m])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         pub struct $name(CompactString);
 
         impl $name {
             pub fn parse(s: &str) -> Result<Self, InvalidValue> {
-                if s.len() > $max {
-                    static TOO_LONG: Text = at_most($max as u64, " bytes");
+                if text_len!($unit, s) > $max {
+                    static TOO_LONG: Text = at_most($max as u64, text_unit!($unit));
                     return Err(invalid($field, TOO_LONG.as_str()));
                 }
                 if !$allow_empty && s.trim().is_empty() {
@@ -127,7 +147,7 @@ macro_rules! bounded_string {
 
 bounded_string!(
     /// A display name (sale, ticket type, quota).
-    Name, "name", limits::NAME_MAX_BYTES, false
+    Name, "name", limits::NAME_MAX_CHARS, chars, false
 );
 /// The integrator's id of a buyer. Opaque to us; a signed token proves it (API layer).
 ///
@@ -141,8 +161,8 @@ pub struct BuyerId {
 
 impl BuyerId {
     pub fn parse(s: &str) -> Result<Self, InvalidValue> {
-        if s.len() > limits::BUYER_ID_MAX_BYTES {
-            static TOO_LONG: Text = at_most(limits::BUYER_ID_MAX_BYTES as u64, " bytes");
+        if s.chars().count() > limits::BUYER_ID_MAX_CHARS {
+            static TOO_LONG: Text = at_most(limits::BUYER_ID_MAX_CHARS as u64, " characters");
             return Err(invalid("buyer_id", TOO_LONG.as_str()));
         }
         if s.trim().is_empty() {
@@ -221,22 +241,22 @@ impl<'de> Deserialize<'de> for BuyerId {
 }
 bounded_string!(
     /// A client-chosen key that makes a command safe to retry.
-    IdempotencyKey, "idempotency_key", limits::IDEMPOTENCY_KEY_MAX_BYTES, false
+    IdempotencyKey, "idempotency_key", limits::IDEMPOTENCY_KEY_MAX_BYTES, bytes, false
 );
 bounded_string!(
     /// The payment provider's reference for a charge.
-    PaymentRef, "payment_ref", limits::PAYMENT_REF_MAX_BYTES, false
+    PaymentRef, "payment_ref", limits::PAYMENT_REF_MAX_CHARS, chars, false
 );
 bounded_string!(
     /// What a buyer's front end needs to confirm a payment with its provider (Stripe's
     /// PaymentIntent `client_secret`). Shown only to the order's buyer.
-    ClientSecret, "client_secret", limits::CLIENT_SECRET_MAX_BYTES, false
+    ClientSecret, "client_secret", limits::CLIENT_SECRET_MAX_BYTES, bytes, false
 );
 bounded_string!(
     /// The id of the request, webhook or saga step that caused a payment step.
-    CorrelationId, "correlation_id", limits::CORRELATION_ID_MAX_BYTES, false
+    CorrelationId, "correlation_id", limits::CORRELATION_ID_MAX_BYTES, bytes, false
 );
 bounded_string!(
     /// A short human-readable reason (payment failure, cancellation).
-    Reason, "reason", limits::REASON_MAX_BYTES, true
+    Reason, "reason", limits::REASON_MAX_BYTES, bytes, true
 );
