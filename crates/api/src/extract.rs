@@ -32,11 +32,42 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         if let Ok(v) = serde_json::from_slice(&bytes) {
             return Ok(ApiJson(v));
         }
+        if let Some(v) = with_integral_floats_as_integers(&bytes) {
+            return Ok(ApiJson(v));
+        }
         match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(v)) => Ok(ApiJson(v)),
             Err(rejection) => Err(json_rejection(rejection)),
         }
     }
+}
+
+/// JSON has one kind of number, and JSON Schema's `integer` is any number without a fraction
+/// (`2.0`, `1e2`), so such a number is taken wherever the document says `integer`. serde
+/// refuses a float for an integer field, so a body that failed is read again with integral
+/// floats rewritten as integers (only on that failure path: the common path pays nothing).
+fn with_integral_floats_as_integers<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+    fn rewrite(v: &mut serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::Number(n) if n.is_f64() => {
+                let f = n.as_f64().unwrap_or(f64::NAN);
+                // Within ±2^53, an f64 without a fraction is exactly that integer.
+                let exact = f.fract() == 0.0 && f.abs() <= (1u64 << 53) as f64;
+                if exact {
+                    *v = serde_json::Value::from(f as i64);
+                }
+                exact
+            }
+            serde_json::Value::Array(a) => a.iter_mut().fold(false, |any, x| rewrite(x) | any),
+            serde_json::Value::Object(o) => o.values_mut().fold(false, |any, x| rewrite(x) | any),
+            _ => false,
+        }
+    }
+    let mut value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    if !rewrite(&mut value) {
+        return None;
+    }
+    serde_json::from_value(value).ok()
 }
 
 /// `application/json`, `application/<anything>+json`, with or without parameters, as
