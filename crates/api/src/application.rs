@@ -148,6 +148,8 @@ async fn serve(listener: TcpListener, state: AppState, mut stop: watch::Receiver
             tracing::debug!(error = %e, "TCP_NODELAY on an accepted connection");
         }
     });
+    // hyper's own answers to requests it cannot parse, in our JSON error shape.
+    let listener = crate::protocol_errors::JsonErrorsListener(listener);
     let app = crate::app(state);
     axum::serve(
         listener,

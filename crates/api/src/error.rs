@@ -46,6 +46,8 @@ macro_rules! error_codes {
 
 error_codes! {
     MalformedRequest => (BAD_REQUEST, "malformed_request"),
+    HeadersTooLarge => (REQUEST_HEADER_FIELDS_TOO_LARGE, "headers_too_large"),
+    UriTooLong => (URI_TOO_LONG, "uri_too_long"),
     Invalid => (UNPROCESSABLE_ENTITY, "invalid"),
     Unauthorized => (UNAUTHORIZED, "unauthorized"),
     Forbidden => (FORBIDDEN, "forbidden"),
@@ -79,6 +81,8 @@ impl Code {
             StatusCode::METHOD_NOT_ALLOWED => Code::MethodNotAllowed,
             StatusCode::PAYLOAD_TOO_LARGE => Code::PayloadTooLarge,
             StatusCode::UNSUPPORTED_MEDIA_TYPE => Code::UnsupportedMediaType,
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => Code::HeadersTooLarge,
+            StatusCode::URI_TOO_LONG => Code::UriTooLong,
             StatusCode::UNAUTHORIZED => Code::Unauthorized,
             StatusCode::FORBIDDEN => Code::Forbidden,
             StatusCode::UNPROCESSABLE_ENTITY => Code::Invalid,
