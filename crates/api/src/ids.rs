@@ -13,6 +13,12 @@ use taquilla_domain::{HoldId, OrderId, SaleId};
 /// Longest id text: a prefix, two u64s and a separator.
 const TEXT_MAX_BYTES: usize = 4 + 20 + 1 + 20;
 
+/// The form of each id, for the OpenAPI document (what [`PublicSaleId::parse`] and the others
+/// take, but for numbers past `u64::MAX`, which name nothing either).
+pub const SALE_ID_PATTERN: &str = "^evt_(0|[1-9][0-9]{0,19})$";
+pub const HOLD_ID_PATTERN: &str = "^hld_(0|[1-9][0-9]{0,19})_(0|[1-9][0-9]{0,19})$";
+pub const ORDER_ID_PATTERN: &str = "^ord_(0|[1-9][0-9]{0,19})_(0|[1-9][0-9]{0,19})$";
+
 /// `evt_<sale>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PublicSaleId(pub SaleId);

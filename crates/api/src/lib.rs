@@ -9,6 +9,7 @@
 
 pub mod application;
 pub mod auth;
+pub mod constraints;
 pub mod correlation;
 pub mod error;
 mod extract;

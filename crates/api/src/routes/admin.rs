@@ -21,7 +21,6 @@ use crate::requests::{
     BuyerTokenRequest, CheckinRequest, ConfirmPaymentRequest, CreateQuotaRequest, CreateSaleRequest,
     CreateTicketTypeRequest, RefundRequest,
 };
-use crate::responses::{AdminAuth, BadBody, NotFound, Unavailable};
 use crate::time::{Rfc3339, parse_rfc3339};
 use crate::views::{
     AdminOrderView, BuyerTokenView, CheckinView, OrderView, QuotaView, SaleView, StatsView, TicketTypeView,
@@ -85,7 +84,7 @@ fn create_sale_command(req: &CreateSaleRequest) -> Result<CreateSale, ApiError> 
 }
 
 #[utoipa::path(post, path = "/v1/admin/events", tag = "admin", request_body = CreateSaleRequest,
-    responses((status = 201, body = SaleView, description = "A draft sale; add ticket types and quotas, then open it"), BadBody, AdminAuth, Unavailable, (status = 422, body = ErrorBody, description = "`invalid`, or `too_many_sales`")),
+    responses((status = 201, body = SaleView, description = "A draft sale; add ticket types and quotas, then open it"), (status = 422, body = ErrorBody, description = "`too_many_sales`: the server holds its maximum number of sales; `invalid`: `closes_at` not after `opens_at`")),
     security(("admin" = [])))]
 pub(crate) async fn create_sale(
     State(state): State<AppState>,
@@ -100,7 +99,7 @@ pub(crate) async fn create_sale(
 
 #[utoipa::path(post, path = "/v1/admin/events/{event_id}/ticket-types", tag = "admin",
     params(("event_id" = String, Path)), request_body = CreateTicketTypeRequest,
-    responses((status = 201, body = TicketTypeView), BadBody, AdminAuth, NotFound, Unavailable, (status = 409, body = ErrorBody, description = "`conflict`: the sale is closed (`details.reason`)")),
+    responses((status = 201, body = TicketTypeView), (status = 409, body = ErrorBody, description = "`conflict`: the sale is closed (`details.reason`)")),
     security(("admin" = [])))]
 pub(crate) async fn create_ticket_type(
     State(state): State<AppState>,
@@ -132,7 +131,7 @@ pub(crate) async fn create_ticket_type(
 
 #[utoipa::path(post, path = "/v1/admin/events/{event_id}/quotas", tag = "admin",
     params(("event_id" = String, Path)), request_body = CreateQuotaRequest,
-    responses((status = 201, body = QuotaView), BadBody, AdminAuth, NotFound, Unavailable, (status = 409, body = ErrorBody, description = "`conflict`: the sale is closed (`details.reason`)")),
+    responses((status = 201, body = QuotaView), (status = 409, body = ErrorBody, description = "`conflict`: the sale is closed (`details.reason`)")),
     security(("admin" = [])))]
 pub(crate) async fn create_quota(
     State(state): State<AppState>,
@@ -178,7 +177,7 @@ async fn set_status(
 }
 
 #[utoipa::path(post, path = "/v1/admin/events/{event_id}/open", tag = "admin", params(("event_id" = String, Path)),
-    responses((status = 200, body = SaleView), AdminAuth, NotFound, Unavailable, (status = 409, body = ErrorBody, description = "`conflict`: not a valid status transition (`details.reason`)")),
+    responses((status = 200, body = SaleView), (status = 409, body = ErrorBody, description = "`conflict`: not a valid status transition (`details.reason`)")),
     security(("admin" = [])))]
 pub(crate) async fn open(
     State(state): State<AppState>,
@@ -190,7 +189,7 @@ pub(crate) async fn open(
 }
 
 #[utoipa::path(post, path = "/v1/admin/events/{event_id}/pause", tag = "admin", params(("event_id" = String, Path)),
-    responses((status = 200, body = SaleView), AdminAuth, NotFound, Unavailable, (status = 409, body = ErrorBody, description = "`conflict`: not a valid status transition (`details.reason`)")),
+    responses((status = 200, body = SaleView), (status = 409, body = ErrorBody, description = "`conflict`: not a valid status transition (`details.reason`)")),
     security(("admin" = [])))]
 pub(crate) async fn pause(
     State(state): State<AppState>,
@@ -202,7 +201,7 @@ pub(crate) async fn pause(
 }
 
 #[utoipa::path(post, path = "/v1/admin/events/{event_id}/close", tag = "admin", params(("event_id" = String, Path)),
-    responses((status = 200, body = SaleView), AdminAuth, NotFound, Unavailable, (status = 409, body = ErrorBody, description = "`conflict`: not a valid status transition (`details.reason`)")),
+    responses((status = 200, body = SaleView), (status = 409, body = ErrorBody, description = "`conflict`: not a valid status transition (`details.reason`)")),
     security(("admin" = [])))]
 pub(crate) async fn close(
     State(state): State<AppState>,
@@ -214,7 +213,7 @@ pub(crate) async fn close(
 }
 
 #[utoipa::path(get, path = "/v1/admin/events/{event_id}/stats", tag = "admin", params(("event_id" = String, Path)),
-    responses((status = 200, body = StatsView), AdminAuth, NotFound, Unavailable), security(("admin" = [])))]
+    responses((status = 200, body = StatsView)), security(("admin" = [])))]
 pub(crate) async fn stats(
     State(state): State<AppState>,
     _: Admin,
@@ -231,7 +230,7 @@ fn ticket_code(s: &str) -> Result<TicketCode, ApiError> {
 
 #[utoipa::path(post, path = "/v1/admin/events/{event_id}/checkins", tag = "admin", params(("event_id" = String, Path)),
     request_body = CheckinRequest,
-    responses((status = 200, body = CheckinView), BadBody, AdminAuth, NotFound, Unavailable, (status = 409, body = ErrorBody, description = "`already_checked_in` (with `details.checked_in_at`), or `conflict`: the ticket was refunded (`details.reason`)")),
+    responses((status = 200, body = CheckinView), (status = 409, body = ErrorBody, description = "`already_checked_in` (with `details.checked_in_at`), or `conflict`: the ticket was refunded (`details.reason`)")),
     security(("admin" = [])))]
 pub(crate) async fn checkin(
     State(state): State<AppState>,
@@ -269,7 +268,7 @@ fn order_body(state: &AppState, sale: SaleId, order: OrderId) -> Result<JsonBody
 
 #[utoipa::path(post, path = "/v1/admin/orders/{order_id}/refund", tag = "admin", params(("order_id" = String, Path)),
     request_body = RefundRequest,
-    responses((status = 200, body = OrderView, description = "Refunded tickets return to inventory"), BadBody, AdminAuth, NotFound, Unavailable, (status = 409, body = ErrorBody, description = "`conflict`: the order is not paid, or a ticket is already refunded (`details.reason`)")),
+    responses((status = 200, body = OrderView, description = "Refunded tickets return to inventory"), (status = 409, body = ErrorBody, description = "`conflict`: the order is not paid, or a ticket is already refunded (`details.reason`)")),
     security(("admin" = [])))]
 pub(crate) async fn refund(
     State(state): State<AppState>,
@@ -293,8 +292,8 @@ pub(crate) async fn refund(
     order_body(&state, sale, order)
 }
 
-#[utoipa::path(post, path = "/v1/admin/orders/{order_id}/cancel", tag = "admin", params(("order_id" = String, Path)),
-    responses((status = 200, body = OrderView, description = "Cancelled; its tickets are available again"), AdminAuth, NotFound, Unavailable, (status = 409, body = ErrorBody, description = "`conflict`: the order is not awaiting payment (`details.reason`)")),
+#[utoipa::path(post, path = "/v1/admin/orders/{order_id}/cancel", tag = "admin", operation_id = "admin_cancel_order", params(("order_id" = String, Path)),
+    responses((status = 200, body = OrderView, description = "Cancelled; its tickets are available again"), (status = 409, body = ErrorBody, description = "`conflict`: the order is not awaiting payment (`details.reason`)")),
     security(("admin" = [])))]
 pub(crate) async fn cancel_order(
     State(state): State<AppState>,
@@ -312,7 +311,7 @@ pub(crate) async fn cancel_order(
 }
 
 #[utoipa::path(post, path = "/v1/admin/buyer-tokens", tag = "admin", request_body = BuyerTokenRequest,
-    responses((status = 201, body = BuyerTokenView), BadBody, AdminAuth, Unavailable), security(("admin" = [])))]
+    responses((status = 201, body = BuyerTokenView)), security(("admin" = [])))]
 pub(crate) async fn buyer_token(
     State(state): State<AppState>,
     _: Admin,
@@ -337,9 +336,8 @@ pub(crate) async fn buyer_token(
     ))
 }
 
-#[utoipa::path(get, path = "/v1/admin/orders/{order_id}", tag = "admin", params(("order_id" = String, Path)),
-    responses((status = 200, body = AdminOrderView, description = "The order with its buyer, every payment attempt with the timeline of its steps (time and correlation id), and every refund"),
-        AdminAuth, NotFound, Unavailable),
+#[utoipa::path(get, path = "/v1/admin/orders/{order_id}", tag = "admin", operation_id = "admin_get_order", params(("order_id" = String, Path)),
+    responses((status = 200, body = AdminOrderView, description = "The order with its buyer, every payment attempt with the timeline of its steps (time and correlation id), and every refund")),
     security(("admin" = [])))]
 pub(crate) async fn get_order(
     State(state): State<AppState>,
@@ -357,8 +355,7 @@ pub(crate) async fn get_order(
 #[utoipa::path(post, path = "/v1/admin/orders/{order_id}/confirm-payment", tag = "admin", params(("order_id" = String, Path)),
     request_body = ConfirmPaymentRequest,
     responses((status = 200, body = OrderView, description = "Paid, with its tickets (or, paid after its deadline without tickets left, `refund_required`)"),
-        (status = 409, body = ErrorBody, description = "`conflict` (`details.reason`: `payment_in_progress`, `order_paid`, …)"),
-        BadBody, AdminAuth, NotFound, Unavailable),
+        (status = 409, body = ErrorBody, description = "`conflict` (`details.reason`: `payment_in_progress`, `order_paid`, …)")),
     security(("admin" = [])))]
 pub(crate) async fn confirm_payment(
     State(state): State<AppState>,

@@ -8,39 +8,37 @@ use utoipa::IntoParams;
 
 use crate::AppState;
 use crate::auth::Admin;
+use crate::constraints;
 use crate::error::{ApiError, Code, ErrorBody};
 use crate::extract::ApiQuery;
 use crate::ids::PublicSaleId;
 use crate::json::Json;
-use crate::responses::{AdminAuth, Unavailable};
 use crate::time::Rfc3339;
 use crate::views::{FeedEvent, FeedView, event_data};
 
 use crate::limits::{FEED_LIMIT_DEFAULT, FEED_LIMIT_MAX};
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FeedQuery {
-    /// Cursor from a previous page; "0" (default) starts at the beginning.
-    after: Option<String>,
-    /// 1–1000 (`limits::FEED_LIMIT_MAX`), default 100 records.
+    /// `next_cursor` of a previous page; 0 (default) starts at the beginning.
+    #[param(schema_with = constraints::feed_after)]
+    after: Option<u64>,
+    /// Records per page, 1–1000; default 100.
+    #[param(schema_with = constraints::feed_limit)]
     limit: Option<usize>,
 }
 
 #[utoipa::path(get, path = "/v1/admin/feed", tag = "admin", params(FeedQuery),
-    responses((status = 200, body = FeedView), AdminAuth, Unavailable, (status = 422, body = ErrorBody, description = "`invalid` cursor or limit")),
+    responses((status = 200, body = FeedView), (status = 422, body = ErrorBody, description = "`invalid` cursor or limit")),
     security(("admin" = [])))]
 pub(crate) async fn feed(
     State(state): State<AppState>,
     _: Admin,
     ApiQuery(q): ApiQuery<FeedQuery>,
 ) -> Result<Json<FeedView>, ApiError> {
-    let after: u64 = match q.after.as_deref() {
-        None => 0,
-        Some(s) => s
-            .parse()
-            .map_err(|_| ApiError::invalid("after: expected a cursor from next_cursor"))?,
-    };
+    let after = q.after.unwrap_or(0);
     let limit = q.limit.unwrap_or(FEED_LIMIT_DEFAULT);
     if !(1..=FEED_LIMIT_MAX).contains(&limit) {
         return Err(ApiError::invalid(format!(

@@ -27,7 +27,6 @@ use crate::correlation::CorrelationId;
 use crate::error::{ApiError, Code, ErrorBody};
 use crate::ids::PublicOrderId;
 use crate::limits::{WEBHOOK_BODY_BYTES_MAX, WEBHOOK_EVENTS_REMEMBERED};
-use crate::responses::Unavailable;
 
 /// The notification ids seen lately, with whether their report is durable yet: a redelivery
 /// of a recorded one is answered without work; one that arrives while the first delivery is
@@ -90,8 +89,7 @@ impl SeenNotifications {
     request_body(content = Object, description = "A Stripe event (`payment_intent.amount_capturable_updated`, `.succeeded`, `.payment_failed`, `.canceled`; others are acknowledged and ignored)", content_type = "application/json"),
     responses((status = 200, description = "Recorded (or nothing of ours, or seen before)"),
         (status = 400, body = ErrorBody, description = "`invalid_signature`: missing, malformed, forged or stale `Stripe-Signature`; `malformed_request`: not a Stripe event. Nothing changed"),
-        (status = 404, body = ErrorBody, description = "`not_found`: this server has no Stripe webhook secret"),
-        Unavailable))]
+        (status = 404, body = ErrorBody, description = "`not_found`: this server has no Stripe webhook secret")))]
 pub(crate) async fn stripe(
     State(state): State<AppState>,
     Extension(corr): Extension<CorrelationId>,
@@ -99,11 +97,15 @@ pub(crate) async fn stripe(
     body: Body,
 ) -> Result<StatusCode, ApiError> {
     let body = read_body(body).await?;
+    let header = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
+    // A request without the header it must carry is malformed whoever it is for.
+    if header.is_none() {
+        return Err(rejected(WebhookError::MissingHeader));
+    }
     let verifier = state
         .providers
         .webhook_verifier()
         .ok_or_else(|| ApiError::new(Code::NotFound, "Stripe webhooks are not configured on this server"))?;
-    let header = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
     let now_secs = state.now().0.div_euclid(1000);
     let notification = verifier
         .verify_notification(header, &body, now_secs)
