@@ -6,6 +6,8 @@
 //! test of its own; `every_code_is_covered` runs them all in sequence with one recorder (nextest
 //! runs each test in a process of its own, so nothing could be shared across tests) and
 //! compares the codes recorded with `Code::ALL` minus the unreachable ones, named with why.
+//! It also checks that every status those scenarios received on a documented operation is one
+//! the operation declares in the OpenAPI document.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -42,6 +44,7 @@ fn scenarios() -> Vec<(&'static str, Scenario)> {
         }),
         ("errors::sale_rule_errors", |c| Box::pin(sale_rules(c))),
         ("errors::too_many_sales", |c| Box::pin(too_many_sales(c))),
+        ("errors::protocol_errors", |c| Box::pin(protocol_errors(c))),
         ("errors::sale_not_open_in_every_form", |c| Box::pin(sale_not_open(c))),
         ("flow::whole_flow", |c| Box::pin(flow::whole_flow(c))),
         ("flow::correlation_ids", |c| Box::pin(flow::correlation_ids(c))),
@@ -80,6 +83,12 @@ async fn every_code_is_covered() {
         expected,
         "the codes the scenarios received differ from the table minus the unreachable codes: \
          add a test for a new code, or say in UNREACHABLE why no request can get it"
+    );
+    assert_eq!(
+        codes.undeclared(),
+        Vec::<String>::new(),
+        "answers whose status the route's OpenAPI operation does not declare (declare it in the \
+         handler's #[utoipa::path], or for a group of routes in openapi::COMMON_ANSWERS)"
     );
 }
 
@@ -495,4 +504,45 @@ async fn too_many_sales(codes: Codes) {
         app.list_sales().await.expect(200)["events"].as_array().map(Vec::len),
         Some(2)
     );
+}
+
+#[tokio::test]
+async fn requests_hyper_cannot_parse_get_json_errors_too() {
+    protocol_errors(Codes::default()).await;
+}
+
+/// Requests that never reach the router (hyper refuses them while parsing) are answered in the
+/// JSON error shape all the same, and the connection is closed.
+async fn protocol_errors(codes: Codes) {
+    let app = spawn_app(AppOptions::default().codes(&codes)).await;
+    // Over hyper's 100 headers; small enough to be read whole, so the close is clean.
+    let many: String = (0..150).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let huge_header = format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{many}\r\n");
+    let long_uri = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "u".repeat(70_000));
+    for (request, status, code) in [
+        (
+            &b"GET /healthz HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n"[..],
+            400,
+            "malformed_request",
+        ),
+        (
+            b"GET /v1/events/\xff HTTP/1.1\r\nHost: x\r\n\r\n",
+            400,
+            "malformed_request",
+        ),
+        (
+            b"POST /v1/admin/events HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+            400,
+            "malformed_request",
+        ),
+        (b"GARBAGE\r\n\r\n", 400, "malformed_request"),
+        (huge_header.as_bytes(), 431, "headers_too_large"),
+        (long_uri.as_bytes(), 414, "uri_too_long"),
+    ] {
+        let r = app.raw(request).await.expect("an answer");
+        r.expect_error(status, code);
+        assert_eq!(r.header("connection"), Some("close"), "{}", r.text);
+    }
+    // The connection stays usable for what hyper does parse.
+    app.healthz().await.expect(200);
 }

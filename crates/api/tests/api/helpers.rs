@@ -29,18 +29,58 @@ pub const BUYER_SECRET: &str = "test-buyer-secret-0123456789";
 /// The Stripe webhook secrets of [`AppOptions::stripe`]: the current one and the next (a roll).
 pub const WEBHOOK_SECRETS: [&str; 2] = ["whsec_taquilla_test_old", "whsec_taquilla_test_new"];
 
-/// The error codes received, by every app that shares this recorder.
+/// The error codes received, by every app that shares this recorder, and every answer's
+/// method, path and status (for [`Codes::undeclared`]).
 #[derive(Clone, Default)]
-pub struct Codes(Arc<Mutex<BTreeSet<String>>>);
+pub struct Codes(
+    Arc<Mutex<BTreeSet<String>>>,
+    Arc<Mutex<BTreeSet<(String, String, u16)>>>,
+);
 
 impl Codes {
-    fn record(&self, code: &str) {
+    pub fn record(&self, code: &str) {
         self.0.lock().expect("codes lock").insert(code.to_string());
+    }
+
+    fn record_answer(&self, method: &Method, path: &str, status: u16) {
+        let answer = (method.as_str().to_lowercase(), path.to_string(), status);
+        self.1.lock().expect("answers lock").insert(answer);
     }
 
     pub fn seen(&self) -> BTreeSet<String> {
         self.0.lock().expect("codes lock").clone()
     }
+
+    /// The answers received whose status the OpenAPI operation of their route does not
+    /// declare, as `METHOD path status`. Requests no operation describes (unknown routes, other
+    /// methods) are the fallbacks' and not looked at.
+    pub fn undeclared(&self) -> Vec<String> {
+        let doc: Value = serde_json::from_str(&taquilla_api::openapi::document_json()).expect("document");
+        let paths = doc["paths"].as_object().expect("paths");
+        let answers = self.1.lock().expect("answers lock").clone();
+        let mut out = Vec::new();
+        for (method, path, status) in answers {
+            let op = paths
+                .iter()
+                .filter(|(template, _)| template_matches(template, &path))
+                .find_map(|(_, item)| item.get(&method));
+            if let Some(op) = op
+                && op["responses"].get(status.to_string()).is_none()
+            {
+                out.push(format!("{} {path} {status}", method.to_uppercase()));
+            }
+        }
+        out
+    }
+}
+
+/// Whether `path` is an instance of the route `template` (`{…}` stands for one segment).
+fn template_matches(template: &str, path: &str) -> bool {
+    let (t, p): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), path.split('/').collect());
+    t.len() == p.len()
+        && t.iter()
+            .zip(&p)
+            .all(|(t, p)| t == p || (t.starts_with('{') && !p.is_empty()))
 }
 
 /// An answer, with the body parsed as JSON (`Value::Null` when empty or not JSON).
@@ -300,11 +340,6 @@ impl Api {
         }
     }
 
-    /// `http://127.0.0.1:<port>`.
-    pub fn base(&self) -> &str {
-        &self.base
-    }
-
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -328,7 +363,50 @@ impl Api {
 
     /// Sends a request built with [`Api::request`]; records the error code it answers.
     pub async fn execute(&self, rb: RequestBuilder) -> Resp {
-        self.read_resp(rb.send().await.expect("request failed")).await
+        let (client, req) = rb.build_split();
+        let req = req.expect("a well-formed request");
+        let (method, path) = (req.method().clone(), req.url().path().to_string());
+        let resp = self.read_resp(client.execute(req).await.expect("request failed")).await;
+        self.codes.record_answer(&method, &path, resp.status);
+        resp
+    }
+
+    /// Sends `request` as raw bytes on a connection of its own (what an HTTP client would
+    /// refuse to send) and reads until the server closes it. The answer, if any, as a [`Resp`]
+    /// (its `error.code` recorded).
+    pub async fn raw(&self, request: &[u8]) -> Option<Resp> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = self.base.strip_prefix("http://").expect("http URL");
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        // The server may answer (and close) before reading everything sent.
+        let _ = stream.write_all(request).await;
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut buf)).await;
+        assert!(read.is_ok(), "no answer within 10 s to a raw request");
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n")?;
+        let status = head.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()?;
+        let mut headers = HeaderMap::new();
+        for line in head.split("\r\n").skip(1) {
+            let (k, v) = line.split_once(':')?;
+            let name = reqwest::header::HeaderName::from_bytes(k.trim().as_bytes()).ok()?;
+            headers.append(name, v.trim().parse().ok()?);
+        }
+        let json = serde_json::from_str(body).unwrap_or(Value::Null);
+        if let Some(code) = json["error"]["code"].as_str() {
+            self.codes.record(code);
+        }
+        Some(Resp {
+            status,
+            headers,
+            text: body.to_string(),
+            json,
+        })
+    }
+
+    /// The recorder of this client's answers.
+    pub fn codes(&self) -> &Codes {
+        &self.codes
     }
 
     /// Reads an answer whole and records its `error.code`, if any.
