@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, every test (unit, property,
-# integration, crash tests with real processes). Needs only a Rust toolchain; installs
-# cargo-nextest if it is missing.
+# integration, crash tests with real processes), then the API contract checked from outside
+# by schemathesis against a real server (scripts/contract.sh). Needs a Rust toolchain and
+# python3; installs cargo-nextest and a pinned schemathesis (in target/) if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,5 +14,7 @@ fi
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked --doc --quiet
-# Last, so its summary line closes the output.
-cargo nextest run --workspace --locked --no-fail-fast
+status=0
+cargo nextest run --workspace --locked --no-fail-fast || status=$?
+scripts/contract.sh || status=$?
+exit $status
