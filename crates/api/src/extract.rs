@@ -283,6 +283,16 @@ mod tests {
             assert!(got.is_err(), "{body}");
             assert_eq!(got, axum_says(ct, body).await, "{body}");
         }
+        // JSON's numbers without a fraction are integers, whatever their spelling.
+        for body in [r#"{"items":[{"quantity":2.0}]}"#, r#"{"items":[{"quantity":2e0}]}"#] {
+            let two = Line {
+                items: vec![Item { quantity: 2 }],
+            };
+            assert_eq!(extract(ct, body).await, Ok(two), "{body}");
+        }
+        for body in [r#"{"items":[{"quantity":2.5}]}"#, r#"{"items":[{"quantity":1e30}]}"#] {
+            assert_eq!(extract(ct, body).await.map_err(|e| e.0), Err(Code::Invalid), "{body}");
+        }
         let (code, message) = extract(ct, r#"{"items":[{"quantity":"two"}]}"#).await.unwrap_err();
         assert_eq!(code, Code::Invalid);
         assert!(message.contains("items[0].quantity"), "{message}");

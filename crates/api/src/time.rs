@@ -179,6 +179,9 @@ mod tests {
             parse_rfc3339("2026-01-01T01:00:00+01:00"),
             Some(Timestamp(1_767_225_600_000))
         );
+        // Any year RFC 3339 can write, as JSON Schema's date-time takes it.
+        assert_eq!(parse_rfc3339("0000-01-01T00:00:00Z"), Some(Timestamp(MS_MIN)));
+        assert_eq!(parse_rfc3339("1969-12-31T23:59:59.999Z"), Some(Timestamp(-1)));
         for junk in ["", "yesterday", "10000-01-01T00:00:00Z", &"9".repeat(65)] {
             assert_eq!(parse_rfc3339(junk), None, "{junk}");
         }

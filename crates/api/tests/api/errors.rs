@@ -153,6 +153,34 @@ async fn input_auth_and_routing(codes: Codes) {
         app.create_event(&bad_event).await.expect_error(422, "invalid");
     }
     app.feed_page("0", 0).await.expect_error(422, "invalid");
+    // Query parameters are as strictly typed as the document says.
+    for query in ["limit=true", "limit=1.5", "limit=1001", "after=abc", "after=-1", "x=1"] {
+        let path = format!("/v1/admin/feed?{query}");
+        let r = app.send(Method::GET, &path, Some(ADMIN_TOKEN), None, &[]).await;
+        r.expect_error(422, "invalid");
+    }
+    // Text limits count characters, as JSON Schema's maxLength does: 200 two-byte
+    // characters are a name, 201 are not.
+    app.create_event(&json!({"name": "é".repeat(200), "currency": "EUR"}))
+        .await
+        .expect(201);
+    app.create_event(&json!({"name": "é".repeat(201), "currency": "EUR"}))
+        .await
+        .expect_error(422, "invalid");
+    // JSON has one kind of number: 2.0 and 2e0 are the integer 2; 2.5 is not an integer.
+    let whole = json!({"items": [{"ticket_type_id": 0.0, "quantity": 2e0}]});
+    let hold = app.place_hold(&ana, &id, &whole, None).await;
+    assert_eq!(hold.expect(201)["items"][0]["quantity"], 2);
+    let r = app.release_hold(&ana, hold.json["id"].as_str().unwrap()).await;
+    r.expect(200);
+    let half = json!({"items": [{"ticket_type_id": 0, "quantity": 2.5}]});
+    app.place_hold(&ana, &id, &half, None)
+        .await
+        .expect_error(422, "invalid");
+    // The webhook without its signature header is malformed, configured or not.
+    app.send(Method::POST, "/v1/webhooks/stripe", None, Some(&json!({})), &[])
+        .await
+        .expect_error(400, "invalid_signature");
     app.place_hold(&ana, &id, &items(7, 1), None)
         .await
         .expect_error(404, "not_found");
@@ -246,9 +274,14 @@ async fn input_auth_and_routing(codes: Codes) {
         (Method::PUT, holds.clone()),
         (Method::POST, "/healthz".into()),
     ] {
-        app.send(m, &path, Some(ADMIN_TOKEN), None, &[])
-            .await
-            .expect_error(405, "method_not_allowed");
+        let r = app.send(m, &path, Some(ADMIN_TOKEN), None, &[]).await;
+        r.expect_error(405, "method_not_allowed");
+        // RFC 9110: a 405 says which methods the route takes.
+        assert!(
+            r.header("allow").is_some_and(|a| !a.is_empty()),
+            "no Allow: {:?}",
+            r.headers
+        );
     }
 
     // 413: a body over the body limit (1024 here), with or without Content-Length.
