@@ -10,7 +10,12 @@
 //! event), because a rejected command changed nothing: retrying it is evaluated afresh and may
 //! now succeed. A retry of a remembered request answers the original outcome with no events,
 //! whatever happened since (the hold may have expired meanwhile); the same key with a different
-//! request is an `IdempotencyConflict`.
+//! request is an `IdempotencyConflict`. A key is remembered for the idempotency TTL (engine
+//! configuration, default 24 h) from when its command was decided; after that it is unknown
+//! and the command is new.
+//!
+//! Ended holds (released, expired, checked out) are not kept: a command naming one is
+//! `HoldEnded`, whoever sends it (hold ids are sequential, so that an id existed says nothing).
 
 use smallvec::SmallVec;
 
@@ -20,7 +25,7 @@ use crate::fingerprint;
 use crate::ids::{HoldId, OrderId, QuotaId, TicketCode, TicketTypeId};
 use crate::limits;
 use crate::rejection::{ConflictReason, Entity, Rejection};
-use crate::state::{Deadline, HoldState, Order, OrderState, Outcome, Sale, SaleState};
+use crate::state::{Deadline, Hold, HoldState, Order, OrderState, Outcome, Sale, SaleState};
 use crate::text::{Text, at_most, between};
 use crate::values::{BuyerId, IdempotencyKey, MoneyMinor, Name, PaymentRef, Timestamp};
 use crate::{Ctx, Decision, Entropy, decide_payment};
@@ -240,6 +245,7 @@ fn recall(
     state: &SaleState,
     buyer: BuyerId,
     key: Option<IdempotencyKey>,
+    now: Timestamp,
     fingerprint: impl FnOnce() -> u64,
 ) -> Result<(BuyerId, Option<IdempotencyKey>), Result<Decision, Rejection>> {
     let Some(key) = key else {
@@ -249,7 +255,7 @@ fn recall(
         return Ok((buyer, Some(key)));
     }
     let scoped = (buyer, key);
-    match state.idempotency.get(&scoped) {
+    match state.idempotency.get(&scoped, now) {
         None => Ok((scoped.0, Some(scoped.1))),
         Some(entry) if entry.fingerprint == fingerprint() => Err(Ok(nothing(entry.outcome))),
         Some(_) => Err(Err(Rejection::IdempotencyConflict)),
@@ -335,7 +341,8 @@ fn place_hold(
     idempotency_key: Option<IdempotencyKey>,
     now: Timestamp,
 ) -> Result<Decision, Rejection> {
-    let (buyer, idempotency_key) = match recall(state, buyer, idempotency_key, || fingerprint::place_hold(&items)) {
+    let (buyer, idempotency_key) = match recall(state, buyer, idempotency_key, now, || fingerprint::place_hold(&items))
+    {
         Ok(fresh) => fresh,
         Err(remembered) => return remembered,
     };
@@ -381,20 +388,22 @@ fn place_hold(
     ))
 }
 
-fn release_hold(state: &SaleState, buyer: &BuyerId, hold: HoldId) -> Result<Decision, Rejection> {
-    let h = state
-        .holds
-        .get(&hold)
-        .filter(|h| h.buyer == *buyer)
-        .ok_or(Rejection::NotFound(Entity::Hold))?;
-    match h.state {
-        // Releasing a hold whose deadline passed but whose expiry has not run yet is fine:
-        // the inventory returns either way.
-        HoldState::Active => Ok(done(Event::HoldReleased { hold })),
-        HoldState::Expired => Err(Rejection::HoldExpired),
-        HoldState::Released => Err(Rejection::Conflict(ConflictReason::HoldReleased)),
-        HoldState::Converted(_) => Err(Rejection::Conflict(ConflictReason::HoldConverted)),
+/// The buyer's active hold: only active holds are kept; one that ended is `HoldEnded`.
+fn buyers_hold<'a>(state: &'a SaleState, buyer: &BuyerId, hold: HoldId) -> Result<&'a Hold, Rejection> {
+    match state.holds.get(&hold) {
+        Some(h) if h.buyer == *buyer => Ok(h),
+        Some(_) => Err(Rejection::NotFound(Entity::Hold)),
+        None if state.holds.ended(&hold) => Err(Rejection::HoldEnded),
+        None => Err(Rejection::NotFound(Entity::Hold)),
     }
+}
+
+fn release_hold(state: &SaleState, buyer: &BuyerId, hold: HoldId) -> Result<Decision, Rejection> {
+    let h = buyers_hold(state, buyer, hold)?;
+    // Releasing a hold whose deadline passed but whose expiry has not run yet is fine: the
+    // inventory returns either way.
+    debug_assert!(h.state == HoldState::Active, "only active holds are kept");
+    Ok(done(Event::HoldReleased { hold }))
 }
 
 fn expire_due(state: &SaleState, now: Timestamp) -> Decision {
@@ -405,7 +414,7 @@ fn expire_due(state: &SaleState, now: Timestamp) -> Decision {
         .take_while(|(at, _)| *at <= now)
         // Stale entries (released holds, paid orders) are skipped; they leave the index when
         // they reach its front.
-        .filter_map(|&(at, hold)| state.live_deadline(at, hold))
+        .filter_map(|&(at, what)| state.live_deadline(at, what))
         .take(limits::EXPIRE_BATCH_MAX);
     for what in due {
         match what {
@@ -434,7 +443,7 @@ fn checkout(
     now: Timestamp,
     entropy: &mut dyn Entropy,
 ) -> Result<Decision, Rejection> {
-    let (buyer, idempotency_key) = match recall(state, buyer, idempotency_key, || fingerprint::checkout(hold)) {
+    let (buyer, idempotency_key) = match recall(state, buyer, idempotency_key, now, || fingerprint::checkout(hold)) {
         Ok(fresh) => fresh,
         Err(remembered) => return remembered,
     };
@@ -443,17 +452,10 @@ fn checkout(
     if sale.status == SaleStatus::Closed {
         return Err(Rejection::SaleNotOpen);
     }
-    let h = state
-        .holds
-        .get(&hold)
-        .filter(|h| h.buyer == buyer)
-        .ok_or(Rejection::NotFound(Entity::Hold))?;
-    match h.state {
-        // The deadline is what counts, not whether the expiry timer has fired yet.
-        HoldState::Active if now < h.expires_at => {}
-        HoldState::Active | HoldState::Expired => return Err(Rejection::HoldExpired),
-        HoldState::Released => return Err(Rejection::Conflict(ConflictReason::HoldReleased)),
-        HoldState::Converted(_) => return Err(Rejection::Conflict(ConflictReason::HoldConverted)),
+    let h = buyers_hold(state, &buyer, hold)?;
+    // The deadline is what counts, not whether the expiry timer has fired yet.
+    if now >= h.expires_at {
+        return Err(Rejection::HoldExpired);
     }
     let order = state.orders.next_id();
     let placed = Event::OrderPlaced {

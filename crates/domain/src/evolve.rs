@@ -12,7 +12,13 @@
 //! shard) or a recovery error (at start).
 //!
 //! It maintains every derived counter: held/sold per ticket type and per quota, tickets per
-//! buyer, the deadline index, and remembered idempotent requests.
+//! buyer, holds, orders and tickets by state (`Counts`), the deadline index, and remembered
+//! idempotent requests.
+//!
+//! **Ended holds leave.** A hold released, expired or checked out is removed from the hold
+//! table here, deterministically, so replay rebuilds the same table; its deadline entry goes
+//! stale (or, on checkout, becomes its order's), and the index is compacted when stale entries
+//! pile up. Orders stay: they are money records (see `SaleState::orders`).
 
 use std::collections::VecDeque;
 
@@ -22,8 +28,10 @@ use crate::command::{Item, Items, SaleStatus};
 use crate::event::{Event, IssuedTicket};
 use crate::fingerprint;
 use crate::ids::{HoldId, OrderId, QuotaId, TicketCode, TicketTypeId};
+use crate::limits;
 use crate::state::{
-    Hold, HoldState, IdempotencyEntry, Order, OrderState, Outcome, Quota, Sale, SaleState, Ticket, TicketType,
+    Counts, Deadline, Hold, HoldState, IdempotencyEntry, Order, OrderState, Outcome, Quota, Sale, SaleState, Ticket,
+    TicketType,
 };
 use crate::values::{BuyerId, IdempotencyKey, MoneyMinor, Name, PaymentRef, Quantity, Timestamp};
 
@@ -224,13 +232,17 @@ fn hold_placed(
         "HoldPlaced",
     );
     buyer_add(&mut state.buyer_tickets, buyer, quantity(items));
-    insert_deadline(&mut state.deadlines, expires_at, hold);
+    insert_deadline(&mut state.deadlines, expires_at, Deadline::Hold(hold));
+    state.counts.holds[HoldState::Active.kind()] += 1;
     if let Some(key) = idempotency_key {
+        // Placed at `expires_at - ttl`: the event carries only the deadline.
+        let ttl_ms = state.sale.as_ref().map_or(0, |s| s.hold_ttl_ms);
         let entry = IdempotencyEntry {
             fingerprint: fingerprint::place_hold(items),
             outcome: Outcome::Hold(hold),
+            at: Timestamp(expires_at.0.saturating_sub_unsigned(ttl_ms)),
         };
-        state.idempotency.insert((buyer.clone(), key.clone()), entry);
+        state.idempotency.remember(buyer, key, entry);
     }
     state.holds.push(
         hold,
@@ -262,7 +274,8 @@ fn order_placed(
             state.orders.next_id().0
         );
     }
-    let Some(h) = state.holds.get_mut(&hold) else {
+    // The hold ends here: its order carries its buyer, items and deadline on.
+    let Some(h) = state.holds.remove(&hold) else {
         impossible!("OrderPlaced", "order {} from missing hold {}", order.0, hold.0);
     };
     if h.state != HoldState::Active {
@@ -274,21 +287,26 @@ fn order_placed(
             h.state
         );
     }
-    h.state = HoldState::Converted(order);
+    hand_deadline_to_order(&mut state.deadlines, h.expires_at, hold, order);
+    let counts = &mut state.counts;
+    counts.holds[HoldState::Active.kind()] -= 1;
+    counts.holds[HoldState::Converted(order).kind()] += 1;
+    counts.orders[OrderState::AwaitingPayment as usize] += 1;
     if let Some(key) = idempotency_key {
         let entry = IdempotencyEntry {
             fingerprint: fingerprint::checkout(hold),
             outcome: Outcome::Order(order),
+            at,
         };
-        state.idempotency.insert((h.buyer.clone(), key.clone()), entry);
+        state.idempotency.remember(&h.buyer, key, entry);
     }
     state.orders.push(
         order,
         Order {
             id: order,
             hold,
-            buyer: h.buyer.clone(),
-            items: h.items.clone(),
+            buyer: h.buyer,
+            items: h.items,
             total,
             created_at: at,
             expires_at: h.expires_at,
@@ -318,6 +336,7 @@ fn order_paid(
         quotas,
         buyer_tickets,
         tickets: all,
+        counts,
         ..
     } = state;
     let Some(o) = orders.get_mut(&order) else {
@@ -355,7 +374,8 @@ fn order_paid(
             order.0
         ),
     }
-    o.state = OrderState::Paid;
+    set_order_state(counts, o, OrderState::Paid);
+    counts.tickets_valid += tickets.len() as u64;
     o.payment_ref = Some(payment_ref.clone());
     o.paid_at = Some(at);
     crate::evolve_payment::offline_paid(o, at);
@@ -383,7 +403,7 @@ fn order_refund_required(state: &mut SaleState, order: OrderId, payment_ref: &Pa
     if o.state != OrderState::Expired {
         impossible!("OrderRefundRequired", "order {} in state {:?}", order.0, o.state);
     }
-    o.state = OrderState::RefundRequired;
+    set_order_state(&mut state.counts, o, OrderState::RefundRequired);
     o.payment_ref = Some(payment_ref.clone());
     o.paid_at = Some(at);
 }
@@ -396,6 +416,7 @@ fn order_refunded(state: &mut SaleState, order: OrderId, tickets: &[TicketCode],
         quotas,
         buyer_tickets,
         tickets: all,
+        counts,
         ..
     } = state;
     let Some(o) = orders.get_mut(&order) else {
@@ -404,7 +425,7 @@ fn order_refunded(state: &mut SaleState, order: OrderId, tickets: &[TicketCode],
     match o.state {
         OrderState::RefundRequired if tickets.is_empty() => {
             o.refunded = o.refunded.plus(amount);
-            o.state = OrderState::Refunded;
+            set_order_state(counts, o, OrderState::Refunded);
             return;
         }
         OrderState::Paid => {}
@@ -435,8 +456,9 @@ fn order_refunded(state: &mut SaleState, order: OrderId, tickets: &[TicketCode],
         );
     }
     buyer_sub(buyer_tickets, &o.buyer, tickets.len() as u32, "OrderRefunded");
+    counts.tickets_valid -= tickets.len() as u64;
     if o.tickets.iter().all(|c| all.get(c).is_none_or(|t| t.refunded)) {
-        o.state = OrderState::Refunded;
+        set_order_state(counts, o, OrderState::Refunded);
     }
 }
 
@@ -453,24 +475,28 @@ fn ticket_checked_in(state: &mut SaleState, code: TicketCode, at: Timestamp) {
         );
     }
     t.checked_in_at = Some(at);
+    state.counts.tickets_checked_in += 1;
 }
 
-/// A hold released or expired: its inventory and the buyer's count go back, its deadline goes.
+/// A hold released or expired: its inventory and the buyer's count go back, and it leaves the
+/// table (its deadline entry goes stale).
 fn end_hold(state: &mut SaleState, hold: HoldId, to: HoldState, event: &'static str) {
     let SaleState {
         holds,
         ticket_types,
         quotas,
         buyer_tickets,
+        counts,
         ..
     } = state;
-    let Some(h) = holds.get_mut(&hold) else {
-        impossible!(event, "hold {} does not exist", hold.0);
+    let Some(h) = holds.remove(&hold) else {
+        impossible!(event, "hold {} does not exist (or has ended)", hold.0);
     };
     if h.state != HoldState::Active {
         impossible!(event, "hold {} is not active but {:?}", hold.0, h.state);
     }
-    h.state = to;
+    counts.holds[h.state.kind()] -= 1;
+    counts.holds[to.kind()] += 1;
     count(ticket_types, quotas, &h.items, Counter::Held, Change::Remove, event);
     buyer_sub(buyer_tickets, &h.buyer, quantity(&h.items), event);
 }
@@ -483,6 +509,7 @@ fn end_order(state: &mut SaleState, order: OrderId, to: OrderState, event: &'sta
         ticket_types,
         quotas,
         buyer_tickets,
+        counts,
         ..
     } = state;
     let Some(o) = orders.get_mut(&order) else {
@@ -493,9 +520,17 @@ fn end_order(state: &mut SaleState, order: OrderId, to: OrderState, event: &'sta
     if !waiting {
         impossible!(event, "order {} is not awaiting payment but {:?}", order.0, o.state);
     }
-    o.state = to;
+    set_order_state(counts, o, to);
     count(ticket_types, quotas, &o.items, Counter::Held, Change::Remove, event);
     buyer_sub(buyer_tickets, &o.buyer, quantity(&o.items), event);
+}
+
+/// Every change of an order's state goes through here, so that `Counts` stays exact.
+#[inline]
+pub(crate) fn set_order_state(counts: &mut Counts, o: &mut Order, to: OrderState) {
+    counts.orders[o.state as usize] -= 1;
+    counts.orders[to as usize] += 1;
+    o.state = to;
 }
 
 #[derive(Clone, Copy)]
@@ -584,25 +619,66 @@ fn buyer_sub(buyer_tickets: &mut BuyerTickets, buyer: &BuyerId, n: u32, event: &
     }
 }
 
+pub(crate) type Deadlines = VecDeque<(Timestamp, Deadline)>;
+
 /// Keeps `deadlines` sorted by time. Holds arrive in time order, so this is a push to the
 /// back unless the clock stepped backwards.
-pub(crate) fn insert_deadline(deadlines: &mut VecDeque<(Timestamp, HoldId)>, at: Timestamp, hold: HoldId) {
+#[inline]
+pub(crate) fn insert_deadline(deadlines: &mut Deadlines, at: Timestamp, what: Deadline) {
     match deadlines.back() {
         Some(&(last, _)) if last > at => {
             let i = deadlines.partition_point(|&(t, _)| t <= at);
-            deadlines.insert(i, (at, hold));
+            deadlines.insert(i, (at, what));
         }
-        _ => deadlines.push_back((at, hold)),
+        _ => deadlines.push_back((at, what)),
     }
 }
 
-/// Drops stale entries (holds released, orders paid or ended) from the front, so that the
-/// front entry, if any, is live and `next_deadline` is exact.
+/// Where the index has the entry `(at, what)`: a binary search by time, then the entries at
+/// that time.
+pub(crate) fn find_deadline(deadlines: &Deadlines, at: Timestamp, what: Deadline) -> Option<usize> {
+    let from = deadlines.partition_point(|&(t, _)| t < at);
+    (from..deadlines.len())
+        .take_while(|&i| deadlines[i].0 == at)
+        .find(|&i| deadlines[i].1 == what)
+}
+
+/// On checkout the hold's entry becomes its order's, in place (same time, same position).
+fn hand_deadline_to_order(deadlines: &mut Deadlines, at: Timestamp, hold: HoldId, order: OrderId) {
+    match find_deadline(deadlines, at, Deadline::Hold(hold)) {
+        Some(i) => deadlines[i].1 = Deadline::Order(order),
+        None => impossible!("OrderPlaced", "active hold {} has no deadline entry", hold.0),
+    }
+}
+
+/// Drops stale entries (holds ended, orders paid or ended) from the front, so that the front
+/// entry, if any, is live and `next_deadline` is exact. Then, if stale entries outnumber the
+/// live ones by [`limits::DEADLINES_SLACK`], drops them all: a run of releases (whose entries
+/// would otherwise wait for their time to reach the front) costs O(1) memory per live entry.
 fn prune_deadlines(state: &mut SaleState) {
-    while let Some(&(at, hold)) = state.deadlines.front() {
-        if state.live_deadline(at, hold).is_some() {
+    while let Some(&(at, what)) = state.deadlines.front() {
+        if state.live_deadline(at, what).is_some() {
             break;
         }
         state.deadlines.pop_front();
     }
+    if state.deadlines.len() > deadlines_bound(state) {
+        compact_deadlines(state);
+    }
+}
+
+/// The longest the index may be after any event: twice what may be live, plus the slack.
+pub fn deadlines_bound(state: &SaleState) -> usize {
+    state
+        .pending()
+        .saturating_mul(2)
+        .saturating_add(limits::DEADLINES_SLACK)
+}
+
+#[cold]
+#[inline(never)]
+fn compact_deadlines(state: &mut SaleState) {
+    let mut index = std::mem::take(&mut state.deadlines);
+    index.retain(|&(at, what)| state.live_deadline(at, what).is_some());
+    state.deadlines = index;
 }

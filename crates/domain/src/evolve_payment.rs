@@ -7,10 +7,12 @@
 //! voided, or needing a void) the order awaits payment again, under the same deadline.
 
 use crate::event::Event;
-use crate::evolve::{Change, Counter, buyer_add, count, impossible, insert_deadline, quantity};
-use crate::ids::{HoldId, OrderId};
+use crate::evolve::{
+    Change, Counter, Deadlines, buyer_add, count, find_deadline, impossible, insert_deadline, quantity, set_order_state,
+};
+use crate::ids::OrderId;
 use crate::payment::{Payment, PaymentMethod, PaymentState, PaymentStep, Refund, RefundState};
-use crate::state::{Order, OrderState, SaleState};
+use crate::state::{Deadline, Order, OrderState, SaleState};
 use crate::values::{ClientSecret, CorrelationId, MoneyMinor, PaymentRef, Reason, Timestamp};
 
 /// Folds a payment or refund event (the caller folds every other event).
@@ -220,7 +222,12 @@ fn requested(
     expires_at: Timestamp,
     step: PaymentStep,
 ) {
-    let SaleState { orders, deadlines, .. } = state;
+    let SaleState {
+        orders,
+        deadlines,
+        counts,
+        ..
+    } = state;
     let Some(o) = orders.get_mut(&order) else {
         impossible!("PaymentRequested", "order {} does not exist", order.0);
     };
@@ -261,10 +268,10 @@ fn requested(
     move_to(&mut payment, first, step, "PaymentRequested");
     o.payments.push(payment);
     if method.is_provider() {
-        o.state = OrderState::PaymentPending;
+        set_order_state(counts, o, OrderState::PaymentPending);
     }
     if expires_at != o.expires_at {
-        move_deadline(deadlines, o.hold, o.expires_at, expires_at);
+        move_deadline(deadlines, order, o.expires_at, expires_at);
         o.expires_at = expires_at;
     }
 }
@@ -307,6 +314,7 @@ fn authorised(
         ticket_types,
         quotas,
         buyer_tickets,
+        counts,
         ..
     } = state;
     let Some(o) = orders.get_mut(&order) else {
@@ -324,7 +332,7 @@ fn authorised(
                 "PaymentAuthorised",
             );
             buyer_add(buyer_tickets, &o.buyer, quantity(&o.items));
-            o.state = OrderState::PaymentPending;
+            set_order_state(counts, o, OrderState::PaymentPending);
         }
         (from, _) => impossible!(
             "PaymentAuthorised",
@@ -359,7 +367,12 @@ fn ended(
         PaymentState::Declined => "PaymentDeclined",
         _ => "PaymentFailed",
     };
-    let SaleState { orders, deadlines, .. } = state;
+    let SaleState {
+        orders,
+        deadlines,
+        counts,
+        ..
+    } = state;
     let Some(o) = orders.get_mut(&order) else {
         impossible!(event, "order {} does not exist", order.0);
     };
@@ -372,8 +385,8 @@ fn ended(
     }
     move_to(p, to, step, event);
     if current && o.state == OrderState::PaymentPending {
-        o.state = OrderState::AwaitingPayment;
-        ensure_deadline(deadlines, o.expires_at, o.hold);
+        set_order_state(counts, o, OrderState::AwaitingPayment);
+        ensure_deadline(deadlines, o.expires_at, order);
     }
 }
 
@@ -442,29 +455,18 @@ pub(crate) fn offline_paid(o: &mut Order, at: Timestamp) {
     }
 }
 
-type Deadlines = std::collections::VecDeque<(Timestamp, HoldId)>;
-
-/// Whether the index has the entry `(at, hold)`: a binary search by time, then the entries at
-/// that time.
-fn has_deadline(deadlines: &Deadlines, at: Timestamp, hold: HoldId) -> Option<usize> {
-    let from = deadlines.partition_point(|&(t, _)| t < at);
-    (from..deadlines.len())
-        .take_while(|&i| deadlines[i].0 == at)
-        .find(|&i| deadlines[i].1 == hold)
-}
-
-/// The hold's deadline entry at `at`, added back if it left the index (it is pruned from the
-/// front while the order's payment is being captured).
-fn ensure_deadline(deadlines: &mut Deadlines, at: Timestamp, hold: HoldId) {
-    if has_deadline(deadlines, at, hold).is_none() {
-        insert_deadline(deadlines, at, hold);
+/// The order's deadline entry at `at`, added back if it left the index (it is pruned while
+/// the order's payment is being captured).
+fn ensure_deadline(deadlines: &mut Deadlines, at: Timestamp, order: OrderId) {
+    if find_deadline(deadlines, at, Deadline::Order(order)).is_none() {
+        insert_deadline(deadlines, at, Deadline::Order(order));
     }
 }
 
-/// The hold's deadline entry moves from `from` to `to` (each hold has one entry at most).
-fn move_deadline(deadlines: &mut Deadlines, hold: HoldId, from: Timestamp, to: Timestamp) {
-    if let Some(i) = has_deadline(deadlines, from, hold) {
+/// The order's deadline entry moves from `from` to `to` (each order has one entry at most).
+fn move_deadline(deadlines: &mut Deadlines, order: OrderId, from: Timestamp, to: Timestamp) {
+    if let Some(i) = find_deadline(deadlines, from, Deadline::Order(order)) {
         deadlines.remove(i);
     }
-    insert_deadline(deadlines, to, hold);
+    insert_deadline(deadlines, to, Deadline::Order(order));
 }

@@ -3,11 +3,11 @@
 //! tests after every step, and by the engine after recovery (it is O(state), not for the hot
 //! path).
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::command::Item;
 use crate::payment::PaymentState;
-use crate::state::{Hold, HoldState, Order, OrderState, SaleState};
+use crate::state::{Counts, Hold, HoldState, Order, OrderState, SaleState};
 use crate::values::BuyerId;
 
 /// The first invariant found broken, in words.
@@ -30,6 +30,8 @@ struct Recount<'a> {
     buyers: FxHashMap<&'a BuyerId, u64>,
     /// Active holds and unpaid orders: each must have exactly one live deadline entry.
     pending_deadlines: usize,
+    /// What `SaleState::counts` must say of what the tables still show.
+    counts: Counts,
 }
 
 /// Checks every invariant; the error names the first one broken.
@@ -40,16 +42,21 @@ pub fn check(state: &SaleState) -> Result<(), Violation> {
         sold: vec![0; n_types],
         buyers: FxHashMap::default(),
         pending_deadlines: 0,
+        counts: Counts::default(),
     };
     recount.buyers.reserve(state.buyer_tickets.len());
     check_catalog(state)?;
     for (id, h) in state.holds.iter() {
         check_hold(state, id.0, h, &mut recount)?;
     }
+    if state.holds.len() as u64 > state.holds.placed() {
+        broken!("{} live holds of {} placed", state.holds.len(), state.holds.placed());
+    }
     for (id, o) in state.orders.iter() {
         check_order(state, id.0, o, &mut recount)?;
     }
     check_tickets(state, &mut recount)?;
+    check_counts(state, &recount.counts)?;
     check_type_counters(state, &recount)?;
     check_quotas(state)?;
     check_buyers(state, &mut recount)?;
@@ -86,18 +93,14 @@ fn check_hold<'a>(state: &SaleState, id: u64, h: &'a Hold, recount: &mut Recount
             broken!("hold {id} names missing ticket type {}", item.ticket_type.0);
         }
     }
-    match h.state {
-        HoldState::Active => {
-            add_items(&mut recount.held, &h.items);
-            *recount.buyers.entry(&h.buyer).or_default() += u64::from(h.quantity());
-            recount.pending_deadlines += 1;
-        }
-        HoldState::Converted(order) => match state.orders.get(&order) {
-            Some(o) if o.hold == h.id => {}
-            _ => broken!("hold {id} converted into missing order {}", order.0),
-        },
-        HoldState::Released | HoldState::Expired => {}
+    // Ended holds leave the table.
+    if h.state != HoldState::Active {
+        broken!("hold {id} is kept but {:?}", h.state);
     }
+    add_items(&mut recount.held, &h.items);
+    *recount.buyers.entry(&h.buyer).or_default() += u64::from(h.quantity());
+    recount.pending_deadlines += 1;
+    recount.counts.holds[HoldState::Active.kind()] += 1;
     Ok(())
 }
 
@@ -105,10 +108,12 @@ fn check_order<'a>(state: &SaleState, id: u64, o: &'a Order, recount: &mut Recou
     if o.id.0 != id {
         broken!("order {} stored as order {id}", o.id.0);
     }
-    match state.holds.get(&o.hold) {
-        Some(h) if h.state == HoldState::Converted(o.id) && h.buyer == o.buyer && h.items == o.items => {}
-        _ => broken!("order {id} does not match its hold {}", o.hold.0),
+    // Its hold ended on checkout.
+    if !state.holds.ended(&o.hold) {
+        broken!("order {id}'s hold {} is still kept, or never was", o.hold.0);
     }
+    recount.counts.orders[o.state as usize] += 1;
+    recount.counts.holds[HoldState::Converted(o.id).kind()] += 1;
     let quantity: u32 = o.items.iter().map(|i| i.quantity.get()).sum();
     check_payments(id, o)?;
     match o.state {
@@ -193,7 +198,50 @@ fn check_tickets<'a>(state: &'a SaleState, recount: &mut Recount<'a>) -> Result<
         if !t.refunded {
             *s += 1;
             *recount.buyers.entry(&o.buyer).or_default() += 1;
+            recount.counts.tickets_valid += 1;
+            recount.counts.tickets_checked_in += u64::from(t.checked_in_at.is_some());
         }
+    }
+    Ok(())
+}
+
+/// The incremental counts equal what the tables show: active holds and holds converted (one
+/// per order), orders by state, tickets; released and expired holds, gone from the table, make
+/// up the rest of the holds ever placed.
+fn check_counts(state: &SaleState, recount: &Counts) -> Result<(), Violation> {
+    let c = &state.counts;
+    let (active, converted) = (HoldState::Active.kind(), HoldState::Converted(crate::OrderId(0)).kind());
+    for i in [active, converted] {
+        if c.holds[i] != recount.holds[i] {
+            broken!(
+                "holds of kind {i}: counted {}, recomputed {}",
+                c.holds[i],
+                recount.holds[i]
+            );
+        }
+    }
+    if c.holds.iter().sum::<u64>() != state.holds.placed() {
+        broken!(
+            "hold counts {:?} do not add up to {} placed",
+            c.holds,
+            state.holds.placed()
+        );
+    }
+    if c.orders != recount.orders {
+        broken!(
+            "orders by state: counted {:?}, recomputed {:?}",
+            c.orders,
+            recount.orders
+        );
+    }
+    if (c.tickets_valid, c.tickets_checked_in) != (recount.tickets_valid, recount.tickets_checked_in) {
+        broken!(
+            "tickets valid/checked in: counted {}/{}, recomputed {}/{}",
+            c.tickets_valid,
+            c.tickets_checked_in,
+            recount.tickets_valid,
+            recount.tickets_checked_in
+        );
     }
     Ok(())
 }
@@ -262,34 +310,36 @@ fn check_buyers(state: &SaleState, recount: &mut Recount<'_>) -> Result<(), Viol
     Ok(())
 }
 
-/// The deadline index is sorted by time, names each hold at most once, has a live entry at
-/// its front, and its live entries are exactly the active holds and unpaid orders: every live
-/// entry is one of them (`live_deadline` checks that), no hold twice, and as many as there are.
+/// The deadline index is sorted by time, names each hold or order at most once, has a live
+/// entry at its front, its live entries are exactly the active holds and unpaid orders (every
+/// live entry is one of them, `live_deadline` checks that, none twice, and as many as there
+/// are), and its stale entries are bounded (compaction).
 fn check_deadline_index(state: &SaleState, pending: usize) -> Result<(), Violation> {
     let index = &state.deadlines;
     if index.iter().zip(index.iter().skip(1)).any(|(a, b)| a.0 > b.0) {
         broken!("deadline index not sorted by time");
     }
-    if let Some(&(at, hold)) = index.front()
-        && state.live_deadline(at, hold).is_none()
+    if let Some(&(at, what)) = index.front()
+        && state.live_deadline(at, what).is_none()
     {
-        broken!("stale deadline of hold {} at the front", hold.0);
+        broken!("stale deadline of {what:?} at the front");
     }
-    let mut seen = vec![false; state.holds.len()];
+    let mut seen = FxHashSet::default();
     let mut live = 0usize;
-    for &(at, hold) in index {
-        let Some(slot) = hold.0.checked_sub(1).and_then(|i| seen.get_mut(i as usize)) else {
-            broken!("deadline of missing hold {}", hold.0);
-        };
-        if std::mem::replace(slot, true) {
-            broken!("hold {} indexed twice", hold.0);
+    for &(at, what) in index {
+        if !seen.insert(what) {
+            broken!("{what:?} indexed twice");
         }
-        if state.live_deadline(at, hold).is_some() {
+        if state.live_deadline(at, what).is_some() {
             live += 1;
         }
     }
     if live != pending {
         broken!("deadlines: {live} live in the index, {pending} active holds and unpaid orders");
+    }
+    let bound = crate::evolve::deadlines_bound(state);
+    if index.len() > bound {
+        broken!("deadline index of {} entries, beyond its bound {bound}", index.len());
     }
     Ok(())
 }

@@ -41,6 +41,18 @@ pub const REFUND_CODES_MAX: usize = 1_000;
 pub const EXPIRE_BATCH_MAX: usize = 1024;
 /// Most entries [`crate::SaleState::reserve_for_capacity`] sets aside per table.
 pub const RESERVE_ENTRIES_MAX: usize = 1 << 16;
+/// How long an idempotency key is remembered, on the engine's clock: a retry within it gets
+/// the original answer, one after it is a new command. Stripe and pretix keep keys 24 h.
+pub const IDEMPOTENCY_TTL_MS_MIN: u64 = 60_000;
+pub const IDEMPOTENCY_TTL_MS_MAX: u64 = 7 * 24 * 3_600_000;
+pub const IDEMPOTENCY_TTL_MS_DEFAULT: u64 = 24 * 3_600_000;
+/// Expired idempotency keys forgotten per key remembered: forgetting is paid for by new keys,
+/// a few at a time, never by a scan (the table drains faster than it fills).
+pub const IDEMPOTENCY_PRUNE_PER_KEY: usize = 4;
+/// Stale deadline entries (released holds, settled orders) the index may carry beyond its
+/// live ones before it is compacted: compaction runs when the index is longer than twice
+/// the live holds and waiting orders plus this, so it is amortized O(1) per entry.
+pub const DEADLINES_SLACK: usize = 1024;
 /// How many times a fresh ticket code is drawn when the one drawn is already taken. With 128
 /// random bits a collision never happens; the bound only stops a broken entropy source from
 /// looping.
@@ -69,5 +81,10 @@ const _: () = {
     assert!(PAYMENT_ATTEMPTS_MAX >= 1);
     assert!(REFUNDS_MAX >= 1);
     assert!(OFFLINE_PAYMENT_TTL_MS_MAX >= HOLD_TTL_MS_MAX);
+    assert!(IDEMPOTENCY_TTL_MS_MIN <= IDEMPOTENCY_TTL_MS_DEFAULT);
+    assert!(IDEMPOTENCY_TTL_MS_DEFAULT <= IDEMPOTENCY_TTL_MS_MAX);
+    assert!(IDEMPOTENCY_TTL_MS_MAX < (i64::MAX as u64) / 2);
+    assert!(IDEMPOTENCY_PRUNE_PER_KEY >= 2);
+    assert!(DEADLINES_SLACK >= 1);
     assert!(OFFLINE_PAYMENT_TTL_MS_MAX < (i64::MAX as u64) / 2);
 };

@@ -23,6 +23,10 @@ pub enum Rejection {
     /// The hold's (or order's) deadline has passed.
     #[error("the hold has expired")]
     HoldExpired,
+    /// The hold existed and has ended (released, expired, or checked out into an order);
+    /// ended holds are not kept.
+    #[error("the hold has ended (released, expired or checked out)")]
+    HoldEnded,
     #[error("{0} not found")]
     NotFound(Entity),
     #[error("invalid: {0}")]
@@ -48,6 +52,7 @@ impl Rejection {
             Rejection::LimitExceeded { .. } => "limit_exceeded",
             Rejection::SaleNotOpen => "sale_not_open",
             Rejection::HoldExpired => "hold_expired",
+            Rejection::HoldEnded => "hold_ended",
             Rejection::NotFound(_) => "not_found",
             Rejection::Invalid(_) => "invalid",
             Rejection::AlreadyExists => "already_exists",
@@ -81,10 +86,6 @@ pub enum ConflictReason {
     CapacityBelowUsage,
     /// A status change the sale's life cycle does not allow (closed is final).
     StatusTransition,
-    /// Releasing or checking out a hold that was released.
-    HoldReleased,
-    /// Releasing or checking out a hold that is already an order.
-    HoldConverted,
     /// Confirming a payment for an order paid with another payment reference.
     OrderPaid,
     /// Confirming a payment for an order that awaits a refund, with another reference.
@@ -116,13 +117,11 @@ pub enum ConflictReason {
 
 impl ConflictReason {
     /// Every reason, in declaration order (`reason as usize` indexes it).
-    pub const ALL: [ConflictReason; 19] = [
+    pub const ALL: [ConflictReason; 17] = [
         ConflictReason::OrderNotAwaitingPayment,
         ConflictReason::SaleClosed,
         ConflictReason::CapacityBelowUsage,
         ConflictReason::StatusTransition,
-        ConflictReason::HoldReleased,
-        ConflictReason::HoldConverted,
         ConflictReason::OrderPaid,
         ConflictReason::OrderRefundRequired,
         ConflictReason::OrderRefunded,
@@ -145,8 +144,6 @@ impl ConflictReason {
             ConflictReason::SaleClosed => "sale_closed",
             ConflictReason::CapacityBelowUsage => "capacity_below_usage",
             ConflictReason::StatusTransition => "status_transition",
-            ConflictReason::HoldReleased => "hold_released",
-            ConflictReason::HoldConverted => "hold_converted",
             ConflictReason::OrderPaid => "order_paid",
             ConflictReason::OrderRefundRequired => "order_refund_required",
             ConflictReason::OrderRefunded => "order_refunded",
@@ -172,8 +169,6 @@ impl ConflictReason {
                 "the capacity is below the tickets its ticket types already hold and sold"
             }
             ConflictReason::StatusTransition => "the sale cannot move from its current status to that one",
-            ConflictReason::HoldReleased => "the hold was released",
-            ConflictReason::HoldConverted => "the hold was already checked out into an order",
             ConflictReason::OrderPaid => "the order is already paid with another payment reference",
             ConflictReason::OrderRefundRequired => "the order awaits a refund of another payment",
             ConflictReason::OrderRefunded => "the order was refunded",

@@ -78,6 +78,21 @@ pub struct Hold {
     pub state: HoldState,
 }
 
+impl HoldState {
+    /// How many kinds of state a hold can be in ([`HoldState::kind`] indexes them).
+    pub const KINDS: usize = 4;
+
+    /// Active 0, released 1, expired 2, converted 3: an index into per-state counters.
+    pub fn kind(self) -> usize {
+        match self {
+            HoldState::Active => 0,
+            HoldState::Released => 1,
+            HoldState::Expired => 2,
+            HoldState::Converted(_) => 3,
+        }
+    }
+}
+
 impl Hold {
     pub fn quantity(&self) -> u32 {
         self.items.iter().map(|i| i.quantity.get()).sum()
@@ -200,15 +215,114 @@ pub enum Outcome {
     Done,
 }
 
-/// A remembered idempotent command: a fingerprint of the request and what it produced.
+/// A remembered idempotent command: a fingerprint of the request, what it produced, and when
+/// (on the engine's clock).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdempotencyEntry {
     pub fingerprint: u64,
     pub outcome: Outcome,
+    pub at: Timestamp,
 }
 
-/// What a deadline entry expires when it falls due: the hold itself while it is active, or
-/// the order it was checked out into while that order awaits payment.
+/// A buyer's idempotency key, scoped to the buyer.
+pub type ScopedKey = (BuyerId, IdempotencyKey);
+
+/// Remembered idempotent commands, each for `ttl_ms` after it was decided. A retry within the
+/// TTL answers the original outcome; after it the key is unknown and the command is new.
+/// Forgetting is incremental: each key remembered forgets up to
+/// [`limits::IDEMPOTENCY_PRUNE_PER_KEY`] expired ones from the front of `queue` (keys in the
+/// order they were remembered), so no command scans the table, and the table holds about the
+/// keys of the last TTL. (A key whose entry was replaced leaves a stale `queue` entry, skipped
+/// when it reaches the front.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Idempotency {
+    /// Configuration, not history: the engine sets it before it replays or decides anything;
+    /// snapshots do not carry it.
+    #[serde(skip, default = "default_idempotency_ttl_ms")]
+    pub ttl_ms: u64,
+    entries: FxHashMap<ScopedKey, IdempotencyEntry>,
+    queue: VecDeque<(Timestamp, ScopedKey)>,
+}
+
+fn default_idempotency_ttl_ms() -> u64 {
+    limits::IDEMPOTENCY_TTL_MS_DEFAULT
+}
+
+impl Default for Idempotency {
+    fn default() -> Self {
+        Idempotency {
+            ttl_ms: default_idempotency_ttl_ms(),
+            entries: FxHashMap::default(),
+            queue: VecDeque::new(),
+        }
+    }
+}
+
+impl Idempotency {
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+    /// Keys remembered, including expired ones not forgotten yet.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+    /// The entry of `key` if it was remembered less than the TTL before `now`.
+    pub fn get(&self, key: &ScopedKey, now: Timestamp) -> Option<&IdempotencyEntry> {
+        self.entries.get(key).filter(|e| now < self.expiry(e.at))
+    }
+    fn expiry(&self, at: Timestamp) -> Timestamp {
+        at.plus_ms(self.ttl_ms)
+    }
+    /// Remembers `entry` under `key` (replacing an expired one), after forgetting a few keys
+    /// that expired by `entry.at`.
+    pub(crate) fn remember(&mut self, buyer: &BuyerId, key: &IdempotencyKey, entry: IdempotencyEntry) {
+        self.forget_expired(entry.at);
+        let scoped = (buyer.clone(), key.clone());
+        self.queue.push_back((entry.at, scoped.clone()));
+        self.entries.insert(scoped, entry);
+    }
+    fn forget_expired(&mut self, now: Timestamp) {
+        for _ in 0..limits::IDEMPOTENCY_PRUNE_PER_KEY {
+            let Some((at, _)) = self.queue.front() else { return };
+            if now < self.expiry(*at) {
+                return;
+            }
+            let Some((at, key)) = self.queue.pop_front() else {
+                return;
+            };
+            // Only the entry this queue slot recorded; a newer one under the same key stays.
+            if self.entries.get(&key).is_some_and(|e| e.at == at) {
+                self.entries.remove(&key);
+            }
+        }
+    }
+    /// Every remembered entry (tests and checks).
+    pub fn iter(&self) -> impl Iterator<Item = (&ScopedKey, &IdempotencyEntry)> {
+        self.entries.iter()
+    }
+    /// Entries in the queue, stale ones included (checks).
+    pub fn queue_len(&self) -> usize {
+        self.queue.len()
+    }
+}
+
+/// Holds and orders by state, and valid and checked-in tickets, counted by `evolve` as events
+/// apply, so that stats and metrics read them in O(1) instead of scanning the sale under its
+/// lock. Ended holds have left the hold table, so their counts exist only here.
+/// `invariants::check` recomputes what the tables still show; the model test all of it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Holds by [`HoldState::kind`]: active now, and ever released, expired and converted.
+    pub holds: [u64; HoldState::KINDS],
+    /// Orders by state (`OrderState as usize`).
+    pub orders: [u64; OrderState::ALL.len()],
+    /// Tickets issued and not refunded, and of those checked in.
+    pub tickets_valid: u64,
+    pub tickets_checked_in: u64,
+}
+
+/// What a deadline entry expires when it falls due: the hold while it is active, or the
+/// order it was checked out into while that order awaits payment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Deadline {
     Hold(HoldId),
@@ -239,8 +353,8 @@ impl DenseId for OrderId {
     }
 }
 
-/// A table of values keyed by a dense id: a `Vec` (holds and orders are numbered in order and
-/// never deleted), with the lookup surface of a map. Faster than hashing on the hot path and
+/// A table of values keyed by a dense id: a `Vec` (orders are numbered in order and never
+/// deleted), with the lookup surface of a map. Faster than hashing on the hot path and
 /// on replay, and growth is a `memcpy` rather than a rehash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -309,6 +423,78 @@ impl<K: DenseId, V> std::ops::Index<&K> for Dense<K, V> {
     }
 }
 
+/// The holds that hold tickets now (active ones), by id. A hold leaves the table when it ends
+/// — released, expired, or checked out (its order carries its items and deadline on) — so the
+/// table follows the tickets held, never the sale's history; the log keeps every hold. Ids go
+/// on counting, so [`Holds::ended`] tells a hold that ended from one that never existed.
+/// (A hash map: holds end in any order; Fx hashing of a `u64` is a multiply.)
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holds {
+    live: hashbrown::HashMap<HoldId, Hold, rustc_hash::FxBuildHasher>,
+    /// Holds ever placed: the next id is this plus one.
+    placed: u64,
+}
+
+impl Holds {
+    #[inline]
+    pub fn get(&self, id: &HoldId) -> Option<&Hold> {
+        self.live.get(id)
+    }
+    pub fn contains_key(&self, id: &HoldId) -> bool {
+        self.live.contains_key(id)
+    }
+    /// Whether `id` was placed and has ended since (released, expired or checked out).
+    pub fn ended(&self, id: &HoldId) -> bool {
+        (1..=self.placed).contains(&id.0) && !self.live.contains_key(id)
+    }
+    /// Live holds.
+    pub fn len(&self) -> usize {
+        self.live.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.live.is_empty()
+    }
+    /// Holds ever placed.
+    pub fn placed(&self) -> u64 {
+        self.placed
+    }
+    /// The id the next placed hold gets.
+    #[inline]
+    pub fn next_id(&self) -> HoldId {
+        HoldId(self.placed + 1)
+    }
+    fn reserve_total(&mut self, total: usize) {
+        self.live.reserve(total.saturating_sub(self.live.len()));
+    }
+    /// Adds the hold `id`, which must be `next_id()`.
+    #[inline]
+    pub(crate) fn push(&mut self, id: HoldId, hold: Hold) {
+        assert!(id == self.next_id(), "hold ids are contiguous");
+        self.placed += 1;
+        self.live.insert(id, hold);
+    }
+    pub(crate) fn remove(&mut self, id: &HoldId) -> Option<Hold> {
+        self.live.remove(id)
+    }
+    /// Live holds, in no particular order.
+    pub fn values(&self) -> impl Iterator<Item = &Hold> {
+        self.live.values()
+    }
+    pub fn iter(&self) -> impl Iterator<Item = (HoldId, &Hold)> {
+        self.live.iter().map(|(id, h)| (*id, h))
+    }
+}
+
+impl std::ops::Index<&HoldId> for Holds {
+    type Output = Hold;
+    fn index(&self, id: &HoldId) -> &Hold {
+        match self.get(id) {
+            Some(h) => h,
+            None => panic!("no live hold with this id"),
+        }
+    }
+}
+
 /// The whole state of one sale. `Default` is the state of a sale before `SaleCreated`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SaleState {
@@ -317,19 +503,22 @@ pub struct SaleState {
     pub ticket_types: Vec<TicketType>,
     /// Indexed by `QuotaId`.
     pub quotas: Vec<Quota>,
-    pub holds: Dense<HoldId, Hold>,
+    pub holds: Holds,
     pub orders: Dense<OrderId, Order>,
     pub tickets: FxHashMap<TicketCode, Ticket>,
     /// Tickets counted against each buyer's limit: active holds, unpaid and paid orders.
     /// (hashbrown for `entry_ref`: one probe per update, and a key clone only for a new buyer.)
     pub buyer_tickets: hashbrown::HashMap<BuyerId, u32, rustc_hash::FxBuildHasher>,
-    pub idempotency: FxHashMap<(BuyerId, IdempotencyKey), IdempotencyEntry>,
-    /// One entry per hold, sorted by time: the hold's deadline, which its order inherits on
-    /// checkout. Holds are placed in time order with one TTL per sale, so entries are almost
-    /// always appended at the back and expired from the front (O(1) each). An entry whose
-    /// hold was released or paid is left in place ("stale") and dropped when it reaches the
-    /// front: the front entry is always live, so it is the next deadline.
-    pub deadlines: VecDeque<(Timestamp, HoldId)>,
+    pub idempotency: Idempotency,
+    /// One entry per active hold or waiting order, sorted by time: the hold's deadline, which
+    /// its order takes over on checkout. Holds are placed in time order with one TTL per
+    /// sale, so entries are almost always appended at the back and expired from the front
+    /// (O(1) each). An entry whose hold was released or whose order was paid is left in place
+    /// ("stale") and dropped when it reaches the front, so the front entry is always live and
+    /// is the next deadline; when stale entries outnumber live ones by
+    /// [`limits::DEADLINES_SLACK`], the index is compacted (amortized O(1) per entry).
+    pub deadlines: VecDeque<(Timestamp, Deadline)>,
+    pub counts: Counts,
 }
 
 impl SaleState {
@@ -355,20 +544,29 @@ impl SaleState {
         self.deadlines.front().map(|(t, _)| *t)
     }
 
-    /// What the deadline entry of `hold` at `at` would expire, or `None` if it is stale.
-    pub fn live_deadline(&self, at: Timestamp, hold: HoldId) -> Option<Deadline> {
-        let h = self.holds.get(&hold)?;
-        match h.state {
-            HoldState::Active => (h.expires_at == at).then_some(Deadline::Hold(hold)),
-            // An order keeps its hold's entry; its deadline may have moved since (offline payment).
-            HoldState::Converted(order) => {
-                let o = self.orders.get(&order)?;
+    /// Whether the deadline entry `what` at `at` is live (would expire something), or stale.
+    pub fn live_deadline(&self, at: Timestamp, what: Deadline) -> Option<Deadline> {
+        let live = match what {
+            Deadline::Hold(hold) => self
+                .holds
+                .get(&hold)
+                .is_some_and(|h| h.state == HoldState::Active && h.expires_at == at),
+            // The order's deadline may have moved since checkout (offline payment).
+            Deadline::Order(order) => self.orders.get(&order).is_some_and(|o| {
                 let waiting = o.state == OrderState::AwaitingPayment
                     || (o.state == OrderState::PaymentPending && !o.is_capturing());
-                (waiting && o.expires_at == at).then_some(Deadline::Order(order))
-            }
-            HoldState::Released | HoldState::Expired => None,
-        }
+                waiting && o.expires_at == at
+            }),
+        };
+        live.then_some(what)
+    }
+
+    /// Active holds and orders waiting for payment: what the deadline index may have live
+    /// entries for (an upper bound: an order being captured has none).
+    pub fn pending(&self) -> usize {
+        let waiting = self.counts.orders[OrderState::AwaitingPayment as usize]
+            + self.counts.orders[OrderState::PaymentPending as usize];
+        self.holds.len() + usize::try_from(waiting).unwrap_or(usize::MAX)
     }
 
     /// Tickets of this type that could be held now: the minimum over its quotas; 0 when the

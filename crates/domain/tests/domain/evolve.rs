@@ -13,7 +13,7 @@ fn releasing_a_hold_that_does_not_exist() {
 }
 
 #[test]
-#[should_panic(expected = "impossible event HoldExpired: hold 1 is not active but Released")]
+#[should_panic(expected = "impossible event HoldExpired: hold 1 does not exist (or has ended)")]
 fn ending_a_hold_twice() {
     fold(&with(
         open_sale(),

@@ -30,6 +30,9 @@ const MAX_PER_ORDER: [Option<u32>; TYPES] = [None, Some(2), None, None];
 /// Quotas each type counts against.
 const TYPE_QUOTAS: [&[usize]; TYPES] = [&[0], &[0, 1], &[1], &[]];
 const MODEL_TTL_MS: i64 = 1_000;
+/// How long the state remembers idempotency keys in this test (the engine's floor is a minute;
+/// the state takes any TTL): short enough that sequences outlive keys.
+const MODEL_KEY_TTL_MS: i64 = 2_500;
 const OFFLINE_TTL_MS: i64 = 5_000;
 const ATTEMPTS_MAX: usize = taquilla_domain::limits::PAYMENT_ATTEMPTS_MAX as usize;
 const START_MS: i64 = 1_000_000;
@@ -93,7 +96,8 @@ pub struct Model {
     holds: Vec<MHold>,
     orders: Vec<MOrder>,
     tickets: Vec<MTicket>,
-    remembered: Vec<(u8, u8, Request, Outcome)>,
+    /// (buyer, key, request, outcome, when), newest last.
+    remembered: Vec<(u8, u8, Request, Outcome, i64)>,
     /// What the last step answered: an outcome or a rejection code.
     last: Result<Outcome, &'static str>,
 }
@@ -257,7 +261,12 @@ impl Model {
 
     fn recall(&self, buyer: u8, key: Option<u8>, request: &Request) -> Option<Result<Outcome, &'static str>> {
         let key = key?;
-        let (_, _, remembered, outcome) = self.remembered.iter().find(|(b, k, _, _)| *b == buyer && *k == key)?;
+        let (_, _, remembered, outcome, _) = self
+            .remembered
+            .iter()
+            .rev()
+            .find(|(b, k, _, _, _)| *b == buyer && *k == key)
+            .filter(|(.., at)| self.now < at + MODEL_KEY_TTL_MS)?;
         Some(if remembered == request {
             Ok(*outcome)
         } else {
@@ -265,9 +274,20 @@ impl Model {
         })
     }
 
-    fn hold_of(&mut self, buyer: u8, hold: u64) -> Option<&mut MHold> {
-        let h = self.holds.get_mut((hold as usize).checked_sub(1)?)?;
-        (h.buyer == buyer).then_some(h)
+    /// The buyer's active hold. One that ended is `hold_ended` whoever names it: ended holds
+    /// are not kept, so their owner is unknown.
+    fn hold_of(&mut self, buyer: u8, hold: u64) -> Result<&mut MHold, &'static str> {
+        let h = (hold as usize)
+            .checked_sub(1)
+            .and_then(|i| self.holds.get_mut(i))
+            .ok_or("not_found")?;
+        if h.state != HoldS::Active {
+            return Err("hold_ended");
+        }
+        if h.buyer != buyer {
+            return Err("not_found");
+        }
+        Ok(h)
     }
 
     fn step(&mut self, step: &Step) -> Result<Outcome, &'static str> {
@@ -308,20 +328,14 @@ impl Model {
                 });
                 let outcome = Outcome::Hold(HoldId(self.holds.len() as u64));
                 if let Some(key) = key {
-                    self.remembered.push((*buyer, *key, request, outcome));
+                    self.remembered.push((*buyer, *key, request, outcome, now));
                 }
                 Ok(outcome)
             }
             Step::Release { buyer, hold } => {
-                let h = self.hold_of(*buyer, *hold).ok_or("not_found")?;
-                match h.state {
-                    HoldS::Active => {
-                        h.state = HoldS::Released;
-                        Ok(Outcome::Done)
-                    }
-                    HoldS::Expired => Err("hold_expired"),
-                    HoldS::Released | HoldS::Converted => Err("conflict"),
-                }
+                let h = self.hold_of(*buyer, *hold)?;
+                h.state = HoldS::Released;
+                Ok(Outcome::Done)
             }
             Step::Expire => {
                 for h in self
@@ -349,11 +363,9 @@ impl Model {
                 if self.status == SaleStatus::Closed {
                     return Err("sale_not_open");
                 }
-                let h = self.hold_of(*buyer, *hold).ok_or("not_found")?;
-                match h.state {
-                    HoldS::Active if now < h.expires_at => {}
-                    HoldS::Active | HoldS::Expired => return Err("hold_expired"),
-                    HoldS::Released | HoldS::Converted => return Err("conflict"),
+                let h = self.hold_of(*buyer, *hold)?;
+                if now >= h.expires_at {
+                    return Err("hold_expired");
                 }
                 h.state = HoldS::Converted;
                 let order = MOrder {
@@ -373,7 +385,7 @@ impl Model {
                 }
                 let outcome = Outcome::Order(OrderId(self.orders.len() as u64));
                 if let Some(key) = key {
-                    self.remembered.push((*buyer, *key, request, outcome));
+                    self.remembered.push((*buyer, *key, request, outcome, now));
                 }
                 Ok(outcome)
             }
@@ -876,8 +888,10 @@ impl StateMachineTest for SaleMachine {
     type Reference = SaleMachine;
 
     fn init_test(model: &Model) -> Sut {
+        let mut state = SaleState::default();
+        state.idempotency.ttl_ms = MODEL_KEY_TTL_MS as u64;
         let mut sut = Sut {
-            state: SaleState::default(),
+            state,
             log: vec![],
             entropy: CounterEntropy(0),
             now: START_MS,
@@ -999,17 +1013,37 @@ impl StateMachineTest for SaleMachine {
             let real = s.buyer_tickets.get(&buyer_name(b)).copied().unwrap_or(0);
             assert_eq!(real, model.buyer_count(b), "buyer {b}");
         }
-        assert_eq!(s.holds.len(), model.holds.len());
+        // Only active holds are kept; the counts remember the rest.
+        assert_eq!(s.holds.placed(), model.holds.len() as u64);
+        let mut by_kind = [0u64; HoldState::KINDS];
         for (i, h) in model.holds.iter().enumerate() {
-            let real = &s.holds[&HoldId(i as u64 + 1)];
-            let expected = match h.state {
-                HoldS::Active => matches!(real.state, HoldState::Active),
-                HoldS::Released => matches!(real.state, HoldState::Released),
-                HoldS::Expired => matches!(real.state, HoldState::Expired),
-                HoldS::Converted => matches!(real.state, HoldState::Converted(_)),
+            let id = HoldId(i as u64 + 1);
+            let kind = match h.state {
+                HoldS::Active => HoldState::Active,
+                HoldS::Released => HoldState::Released,
+                HoldS::Expired => HoldState::Expired,
+                HoldS::Converted => HoldState::Converted(OrderId(0)),
             };
-            assert!(expected, "hold {} is {:?}, model says {:?}", i + 1, real.state, h.state);
+            by_kind[kind.kind()] += 1;
+            let kept = s.holds.get(&id).map(|h| h.state);
+            let expected = (h.state == HoldS::Active).then_some(HoldState::Active);
+            assert_eq!(
+                kept, expected,
+                "hold {id:?}: kept as {kept:?}, model says {:?}",
+                h.state
+            );
         }
+        assert_eq!(s.counts.holds, by_kind, "holds by state");
+        let mut orders_by_state = [0u64; OrderState::ALL.len()];
+        model.orders.iter().for_each(|o| orders_by_state[o.state as usize] += 1);
+        assert_eq!(s.counts.orders, orders_by_state, "orders by state");
+        let valid = model.tickets.iter().filter(|t| !t.refunded);
+        let checked_in = valid.clone().filter(|t| t.checked_in_at.is_some()).count();
+        assert_eq!(
+            (s.counts.tickets_valid, s.counts.tickets_checked_in),
+            (valid.count() as u64, checked_in as u64),
+            "tickets valid, checked in"
+        );
         assert_eq!(s.orders.len(), model.orders.len());
         for (i, o) in model.orders.iter().enumerate() {
             let real = &s.orders[&OrderId(i as u64 + 1)];
@@ -1033,6 +1067,7 @@ impl StateMachineTest for SaleMachine {
         let decoded = decode_events(&bytes).expect("own payload decodes");
         assert_eq!(decoded, sut.log);
         let mut replayed = SaleState::default();
+        replayed.idempotency.ttl_ms = MODEL_KEY_TTL_MS as u64;
         for e in &decoded {
             evolve(&mut replayed, e);
         }
