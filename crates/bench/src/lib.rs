@@ -1,5 +1,6 @@
 //! Benchmarks built into the binary (`taquilla bench ...`). They print figures; nothing here
 //! asserts a speed.
 
+pub mod churn;
 pub mod engine;
 pub mod flash_sale;

@@ -31,7 +31,9 @@ pub use payment::{
     Payment, PaymentMethod, PaymentState, PaymentStep, PaymentUpdate, Refund, RefundState, RefundUpdate,
 };
 pub use rejection::{ConflictReason, Entity, Rejection};
-pub use state::{Deadline, Hold, HoldState, Order, OrderState, Outcome, Quota, Sale, SaleState, Ticket, TicketType};
+pub use state::{
+    Counts, Deadline, Hold, HoldState, Order, OrderState, Outcome, Quota, Sale, SaleState, Ticket, TicketType,
+};
 pub use values::{
     BuyerId, ClientSecret, CorrelationId, Currency, IdempotencyKey, InvalidValue, MoneyMinor, Name, PaymentRef,
     Quantity, Reason, Timestamp,

@@ -83,7 +83,7 @@ impl HoldState {
     pub const KINDS: usize = 4;
 
     /// Active 0, released 1, expired 2, converted 3: an index into per-state counters.
-    pub fn kind(self) -> usize {
+    pub const fn kind(self) -> usize {
         match self {
             HoldState::Active => 0,
             HoldState::Released => 1,
@@ -537,6 +537,13 @@ impl SaleState {
         self.buyer_tickets
             .reserve((n / 2).saturating_sub(self.buyer_tickets.len()));
         self.deadlines.reserve(n.saturating_sub(self.deadlines.len()));
+    }
+
+    /// A sale before `SaleCreated` whose idempotency keys are remembered for `ttl_ms`.
+    pub fn with_idempotency_ttl_ms(ttl_ms: u64) -> SaleState {
+        let mut state = SaleState::default();
+        state.idempotency.ttl_ms = ttl_ms;
+        state
     }
 
     /// When the engine must next send `ExpireDue`, if anything is pending.

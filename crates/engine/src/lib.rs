@@ -42,9 +42,9 @@ use taquilla_log::file::{FileLog, FileLogOptions};
 use taquilla_log::snapshot::SnapshotStore;
 use taquilla_log::{EventLog, LogError, RecoveryReport};
 
+pub use clock::{Clock, Monotonic, PacedClock, SystemClock, SystemMonotonic};
 #[cfg(feature = "test-util")]
-pub use clock::ManualClock;
-pub use clock::{Clock, SystemClock};
+pub use clock::{ManualClock, ManualMonotonic};
 pub use limits::{FLUSH_QUEUE_BATCHES, SALES_MAX, SUBMIT_BATCH_MAX};
 pub use recovery::{RecoveryError, RecoveryStats};
 
@@ -65,6 +65,9 @@ pub struct EngineConfig {
     pub segment_size_bytes: u64,
     /// Sales this engine holds at most (1..=`limits::SALES_MAX`); one more is `TooManySales`.
     pub sales_max: usize,
+    /// How long an idempotency key is remembered, on the engine's clock
+    /// (`taquilla_domain::limits::IDEMPOTENCY_TTL_MS_MIN..=IDEMPOTENCY_TTL_MS_MAX`).
+    pub idempotency_ttl_ms: u64,
 }
 
 impl Default for EngineConfig {
@@ -77,6 +80,7 @@ impl Default for EngineConfig {
             snapshot_on_shutdown: true,
             segment_size_bytes: taquilla_log::limits::SEGMENT_SIZE_BYTES_DEFAULT,
             sales_max: limits::SALES_MAX,
+            idempotency_ttl_ms: taquilla_domain::limits::IDEMPOTENCY_TTL_MS_DEFAULT,
         }
     }
 }
@@ -96,6 +100,10 @@ impl EngineConfig {
         if !(1..=limits::SALES_MAX).contains(&self.sales_max) {
             return Err(ConfigError::SalesMax(self.sales_max));
         }
+        let ttl = taquilla_domain::limits::IDEMPOTENCY_TTL_MS_MIN..=taquilla_domain::limits::IDEMPOTENCY_TTL_MS_MAX;
+        if !ttl.contains(&self.idempotency_ttl_ms) {
+            return Err(ConfigError::IdempotencyTtl(self.idempotency_ttl_ms));
+        }
         Ok(())
     }
 }
@@ -111,6 +119,12 @@ pub enum ConfigError {
     BatchMax(usize),
     #[error("sales_max must be between 1 and {max}, not {0}", max = limits::SALES_MAX)]
     SalesMax(usize),
+    #[error(
+        "idempotency_ttl_ms must be between {min} and {max}, not {0}",
+        min = taquilla_domain::limits::IDEMPOTENCY_TTL_MS_MIN,
+        max = taquilla_domain::limits::IDEMPOTENCY_TTL_MS_MAX
+    )]
+    IdempotencyTtl(u64),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -245,7 +259,7 @@ impl Engine {
         clock: Arc<dyn Clock>,
     ) -> Result<Engine, EngineError> {
         config.validate()?;
-        let (states, recovery) = recovery::recover(log.as_ref(), &snapshots)?;
+        let (states, recovery) = recovery::recover(log.as_ref(), &snapshots, config.idempotency_ttl_ms)?;
         let max_sale = states.keys().map(|s| s.0).max().unwrap_or(0);
         let shared = Arc::new(Shared {
             log,

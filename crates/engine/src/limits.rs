@@ -14,6 +14,12 @@ pub const FLUSH_QUEUE_BATCHES: usize = 16;
 /// deadline scheduled by a clock that jumped.
 pub const IDLE_WAIT_MS_MAX: u64 = 250;
 
+/// Engine time follows the wall clock by at most `elapsed / CLOCK_SLEW_DIVISOR` per reading
+/// (`clock::PacedClock`): it runs at 0.9 to 1.1 times real time while it absorbs a step.
+pub const CLOCK_SLEW_DIVISOR: i64 = 10;
+/// A gap between engine and wall time beyond this is a clock step, logged once.
+pub const CLOCK_STEP_WARN_MS: i64 = 1_000;
+
 /// Most shard writer threads (`EngineConfig::shards`).
 pub const SHARDS_MAX: usize = 64;
 pub const SHARDS_DEFAULT: usize = 1;
@@ -43,4 +49,7 @@ const _: () = {
     assert!(SALES_MAX >= SHARDS_MAX);
     assert!(FLUSH_QUEUE_BATCHES >= 1);
     assert!(IDLE_WAIT_MS_MAX >= 1);
+    // Engine time never goes back: a correction is less than the time elapsed.
+    assert!(CLOCK_SLEW_DIVISOR > 1);
+    assert!(CLOCK_STEP_WARN_MS > 0);
 };

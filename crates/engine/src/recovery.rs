@@ -19,7 +19,7 @@ use taquilla_log::{EventLog, LogError, Lsn, RecordRef, Seq};
 
 /// Version of the snapshot body (postcard of `SaleState`). Bump it whenever `SaleState` or
 /// anything inside it changes shape: old snapshots are then ignored and the log replayed.
-pub(crate) const SNAPSHOT_FORMAT: u8 = 2;
+pub(crate) const SNAPSHOT_FORMAT: u8 = 3;
 
 /// Why the engine could not rebuild its sales (or start) from the data directory.
 #[derive(Debug, thiserror::Error)]
@@ -124,13 +124,19 @@ fn decode_snapshot(bytes: &[u8]) -> Option<SaleState> {
     postcard::from_bytes(body).ok()
 }
 
-pub(crate) fn recover(log: &dyn EventLog, snapshots: &SnapshotStore) -> Result<(Sales, RecoveryStats), RecoveryError> {
+/// Rebuilds every sale. `idempotency_ttl_ms` is configuration the fold needs (evolve forgets
+/// keys older than it), so it is set on every state before anything is replayed into it.
+pub(crate) fn recover(
+    log: &dyn EventLog,
+    snapshots: &SnapshotStore,
+    idempotency_ttl_ms: u64,
+) -> Result<(Sales, RecoveryStats), RecoveryError> {
     let started = Instant::now();
     let mut stats = RecoveryStats::default();
-    let mut sales = load_snapshots(log, snapshots, &mut stats)?;
+    let mut sales = load_snapshots(log, snapshots, idempotency_ttl_ms, &mut stats)?;
     stats.snapshot_duration = started.elapsed();
     let replay_started = Instant::now();
-    replay_log(log, &mut sales, &mut stats)?;
+    replay_log(log, &mut sales, idempotency_ttl_ms, &mut stats)?;
     stats.replay_duration = replay_started.elapsed();
     let check_started = Instant::now();
     check_recovered(log, &sales)?;
@@ -144,6 +150,7 @@ pub(crate) fn recover(log: &dyn EventLog, snapshots: &SnapshotStore) -> Result<(
 fn load_snapshots(
     log: &dyn EventLog,
     snapshots: &SnapshotStore,
+    idempotency_ttl_ms: u64,
     stats: &mut RecoveryStats,
 ) -> Result<Sales, RecoveryError> {
     let mut sales = Sales::default();
@@ -157,7 +164,7 @@ fn load_snapshots(
                 continue;
             }
         };
-        let Some(state) = decode_snapshot(&snap.bytes) else {
+        let Some(mut state) = decode_snapshot(&snap.bytes) else {
             tracing::warn!(sale = sale_id, "snapshot of another format; replaying the log instead");
             stats.snapshots_ignored += 1;
             continue;
@@ -170,6 +177,7 @@ fn load_snapshots(
                 log_last_seq: log_next_seq - 1,
             });
         }
+        state.idempotency.ttl_ms = idempotency_ttl_ms;
         stats.snapshots_loaded += 1;
         let recovered = Recovered {
             state,
@@ -183,7 +191,12 @@ fn load_snapshots(
 
 /// Folds every record no snapshot covers into its sale. `evolve` panics on an impossible
 /// event: the panic is caught and reported with the record it came from.
-fn replay_log(log: &dyn EventLog, sales: &mut Sales, stats: &mut RecoveryStats) -> Result<(), RecoveryError> {
+fn replay_log(
+    log: &dyn EventLog,
+    sales: &mut Sales,
+    idempotency_ttl_ms: u64,
+    stats: &mut RecoveryStats,
+) -> Result<(), RecoveryError> {
     let mut events: Vec<Event> = Vec::with_capacity(16);
     let mut failure: Option<RecoveryError> = None;
     // The record being folded, while `evolve` runs on it.
@@ -191,7 +204,7 @@ fn replay_log(log: &dyn EventLog, sales: &mut Sales, stats: &mut RecoveryStats) 
     let scanned = std::panic::catch_unwind(AssertUnwindSafe(|| {
         log.scan(0, &mut |r| {
             stats.records_scanned += 1;
-            match replay_record(sales, r, &mut events, &mut applying) {
+            match replay_record(sales, r, idempotency_ttl_ms, &mut events, &mut applying) {
                 Ok(replayed) => {
                     stats.records_replayed += u64::from(replayed);
                     stats.events_replayed += if replayed { events.len() as u64 } else { 0 };
@@ -226,11 +239,12 @@ fn replay_log(log: &dyn EventLog, sales: &mut Sales, stats: &mut RecoveryStats) 
 fn replay_record(
     sales: &mut Sales,
     r: RecordRef<'_>,
+    idempotency_ttl_ms: u64,
     events: &mut Vec<Event>,
     applying: &mut Option<(u64, Lsn, Seq)>,
 ) -> Result<bool, RecoveryError> {
     let entry = sales.entry(SaleId(r.partition)).or_insert_with(|| Recovered {
-        state: SaleState::default(),
+        state: SaleState::with_idempotency_ttl_ms(idempotency_ttl_ms),
         seq: 0,
         records_since_snapshot: 0,
     });

@@ -58,8 +58,8 @@ impl OwnedSale {
     }
 
     /// A sale about to be created: no record yet.
-    fn new_sale(sale: SaleId) -> OwnedSale {
-        OwnedSale::recovered(sale, 1, 0, SaleState::default())
+    fn new_sale(sale: SaleId, idempotency_ttl_ms: u64) -> OwnedSale {
+        OwnedSale::recovered(sale, 1, 0, SaleState::with_idempotency_ttl_ms(idempotency_ttl_ms))
     }
 }
 
@@ -300,7 +300,7 @@ impl Shard {
         if self.sales.contains_key(&sale) {
             return Err(EngineError::Rejected(Rejection::AlreadyExists));
         }
-        let owned = OwnedSale::new_sale(sale);
+        let owned = OwnedSale::new_sale(sale, self.shared.config.idempotency_ttl_ms);
         {
             let mut cells = self.shared.sales.write();
             if cells.len() >= self.shared.config.sales_max {

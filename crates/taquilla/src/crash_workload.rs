@@ -19,7 +19,7 @@ use taquilla_domain::{
     Actor, BuyerId, Command, CreateSale, Currency, HoldId, Item, Items, MoneyMinor, Name, OrderId, OrderState, Outcome,
     PaymentRef, Quantity, SaleId, SaleStatus, TicketTypeId,
 };
-use taquilla_engine::{Engine, EngineConfig, Envelope, SystemClock};
+use taquilla_engine::{Engine, EngineConfig, Envelope, PacedClock};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -46,7 +46,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         batch_max: 64,
         ..EngineConfig::default()
     };
-    let engine = Arc::new(Engine::open(&args.data_dir, config, Arc::new(SystemClock)).context("opening the engine")?);
+    let engine =
+        Arc::new(Engine::open(&args.data_dir, config, Arc::new(PacedClock::system())).context("opening the engine")?);
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
     rt.block_on(async move {
         let sale = match engine.sales().first() {

@@ -73,6 +73,9 @@ enum BenchCmd {
     /// server, then an audit of the outcome through the admin API and the event feed.
     /// Exits non-zero when the audit fails.
     FlashSale(taquilla_bench::flash_sale::Args),
+    /// One buyer holds and releases over keep-alive HTTP, over and over, and the server's RSS
+    /// is printed every so many cycles: after warm-up the curve must be flat.
+    Churn(taquilla_bench::churn::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -129,6 +132,21 @@ fn main() -> anyhow::Result<()> {
                         "\nholds/s (1st scenario, durable): {:.0}\nreplay events/s: {:.0}\nrestart with snapshots: {:.0} ms",
                         report.holds_per_sec, report.replay_events_per_sec, report.restart_with_snapshots_ms
                     );
+                }
+                Ok(())
+            }
+            BenchCmd::Churn(args) => {
+                init_tracing("warn");
+                println!("{:>10}  {:>10}  {:>10}", "cycles", "rss_mib", "cycles/s");
+                let mut print = |s: taquilla_bench::churn::Sample| {
+                    let mib = s.rss_bytes as f64 / (1024.0 * 1024.0);
+                    println!("{:>10}  {:>10.1}  {:>10.0}", s.cycles, mib, s.cycles_per_sec);
+                };
+                let samples = taquilla_bench::churn::run(&args, &mut print)?;
+                if let (Some(first), Some(last)) = (samples.get(1), samples.last()) {
+                    let cycles = (last.cycles - first.cycles).max(1) as f64;
+                    let growth = last.rss_bytes as f64 - first.rss_bytes as f64;
+                    println!("after warm-up: {:+.1} bytes of RSS per cycle", growth / cycles);
                 }
                 Ok(())
             }

@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use rand::Rng;
 use taquilla_api::{AppConfig, Application, Exit, Secrets, limits};
 use taquilla_domain::{BuyerId, Command, CreateSale, Currency, MoneyMinor, Name, SaleId, SaleStatus, TicketTypeId};
-use taquilla_engine::{Clock, Engine, SystemClock};
+use taquilla_engine::{Clock, Engine, PacedClock};
 use taquilla_followers::Providers;
 use taquilla_log::fsutil::replace_file;
 use taquilla_payments::resilience::ResilienceConfig;
@@ -69,7 +69,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             limits::SECRET_MIN_BYTES
         );
     }
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let clock: Arc<dyn Clock> = Arc::new(PacedClock::system());
     let config = AppConfig {
         listen: settings.listen.clone(),
         data_dir: settings.data_dir.clone(),

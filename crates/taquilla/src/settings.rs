@@ -38,6 +38,9 @@ pub struct Args {
     /// Shard writer threads [default: 1].
     #[arg(long, env = "TAQUILLA_SHARDS")]
     shards: Option<usize>,
+    /// How long an Idempotency-Key is remembered, in seconds (60 to 604800) [default: 86400].
+    #[arg(long, env = "TAQUILLA_IDEMPOTENCY_TTL_SECS")]
+    idempotency_ttl_secs: Option<u64>,
     /// Largest request body in bytes [default: 16384].
     #[arg(long, env = "TAQUILLA_BODY_LIMIT_BYTES")]
     body_limit_bytes: Option<usize>,
@@ -107,6 +110,7 @@ struct FileConfig {
     queue_capacity: Option<usize>,
     batch_max: Option<usize>,
     shards: Option<usize>,
+    idempotency_ttl_secs: Option<u64>,
     body_limit_bytes: Option<usize>,
     worker_threads: Option<usize>,
     cpu: Option<String>,
@@ -183,6 +187,10 @@ fn engine_config(args: &Args, file: &FileConfig) -> anyhow::Result<EngineConfig>
             .or(file.queue_capacity)
             .unwrap_or(defaults.queue_capacity),
         batch_max: args.batch_max.or(file.batch_max).unwrap_or(defaults.batch_max),
+        idempotency_ttl_ms: args
+            .idempotency_ttl_secs
+            .or(file.idempotency_ttl_secs)
+            .map_or(defaults.idempotency_ttl_ms, |s| s.saturating_mul(1000)),
         ..defaults
     };
     engine.validate()?;

@@ -7,8 +7,8 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use taquilla_domain::{
-    Actor, BuyerId, Command, HoldId, Item, Items, OrderId, Outcome, PaymentMethod, Quantity, SaleId, TicketTypeId,
-    limits,
+    Actor, BuyerId, Command, Hold, HoldId, HoldState, Item, Items, OrderId, Outcome, PaymentMethod, Quantity,
+    Rejection, SaleId, TicketTypeId, limits,
 };
 
 use super::{exec, hold_of, order_of, payments, sale_of, unexpected};
@@ -63,13 +63,23 @@ pub(crate) async fn get_sale(
     Ok(res)
 }
 
-/// The buyer's hold as JSON, encoded under the sale's read lock.
+/// The buyer's hold as JSON, encoded under the sale's read lock. Only active holds are kept:
+/// one that ended (released, expired, checked out) answers `410 hold_ended`, whoever asks.
 fn hold_body(state: &AppState, buyer: &BuyerId, sale: SaleId, hold: HoldId) -> Result<JsonBody, ApiError> {
-    let body = state.engine()?.read(sale, |s| {
-        let h = s.holds.get(&hold).filter(|h| &h.buyer == buyer)?;
-        Some(json::encode(&HoldView::new(sale, s, h)))
+    let body = state.engine()?.read(sale, |s| match s.holds.get(&hold) {
+        Some(h) if &h.buyer == buyer => Ok(json::encode(&HoldView::new(sale, s, h))),
+        None if s.holds.ended(&hold) => Err(ApiError::from(Rejection::HoldEnded)),
+        _ => Err(ApiError::not_found("hold")),
     });
-    body.flatten().ok_or_else(|| ApiError::not_found("hold"))
+    body.unwrap_or_else(|| Err(ApiError::not_found("hold")))
+}
+
+/// The buyer's active hold as it is now (before a release takes it out of the table).
+fn active_hold(state: &AppState, buyer: &BuyerId, sale: SaleId, hold: HoldId) -> Result<Option<Hold>, ApiError> {
+    let h = state
+        .engine()?
+        .read(sale, |s| s.holds.get(&hold).filter(|h| &h.buyer == buyer).cloned());
+    Ok(h.flatten())
 }
 
 /// The buyer's order as JSON, encoded under the sale's read lock.
@@ -113,7 +123,7 @@ fn items(req: &HoldRequest) -> Result<Items, ApiError> {
 #[utoipa::path(post, path = "/v1/events/{event_id}/holds", tag = "buyer", params(("event_id" = String, Path),
         ("Idempotency-Key" = Option<String>, Header, description = "1–64 printable characters; retrying with the same key and body returns the original hold")),
     request_body = HoldRequest,
-    responses((status = 201, body = HoldView, description = "Durable when answered"), (status = 409, body = ErrorBody, description = "`sold_out`, `insufficient_inventory` (with `details`), `sale_not_open`, `idempotency_conflict`"), (status = 422, body = ErrorBody, description = "`limit_exceeded`: the per-buyer limit (with `details`); `invalid`: a ticket type twice, or over its `max_per_order`")),
+    responses((status = 201, body = HoldView, description = "Durable when answered"), (status = 410, body = ErrorBody, description = "`hold_ended`: a retry (same key and body) whose hold has ended since"), (status = 409, body = ErrorBody, description = "`sold_out`, `insufficient_inventory` (with `details`), `sale_not_open`, `idempotency_conflict`"), (status = 422, body = ErrorBody, description = "`limit_exceeded`: the per-buyer limit (with `details`); `invalid`: a ticket type twice, or over its `max_per_order`")),
     security(("buyer" = [])))]
 pub(crate) async fn place_hold(
     State(state): State<AppState>,
@@ -136,7 +146,7 @@ pub(crate) async fn place_hold(
 }
 
 #[utoipa::path(get, path = "/v1/holds/{hold_id}", tag = "buyer", params(("hold_id" = String, Path)),
-    responses((status = 200, body = HoldView)), security(("buyer" = [])))]
+    responses((status = 200, body = HoldView, description = "An active hold"), (status = 410, body = ErrorBody, description = "`hold_ended`: the hold was released, expired or checked out (ended holds are not kept, whoever asks)")), security(("buyer" = [])))]
 pub(crate) async fn get_hold(
     State(state): State<AppState>,
     Buyer(buyer): Buyer,
@@ -147,7 +157,7 @@ pub(crate) async fn get_hold(
 }
 
 #[utoipa::path(delete, path = "/v1/holds/{hold_id}", tag = "buyer", params(("hold_id" = String, Path)),
-    responses((status = 200, body = HoldView, description = "Released; its tickets are available again"), (status = 409, body = ErrorBody, description = "`conflict`: the hold was converted or already released (`details.reason`)")),
+    responses((status = 200, body = HoldView, description = "Released; its tickets are available again"), (status = 410, body = ErrorBody, description = "`hold_ended`: the hold was released, expired or checked out (ended holds are not kept, whoever asks)")),
     security(("buyer" = [])))]
 pub(crate) async fn release_hold(
     State(state): State<AppState>,
@@ -156,17 +166,25 @@ pub(crate) async fn release_hold(
     ApiPath(hold_id): ApiPath,
 ) -> Result<JsonBody, ApiError> {
     let (sale, hold) = hold_of(&hold_id)?;
+    // A released hold leaves the table: its view is the one read before, marked released.
+    let before = active_hold(&state, &buyer, sale, hold)?;
     let cmd = Command::ReleaseHold {
         buyer: buyer.clone(),
         hold,
     };
     exec(state.engine()?, sale, cmd, &corr).await?;
-    hold_body(&state, &buyer, sale, hold)
+    // `None` only if the buyer released an id before its placement was answered.
+    let mut h = before.ok_or_else(|| ApiError::from(Rejection::HoldEnded))?;
+    h.state = HoldState::Released;
+    let body = state
+        .engine()?
+        .read(sale, |s| json::encode(&HoldView::new(sale, s, &h)));
+    body.ok_or_else(|| ApiError::not_found("sale"))
 }
 
 #[utoipa::path(post, path = "/v1/holds/{hold_id}/checkout", tag = "buyer", params(("hold_id" = String, Path),
         ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the original order")),
-    responses((status = 201, body = OrderView, description = "Awaiting payment until the hold's deadline"), (status = 409, body = ErrorBody, description = "`hold_expired`, `idempotency_conflict`, or `conflict` (`details.reason`)"), (status = 422, body = ErrorBody, description = "`invalid` Idempotency-Key")),
+    responses((status = 201, body = OrderView, description = "Awaiting payment until the hold's deadline"), (status = 410, body = ErrorBody, description = "`hold_ended`: the hold was released, expired or checked out (ended holds are not kept, whoever asks)"), (status = 409, body = ErrorBody, description = "`hold_expired`, `idempotency_conflict`, or `conflict` (`details.reason`)"), (status = 422, body = ErrorBody, description = "`invalid` Idempotency-Key")),
     security(("buyer" = [])))]
 pub(crate) async fn checkout(
     State(state): State<AppState>,

@@ -54,16 +54,14 @@ fn record_engine_gauges(engine: &taquilla_engine::Engine) {
     metrics::gauge!("taquilla_commands").set(s.commands.load(Ordering::Relaxed) as f64);
     metrics::gauge!("taquilla_batches").set(s.batches.load(Ordering::Relaxed) as f64);
     metrics::gauge!("taquilla_log_flushes").set(s.flushes.load(Ordering::Relaxed) as f64);
+    // Summed from each sale's counts (kept by `evolve`): O(sales), no scan under a lock.
     let mut holds = [0u64; HoldStateView::ALL.len()];
     let mut orders = [0u64; OrderState::ALL.len()];
     for sale in engine.sales() {
         engine.read(sale, |st| {
-            for h in st.holds.values() {
-                holds[HoldStateView::from(h.state) as usize] += 1;
-            }
-            for o in st.orders.values() {
-                orders[o.state as usize] += 1;
-            }
+            let c = &st.counts;
+            holds.iter_mut().zip(c.holds).for_each(|(sum, n)| *sum += n);
+            orders.iter_mut().zip(c.orders).for_each(|(sum, n)| *sum += n);
         });
     }
     for st in HoldStateView::ALL {

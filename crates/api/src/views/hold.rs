@@ -19,13 +19,19 @@ pub enum HoldStateView {
     Converted,
 }
 
-// Checked when compiling: `HoldStateView::ALL[i] as usize == i` (metrics index by it).
+// Checked when compiling: `HoldStateView::ALL[i] as usize == i` (metrics index by it), and
+// it is the domain's `HoldState::kind` (metrics sum the domain's counts in this order).
 const _: () = {
     let mut i = 0;
     while i < HoldStateView::ALL.len() {
         assert!(HoldStateView::ALL[i] as usize == i);
         i += 1;
     }
+    assert!(HoldState::Active.kind() == HoldStateView::Active as usize);
+    assert!(HoldState::Released.kind() == HoldStateView::Released as usize);
+    assert!(HoldState::Expired.kind() == HoldStateView::Expired as usize);
+    assert!(HoldState::Converted(taquilla_domain::OrderId(0)).kind() == HoldStateView::Converted as usize);
+    assert!(HoldState::KINDS == HoldStateView::ALL.len());
 };
 
 impl HoldStateView {

@@ -2,7 +2,7 @@
 //! holds and orders by state, tickets issued and checked in.
 
 use serde::Serialize;
-use taquilla_domain::{HoldState, OrderState, QuotaId, SaleId, SaleState};
+use taquilla_domain::{Counts, HoldState, OrderId, OrderState, QuotaId, SaleId, SaleState};
 use utoipa::ToSchema;
 
 use crate::ids::PublicSaleId;
@@ -43,6 +43,7 @@ pub struct TypeStats {
     pub available: u32,
 }
 
+/// Holds active now, and ever released, expired and checked out.
 #[derive(Debug, Default, Serialize, ToSchema)]
 pub struct HoldCounts {
     pub active: u64,
@@ -52,14 +53,14 @@ pub struct HoldCounts {
 }
 
 impl HoldCounts {
-    pub fn add(&mut self, s: HoldState) {
-        let n = match s {
-            HoldState::Active => &mut self.active,
-            HoldState::Released => &mut self.released,
-            HoldState::Expired => &mut self.expired,
-            HoldState::Converted(_) => &mut self.converted,
-        };
-        *n += 1;
+    fn of(c: &Counts) -> HoldCounts {
+        let n = |s: HoldState| c.holds[s.kind()];
+        HoldCounts {
+            active: n(HoldState::Active),
+            released: n(HoldState::Released),
+            expired: n(HoldState::Expired),
+            converted: n(HoldState::Converted(OrderId(0))),
+        }
     }
 }
 
@@ -76,18 +77,18 @@ pub struct OrderCounts {
 }
 
 impl OrderCounts {
-    pub fn add(&mut self, s: OrderState) {
-        let n = match s {
-            OrderState::AwaitingPayment => &mut self.awaiting_payment,
-            OrderState::PaymentPending => &mut self.payment_pending,
-            OrderState::Paid => &mut self.paid,
-            OrderState::PaymentFailed => &mut self.payment_failed,
-            OrderState::Cancelled => &mut self.cancelled,
-            OrderState::Expired => &mut self.expired,
-            OrderState::RefundRequired => &mut self.refund_required,
-            OrderState::Refunded => &mut self.refunded,
-        };
-        *n += 1;
+    fn of(c: &Counts) -> OrderCounts {
+        let n = |s: OrderState| c.orders[s as usize];
+        OrderCounts {
+            awaiting_payment: n(OrderState::AwaitingPayment),
+            payment_pending: n(OrderState::PaymentPending),
+            paid: n(OrderState::Paid),
+            payment_failed: n(OrderState::PaymentFailed),
+            cancelled: n(OrderState::Cancelled),
+            expired: n(OrderState::Expired),
+            refund_required: n(OrderState::RefundRequired),
+            refunded: n(OrderState::Refunded),
+        }
     }
 }
 
@@ -110,16 +111,11 @@ pub struct StatsView {
 }
 
 impl StatsView {
-    /// `None` before the sale record exists. Scans the sale's holds, orders and tickets.
+    /// `None` before the sale record exists. O(ticket types + quotas): the counts of holds,
+    /// orders and tickets are kept by `evolve`, never recounted under the sale's lock.
     pub fn new(sale: SaleId, state: &SaleState) -> Option<StatsView> {
         let s = state.sale.as_ref()?;
-        let mut holds = HoldCounts::default();
-        state.holds.values().for_each(|h| holds.add(h.state));
-        let mut orders = OrderCounts::default();
-        state.orders.values().for_each(|o| orders.add(o.state));
-        let valid = state.tickets.values().filter(|t| !t.refunded);
-        let (tickets_valid, tickets_checked_in) =
-            valid.fold((0, 0), |(v, c), t| (v + 1, c + u64::from(t.checked_in_at.is_some())));
+        let c = &state.counts;
         Some(StatsView {
             event_id: PublicSaleId(sale),
             status: SaleStatusName(s.status),
@@ -142,10 +138,10 @@ impl StatsView {
                     available: state.available(t.id),
                 })
                 .collect(),
-            holds,
-            orders,
-            tickets_valid,
-            tickets_checked_in,
+            holds: HoldCounts::of(c),
+            orders: OrderCounts::of(c),
+            tickets_valid: c.tickets_valid,
+            tickets_checked_in: c.tickets_checked_in,
         })
     }
 }

@@ -119,11 +119,11 @@ pub async fn whole_flow(codes: Codes) {
     );
     let unique: std::collections::HashSet<_> = codes.iter().collect();
     assert_eq!(unique.len(), 3, "distinct codes");
-    let hold_now = app.get_hold(&ana, &hold_id).await;
-    let hold_now = hold_now.expect(200);
+    // The hold ended on checkout: the order carries it on.
+    app.get_hold(&ana, &hold_id).await.expect_error(410, "hold_ended");
     assert_eq!(
-        (hold_now["state"].as_str(), hold_now["order_id"].as_str()),
-        (Some("converted"), Some(order_id.as_str()))
+        app.get_order(&ana, &order_id).await.expect(200)["hold_id"],
+        hold_id.as_str()
     );
 
     // At the door: first scan admits, the second names the first time.
@@ -375,9 +375,9 @@ pub async fn idempotent_retries(codes: Codes) {
     app.checkout(&ana, &other_id, Some("c-1"))
         .await
         .expect_error(409, "idempotency_conflict");
-    // Without the key, a second checkout of a converted hold is a plain conflict.
+    // Without the key, a second checkout names a hold that ended on the first.
     let plain = app.checkout(&ana, &hold_id, None).await;
-    plain.expect_error(409, "conflict");
+    plain.expect_error(410, "hold_ended");
     let st = app.stats(&id).await;
     assert_eq!(
         (st["orders"]["awaiting_payment"].as_u64(), st["held"].as_u64()),
@@ -388,6 +388,39 @@ pub async fn idempotent_retries(codes: Codes) {
     let long = "k".repeat(65);
     let r = app.place_hold(&ana, &id, &two, Some(&long)).await;
     r.expect_error(422, "invalid");
+}
+
+#[tokio::test]
+async fn idempotency_keys_are_remembered_for_a_day_on_the_engines_clock() {
+    idempotency_ttl(Codes::default()).await;
+}
+
+/// On a manual clock: a retry within the TTL (24 h by default) answers what the first command
+/// did (here a hold that ended since); from the TTL on, the key is new.
+pub async fn idempotency_ttl(codes: Codes) {
+    let app = spawn_app(AppOptions::default().manual_clock().codes(&codes)).await;
+    let id = app.simple_sale(20, json!({})).await;
+    let ana = app.buyer_token_expiring("ana", app.now_secs() + 3 * 86_400);
+    let (one, two) = (items(0, 1), items(0, 2));
+    let hold_id = app.place_hold(&ana, &id, &one, Some("k")).await.expect_id(201);
+    let retry = app.place_hold(&ana, &id, &one, Some("k")).await;
+    assert_eq!(retry.expect(201)["id"], hold_id.as_str());
+    app.release_hold(&ana, &hold_id).await.expect(200);
+
+    app.advance(Duration::from_millis(86_400_000 - 1));
+    // Still remembered: the original hold, which has ended; another body conflicts.
+    let retry = app.place_hold(&ana, &id, &one, Some("k")).await;
+    retry.expect_error(410, "hold_ended");
+    let other = app.place_hold(&ana, &id, &two, Some("k")).await;
+    other.expect_error(409, "idempotency_conflict");
+    assert_eq!(app.stats(&id).await["holds"]["active"], 0, "no retry held anything");
+
+    app.advance(Duration::from_millis(1));
+    // A day after the first command: a new command under the same key.
+    let fresh = app.place_hold(&ana, &id, &two, Some("k")).await.expect_id(201);
+    assert_ne!(fresh, hold_id);
+    let retry = app.place_hold(&ana, &id, &two, Some("k")).await;
+    assert_eq!(retry.expect(201)["id"], fresh.as_str(), "and remembered again");
 }
 
 #[tokio::test]
@@ -417,11 +450,11 @@ pub async fn expiry(codes: Codes) {
     );
     app.advance(Duration::from_millis(1));
     app.tick().await;
-    assert_eq!(app.get_hold(&ana, &hold_id).await.expect(200)["state"], "expired");
+    app.get_hold(&ana, &hold_id).await.expect_error(410, "hold_ended");
     assert_eq!(app.available(&id).await, [2], "inventory returned");
     let late = app.checkout(&ana, &hold_id, None).await;
-    late.expect_error(409, "hold_expired");
-    app.release_hold(&ana, &hold_id).await.expect_error(409, "hold_expired");
+    late.expect_error(410, "hold_ended");
+    app.release_hold(&ana, &hold_id).await.expect_error(410, "hold_ended");
     let st = app.stats(&id).await;
     assert_eq!(
         (st["held"].as_u64(), st["holds"]["expired"].as_u64()),

@@ -212,12 +212,28 @@ pub async fn exchange(
     auth: Option<&HeaderValue>,
     body: Option<Bytes>,
 ) -> anyhow::Result<Reply> {
+    exchange_with(conn, target, method, path, auth, body, &[]).await
+}
+
+/// [`exchange`] with more headers (`name`, `value`).
+pub async fn exchange_with(
+    conn: &mut Conn,
+    target: &Target,
+    method: Method,
+    path: &str,
+    auth: Option<&HeaderValue>,
+    body: Option<Bytes>,
+    headers: &[(&str, &str)],
+) -> anyhow::Result<Reply> {
     let mut req = Request::builder()
         .method(method)
         .uri(path)
         .header(header::HOST, target.host.clone());
     if let Some(a) = auth {
         req = req.header(header::AUTHORIZATION, a.clone());
+    }
+    for (name, value) in headers {
+        req = req.header(*name, *value);
     }
     let body = match body {
         Some(b) => {

@@ -54,7 +54,16 @@ pub fn sale_spec() -> CreateSale {
 
 /// A sale with one ticket type in one quota of `capacity`, open, 1 s hold TTL.
 pub async fn open_sale(engine: &Engine, capacity: u32) -> SaleId {
-    let sale = engine.create_sale(sale_spec(), None).await.unwrap();
+    open_sale_with_ttl(engine, capacity, 1_000).await
+}
+
+/// [`open_sale`] with a hold TTL of `hold_ttl_ms`.
+pub async fn open_sale_with_ttl(engine: &Engine, capacity: u32, hold_ttl_ms: u64) -> SaleId {
+    let spec = CreateSale {
+        hold_ttl_ms,
+        ..sale_spec()
+    };
+    let sale = engine.create_sale(spec, None).await.unwrap();
     for c in [
         Command::AddTicketType {
             name: Name::parse("ga").unwrap(),
