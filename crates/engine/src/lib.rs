@@ -27,6 +27,7 @@ mod flusher;
 pub mod limits;
 mod recovery;
 mod shard;
+mod snapshotter;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -208,6 +209,10 @@ pub struct EngineStats {
     pub records: AtomicU64,
     /// Log flushes (fsyncs) the shards asked for.
     pub flushes: AtomicU64,
+    /// Snapshots written off the shard threads.
+    pub snapshots: AtomicU64,
+    /// Snapshot attempts that failed (each retried later, see `snapshotter`).
+    pub snapshot_failures: AtomicU64,
 }
 
 /// A running engine. Dropping it shuts it down cleanly (see [`Engine::shutdown`]).
@@ -218,6 +223,8 @@ pub struct Engine {
     next_sale: AtomicU64,
     recovery: RecoveryStats,
     stopping: AtomicBool,
+    snapshotter: Sender<snapshotter::Msg>,
+    snapshotter_thread: parking_lot::Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Engine {
@@ -260,20 +267,38 @@ impl Engine {
         {
             let mut cells = shared.sales.write();
             for (sale, rec) in states {
-                let owned = shard::OwnedSale::recovered(sale, rec.seq + 1, rec.records_since_snapshot, rec.state);
+                let owned = shard::OwnedSale::recovered(
+                    sale,
+                    rec.seq + 1,
+                    rec.records_since_snapshot,
+                    rec.state,
+                    config.snapshot_every_records,
+                );
                 cells.insert(sale, owned.cell.clone());
                 per_shard[shard_of(sale, config.shards)].push(owned);
             }
         }
+        // Unbounded, yet bounded by construction: a shard has at most one request in flight
+        // per sale, so at most `sales_max` requests (plus `Stop` and `Sync`) are ever queued.
+        let (snap_tx, snap_rx) = crossbeam_channel::unbounded();
+        let snapshotter_thread = {
+            let shared = shared.clone();
+            let thread = "taquilla-snapshot".to_owned();
+            std::thread::Builder::new()
+                .name(thread.clone())
+                .spawn(move || snapshotter::run(shared, snap_rx))
+                .map_err(|source| RecoveryError::Spawn { thread, source })?
+        };
         let mut shards = Vec::with_capacity(config.shards);
         let mut threads = Vec::with_capacity(config.shards);
         for (i, owned) in per_shard.into_iter().enumerate() {
             let (tx, rx) = crossbeam_channel::bounded(config.queue_capacity);
             let shared = shared.clone();
             let thread = format!("taquilla-shard-{i}");
+            let snap_tx = snap_tx.clone();
             let handle = std::thread::Builder::new()
                 .name(thread.clone())
-                .spawn(move || shard::run(i, shared, rx, owned))
+                .spawn(move || shard::run(i, shared, rx, owned, snap_tx))
                 .map_err(|source| RecoveryError::Spawn { thread, source })?;
             shards.push(tx);
             threads.push(handle);
@@ -285,6 +310,8 @@ impl Engine {
             next_sale: AtomicU64::new(max_sale + 1),
             recovery,
             stopping: AtomicBool::new(false),
+            snapshotter: snap_tx,
+            snapshotter_thread: parking_lot::Mutex::new(Some(snapshotter_thread)),
         })
     }
 
@@ -452,12 +479,31 @@ impl Engine {
         Ok(())
     }
 
+    /// Waits until the snapshot thread has run every retry due by the clock's now, and every
+    /// request the shards sent before this call reached it (call [`Engine::tick`] first to be
+    /// sure a shard has sent what its last batch made due). For tests on a [`ManualClock`].
+    pub async fn sync_snapshots(&self) -> Result<(), EngineError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.snapshotter
+            .send(snapshotter::Msg::Sync(tx))
+            .map_err(|_| EngineError::Stopped)?;
+        rx.await.map_err(|_| EngineError::Stopped)
+    }
+
     /// Stops taking commands, lets each shard finish what is queued (durably), snapshots
     /// changed sales if configured, and joins the shard threads. Commands submitted
     /// afterwards get `Stopped`. Idempotent. The data directory stays locked until the
     /// engine is dropped; [`Engine::shutdown`] does both.
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::Release);
+        // The snapshot thread first: it finishes the snapshot under way and those queued,
+        // so none of its writes lands after a shard's shutdown snapshot of the same sale.
+        if let Some(t) = self.snapshotter_thread.lock().take() {
+            let _ = self.snapshotter.send(snapshotter::Msg::Stop);
+            if t.join().is_err() {
+                tracing::error!("the snapshot thread panicked");
+            }
+        }
         let mut threads = self.threads.lock();
         if threads.is_empty() {
             return;

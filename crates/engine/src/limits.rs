@@ -26,6 +26,10 @@ pub const BATCH_COMMANDS_MAX: usize = 65_536;
 pub const BATCH_COMMANDS_DEFAULT: usize = 8_192;
 /// A sale is snapshotted after this many records since its last snapshot, by default.
 pub const SNAPSHOT_EVERY_RECORDS_DEFAULT: u64 = 1_000_000;
+/// A failed snapshot is retried after this long, then after twice as long each time...
+pub const SNAPSHOT_RETRY_FIRST_MS: u64 = 1_000;
+/// ...at most this many times; then the sale waits for its next normal trigger.
+pub const SNAPSHOT_RETRIES_MAX: u32 = 5;
 
 // Relations between limits, checked when compiling.
 const _: () = {
@@ -43,4 +47,7 @@ const _: () = {
     assert!(SALES_MAX >= SHARDS_MAX);
     assert!(FLUSH_QUEUE_BATCHES >= 1);
     assert!(IDLE_WAIT_MS_MAX >= 1);
+    // The last retry's delay fits in an i64 of milliseconds.
+    assert!(SNAPSHOT_RETRIES_MAX >= 1 && SNAPSHOT_RETRIES_MAX < 32);
+    assert!(SNAPSHOT_RETRY_FIRST_MS >= 1 && SNAPSHOT_RETRY_FIRST_MS < (1 << 30));
 };

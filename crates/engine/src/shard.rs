@@ -26,6 +26,7 @@ use taquilla_domain::{
 use taquilla_log::{Append, Lsn};
 
 use crate::flusher::Durable;
+use crate::snapshotter;
 use crate::limits::{FLUSH_QUEUE_BATCHES, IDLE_WAIT_MS_MAX};
 use crate::{BatchReply, CommandResult, EngineError, Envelope, Msg, Reply, SaleCell, Shared};
 
@@ -42,11 +43,22 @@ pub(crate) struct OwnedSale {
     records_since_snapshot: u64,
     /// The lsn of the sale's last record this shard appended (0: none since start).
     last_lsn: u64,
+    /// Whether the snapshot thread is working on this sale.
+    snapshot_in_flight: bool,
+    /// A snapshot is asked for once `records_since_snapshot` reaches this: the configured
+    /// interval, moved on by another interval when the snapshot thread gave up.
+    snapshot_due_at: u64,
 }
 
 impl OwnedSale {
     /// A sale rebuilt by recovery, whose log holds `next_seq - 1` records.
-    pub(crate) fn recovered(sale: SaleId, next_seq: u64, records_since_snapshot: u64, state: SaleState) -> OwnedSale {
+    pub(crate) fn recovered(
+        sale: SaleId,
+        next_seq: u64,
+        records_since_snapshot: u64,
+        state: SaleState,
+        snapshot_every: u64,
+    ) -> OwnedSale {
         assert!(next_seq >= 1, "seqs start at 1");
         OwnedSale {
             sale,
@@ -54,12 +66,14 @@ impl OwnedSale {
             next_seq,
             records_since_snapshot,
             last_lsn: 0,
+            snapshot_in_flight: false,
+            snapshot_due_at: snapshot_every,
         }
     }
 
     /// A sale about to be created: no record yet.
-    fn new_sale(sale: SaleId) -> OwnedSale {
-        OwnedSale::recovered(sale, 1, 0, SaleState::default())
+    fn new_sale(sale: SaleId, snapshot_every: u64) -> OwnedSale {
+        OwnedSale::recovered(sale, 1, 0, SaleState::default(), snapshot_every)
     }
 }
 
@@ -157,9 +171,18 @@ struct Shard {
     last_appended: Lsn,
     /// The last LSN this shard asked the flusher to make durable.
     handed_to_flusher: Lsn,
+    /// Where snapshot requests go, and where their outcomes come back.
+    snapshotter: Sender<snapshotter::Msg>,
+    snapshots_done: (Sender<snapshotter::Done>, Receiver<snapshotter::Done>),
 }
 
-pub(crate) fn run(id: usize, shared: Arc<Shared>, rx: Receiver<Msg>, owned: Vec<OwnedSale>) {
+pub(crate) fn run(
+    id: usize,
+    shared: Arc<Shared>,
+    rx: Receiver<Msg>,
+    owned: Vec<OwnedSale>,
+    snapshotter: Sender<snapshotter::Msg>,
+) {
     let (flush_tx, flush_rx) = crossbeam_channel::bounded(FLUSH_QUEUE_BATCHES);
     let flusher_shared = shared.clone();
     let flusher = match std::thread::Builder::new()
@@ -188,6 +211,10 @@ pub(crate) fn run(id: usize, shared: Arc<Shared>, rx: Receiver<Msg>, owned: Vec<
         flusher: flush_tx,
         last_appended,
         handed_to_flusher: last_appended,
+        snapshotter,
+        // Unbounded, yet bounded by construction: one outcome per request in flight, at most
+        // one request per sale.
+        snapshots_done: crossbeam_channel::unbounded(),
     };
     for o in owned {
         let sale = o.sale;
@@ -243,13 +270,13 @@ impl Shard {
                 self.shared.failed.store(true, Ordering::Release);
                 return;
             }
-            self.snapshot_due(false);
+            self.request_snapshots();
             if stop {
                 break;
             }
         }
         if self.shared.config.snapshot_on_shutdown {
-            self.snapshot_due(true);
+            self.snapshot_on_shutdown();
         }
     }
 
@@ -300,7 +327,7 @@ impl Shard {
         if self.sales.contains_key(&sale) {
             return Err(EngineError::Rejected(Rejection::AlreadyExists));
         }
-        let owned = OwnedSale::new_sale(sale);
+        let owned = OwnedSale::new_sale(sale, self.shared.config.snapshot_every_records);
         {
             let mut cells = self.shared.sales.write();
             if cells.len() >= self.shared.config.sales_max {
@@ -472,17 +499,49 @@ impl Shard {
         Ok(())
     }
 
-    /// Snapshots sales that changed enough (or, at shutdown, at all) since their last
-    /// snapshot. Runs after a flush, so a snapshot never holds non-durable state.
-    fn snapshot_due(&mut self, all_changed: bool) {
-        let every = self.shared.config.snapshot_every_records;
+    /// Reads what the snapshot thread finished, then asks it for every sale whose snapshot is
+    /// due and not already under way. Never waits: a full or closed channel just means asking
+    /// again after a later batch.
+    fn request_snapshots(&mut self) {
+        while let Ok(done) = self.snapshots_done.1.try_recv() {
+            let (snapshotter::Done::Saved { sale, .. } | snapshotter::Done::GaveUp { sale }) = done;
+            let every = self.shared.config.snapshot_every_records;
+            let Some(p) = self.sales.get_mut(&sale) else { continue };
+            assert!(p.snapshot_in_flight, "sale {}: a snapshot outcome nobody asked for", sale.0);
+            p.snapshot_in_flight = false;
+            match done {
+                snapshotter::Done::Saved { seq, .. } => {
+                    // The snapshot covers durable records only, never past what was appended.
+                    assert!(seq < p.next_seq, "sale {}: snapshot past seq {}", sale.0, p.next_seq - 1);
+                    p.records_since_snapshot = p.records_since_snapshot.min(p.next_seq - 1 - seq);
+                    p.snapshot_due_at = every;
+                }
+                snapshotter::Done::GaveUp { .. } => {
+                    p.snapshot_due_at = p.records_since_snapshot.saturating_add(every);
+                }
+            }
+        }
         for (sale, p) in self.sales.iter_mut() {
-            let due = if all_changed {
-                p.records_since_snapshot > 0
-            } else {
-                p.records_since_snapshot >= every
+            if p.snapshot_in_flight || p.records_since_snapshot < p.snapshot_due_at {
+                continue;
+            }
+            let msg = snapshotter::Msg::Snapshot {
+                sale: *sale,
+                upto: p.last_lsn,
+                done: self.snapshots_done.0.clone(),
             };
-            if !due {
+            if self.snapshotter.send(msg).is_ok() {
+                p.snapshot_in_flight = true;
+            }
+        }
+    }
+
+    /// Snapshots every sale that changed since its last snapshot, here, on the way out (the
+    /// snapshot thread has stopped, and no command waits any more). Flushes first, so a
+    /// snapshot never holds non-durable state.
+    fn snapshot_on_shutdown(&mut self) {
+        for (sale, p) in self.sales.iter_mut() {
+            if p.records_since_snapshot == 0 {
                 continue;
             }
             // A snapshot must never hold what the log could still lose.
@@ -508,6 +567,7 @@ impl Shard {
             match self.shared.snapshots.save(sale.0, seq, lsn, &bytes) {
                 Ok(()) => {
                     p.records_since_snapshot = 0;
+                    self.shared.stats.snapshots.fetch_add(1, Ordering::Relaxed);
                     metrics::counter!("taquilla_snapshots_total").increment(1);
                 }
                 Err(e) => tracing::warn!(sale = sale.0, error = %e, "snapshot failed; replay will be longer"),
