@@ -3,3 +3,4 @@
 
 pub mod engine;
 pub mod flash_sale;
+pub mod snapshot_stall;

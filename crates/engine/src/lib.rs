@@ -128,6 +128,10 @@ pub enum EngineError {
     TooManySales,
     #[error("batch too large (limit {SUBMIT_BATCH_MAX})")]
     BatchTooLarge,
+    /// The disk is full: the command was not applied. Writes resume by themselves once there
+    /// is space (HTTP 503 `storage_full` + Retry-After); reads go on.
+    #[error("the disk is full: the command was not applied")]
+    StorageFull,
     /// The engine is shutting down or has stopped after a fatal log error or a panic.
     #[error("the engine is stopped")]
     Stopped,
@@ -195,6 +199,9 @@ pub(crate) struct Shared {
     /// Set when a shard hit a fatal log error or a thread panicked: no more commands are
     /// taken, and every waiter hears `Stopped`.
     pub failed: AtomicBool,
+    /// Set while the log has no space for new records (the last claim failed), cleared by
+    /// the first that succeeds.
+    pub storage_full: AtomicBool,
     pub stats: EngineStats,
 }
 
@@ -225,6 +232,8 @@ pub struct Engine {
     stopping: AtomicBool,
     snapshotter: Sender<snapshotter::Msg>,
     snapshotter_thread: parking_lot::Mutex<Option<JoinHandle<()>>>,
+    /// The data directory, when opened on one ([`Engine::open`]).
+    data_dir: Option<PathBuf>,
 }
 
 impl Engine {
@@ -240,7 +249,9 @@ impl Engine {
         )?;
         log_recovery_report(&report);
         let snapshots = SnapshotStore::open(&snapshot_dir(data_dir)).map_err(RecoveryError::Snapshots)?;
-        Self::start(Arc::new(log), snapshots, config, clock)
+        let mut engine = Self::start(Arc::new(log), snapshots, config, clock)?;
+        engine.data_dir = Some(data_dir.to_path_buf());
+        Ok(engine)
     }
 
     /// Starts on any log implementation (the conformance-tested port). Refuses a config that
@@ -261,6 +272,7 @@ impl Engine {
             clock,
             config: config.clone(),
             failed: AtomicBool::new(false),
+            storage_full: AtomicBool::new(false),
             stats: EngineStats::default(),
         });
         let mut per_shard: Vec<Vec<shard::OwnedSale>> = (0..config.shards).map(|_| Vec::new()).collect();
@@ -312,6 +324,7 @@ impl Engine {
             stopping: AtomicBool::new(false),
             snapshotter: snap_tx,
             snapshotter_thread: parking_lot::Mutex::new(Some(snapshotter_thread)),
+            data_dir: None,
         })
     }
 
@@ -456,6 +469,19 @@ impl Engine {
 
     pub fn queue_capacity(&self) -> usize {
         self.shared.config.queue_capacity
+    }
+
+    /// Bytes free on the data directory's file system (`None`: not opened on a directory, or
+    /// it cannot be asked).
+    pub fn data_dir_free_bytes(&self) -> Option<u64> {
+        let dir = self.data_dir.as_deref()?;
+        taquilla_log::fsutil::free_bytes(dir).ok()
+    }
+
+    /// True while the disk is full: writes are refused with [`EngineError::StorageFull`]
+    /// until a shard finds space again.
+    pub fn storage_full(&self) -> bool {
+        self.shared.storage_full.load(Ordering::Acquire)
     }
 
     /// True once a fatal log error or a panicked shard stopped the engine.

@@ -23,11 +23,12 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use taquilla_domain::{
     Command, Ctx, Entropy, Rejection, SaleId, SaleState, TicketCode, Timestamp, codec, decide, evolve,
 };
-use taquilla_log::{Append, Lsn};
+use taquilla_log::file::frame;
+use taquilla_log::{Append, EventLog, LogError, Lsn};
 
 use crate::flusher::Durable;
 use crate::snapshotter;
-use crate::limits::{FLUSH_QUEUE_BATCHES, IDLE_WAIT_MS_MAX};
+use crate::limits::{FLUSH_QUEUE_BATCHES, IDLE_WAIT_MS_MAX, LOG_RESERVE_CHUNK_BYTES, STORAGE_FULL_RETRY_MS};
 use crate::{BatchReply, CommandResult, EngineError, Envelope, Msg, Reply, SaleCell, Shared};
 
 const IDLE_WAIT_MAX: Duration = Duration::from_millis(IDLE_WAIT_MS_MAX);
@@ -152,6 +153,60 @@ impl PendingReply {
     }
 }
 
+/// Log space a shard claimed ([`EventLog::reserve`]) for the batch it is deciding, in chunks,
+/// and how much of it the batch's records take (counted at their largest frame size).
+#[derive(Default)]
+struct Reservation {
+    claimed: u64,
+    used: u64,
+    /// A claim failed for lack of space in this batch: the batch's later commands are refused
+    /// at once rather than each trying again (the next batch tries once more).
+    full: bool,
+}
+
+impl Reservation {
+    fn unused(&self) -> u64 {
+        self.claimed - self.used
+    }
+
+    /// Claims at least `need` more bytes. On a full disk the command is refused with
+    /// `StorageFull` and nothing changes; the first refusal and the first claim after it are
+    /// logged, and the engine's `storage_full` flag follows them.
+    fn claim(&mut self, log: &dyn EventLog, need: u64, shared: &Shared) -> Result<(), EngineError> {
+        if self.full {
+            return Err(EngineError::StorageFull);
+        }
+        // A chunk at a time, small beside a segment (a claim that does not fit rolls).
+        let chunk = LOG_RESERVE_CHUNK_BYTES.min(shared.config.segment_size_bytes / 16);
+        let bytes = need.max(chunk);
+        match log.reserve(bytes) {
+            Ok(()) => {
+                self.claimed += bytes;
+                if shared.storage_full.swap(false, Ordering::AcqRel) {
+                    tracing::info!("the log has space again: writes are taken again");
+                }
+                Ok(())
+            }
+            Err(LogError::StorageFull(e)) => {
+                self.full = true;
+                if !shared.storage_full.swap(true, Ordering::AcqRel) {
+                    tracing::error!(error = %e, "the disk is full: writes are refused (503 storage_full) until space returns; reads go on");
+                }
+                metrics::counter!("taquilla_storage_full_refusals_total").increment(1);
+                Err(EngineError::StorageFull)
+            }
+            Err(e) => Err(EngineError::Log(e)),
+        }
+    }
+
+    /// Hands the claim back (with the batch's append) and starts the next batch afresh.
+    fn take(&mut self) -> u64 {
+        let claimed = self.claimed;
+        *self = Reservation::default();
+        claimed
+    }
+}
+
 struct Shard {
     id: usize,
     shared: Arc<Shared>,
@@ -171,6 +226,8 @@ struct Shard {
     last_appended: Lsn,
     /// The last LSN this shard asked the flusher to make durable.
     handed_to_flusher: Lsn,
+    /// Log space claimed for this batch's records.
+    reserve: Reservation,
     /// Where snapshot requests go, and where their outcomes come back.
     snapshotter: Sender<snapshotter::Msg>,
     snapshots_done: (Sender<snapshotter::Done>, Receiver<snapshotter::Done>),
@@ -211,6 +268,7 @@ pub(crate) fn run(
         flusher: flush_tx,
         last_appended,
         handed_to_flusher: last_appended,
+        reserve: Reservation::default(),
         snapshotter,
         // Unbounded, yet bounded by construction: one outcome per request in flight, at most
         // one request per sale.
@@ -358,6 +416,19 @@ impl Shard {
         if !decision.events.is_empty() {
             let payload_start = self.payload.len();
             codec::encode_events(&decision.events, &mut self.payload);
+            // The record must fit in log space already claimed before the state changes: the
+            // state never holds an effect the log could not take.
+            let need = frame::encoded_len_max(
+                self.payload.len() - payload_start,
+                env.correlation_id.as_deref().map_or(0, str::len),
+            ) as u64;
+            if need > self.reserve.unused() {
+                if let Err(e) = self.reserve.claim(self.shared.log.as_ref(), need, &self.shared) {
+                    self.payload.truncate(payload_start);
+                    return Err(e);
+                }
+            }
+            self.reserve.used += need;
             self.records.push(PendingRecord {
                 sale: env.sale,
                 seq: owned.next_seq,
@@ -387,6 +458,8 @@ impl Shard {
     /// Expires what is due: one `ExpireDue` per sale whose deadline has passed, repeated
     /// while more than one command's worth is due.
     fn run_due(&mut self, now: Timestamp) {
+        // Sales whose expiry found the disk full: still due, tried again after a later batch.
+        let mut postponed = Vec::new();
         while let Some(&(t, sale)) = self.schedule.first() {
             if t > now {
                 break;
@@ -398,11 +471,17 @@ impl Shard {
                 command: Command::ExpireDue,
                 correlation_id: None,
             };
-            if let Err(e) = self.apply(env, now) {
-                tracing::error!(sale = sale.0, error = %e, "expiry rejected");
-                continue;
+            match self.apply(env, now) {
+                Ok(_) => self.reschedule(sale),
+                Err(EngineError::StorageFull) => postponed.push(sale),
+                Err(e) => tracing::error!(sale = sale.0, error = %e, "expiry rejected"),
             }
-            self.reschedule(sale);
+        }
+        // Not at once (the loop would spin on a full disk): after a pause.
+        let retry_at = Timestamp(now.0 + STORAGE_FULL_RETRY_MS as i64);
+        for sale in postponed {
+            self.schedule.insert((retry_at, sale));
+            self.scheduled.insert(sale, retry_at);
         }
     }
 
@@ -461,6 +540,10 @@ impl Shard {
 
     fn append(&mut self) -> Result<(), EngineError> {
         if self.records.is_empty() {
+            let unused = self.reserve.take();
+            if unused > 0 {
+                self.shared.log.append_reserved(&[], unused)?;
+            }
             return Ok(());
         }
         let now_ms = self.shared.clock.now().0;
@@ -475,7 +558,9 @@ impl Shard {
                 payload: &self.payload[r.payload_start..r.payload_end],
             })
             .collect();
-        let last = self.shared.log.append(&appends)?;
+        // The claim covers every record (checked as each was decided), so this cannot fail
+        // for lack of space; if it fails at all the engine stops, as the state holds them.
+        let last = self.shared.log.append_reserved(&appends, self.reserve.take())?;
         drop(appends);
         // The log gives a batch contiguous lsns after everything this shard appended before.
         let count = self.records.len() as u64;
