@@ -275,7 +275,9 @@ async fn watch_free_space(engine: std::sync::Weak<Engine>, warn_bytes: u64) {
     metrics::gauge!("taquilla_data_dir_free_warn_bytes").set(warn_bytes as f64);
     let mut low = false;
     loop {
-        let Some(free) = engine.upgrade().map(|e| e.data_dir_free_bytes()) else { return };
+        let Some(free) = engine.upgrade().map(|e| e.data_dir_free_bytes()) else {
+            return;
+        };
         if let Some(free) = free {
             metrics::gauge!("taquilla_data_dir_free_bytes").set(free as f64);
             if free < warn_bytes && !low {
@@ -285,7 +287,11 @@ async fn watch_free_space(engine: std::sync::Weak<Engine>, warn_bytes: u64) {
                     "the data directory's disk is nearly full: at 0, writes are refused (503 storage_full)"
                 );
             } else if free >= warn_bytes && low {
-                tracing::info!(free_bytes = free, warn_bytes, "the data directory's disk has space again");
+                tracing::info!(
+                    free_bytes = free,
+                    warn_bytes,
+                    "the data directory's disk has space again"
+                );
             }
             low = free < warn_bytes;
         }

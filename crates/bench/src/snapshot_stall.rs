@@ -73,7 +73,8 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
     fill(&rt, &engine, sale, args.holds)?;
     let fill_ms = ms(started.elapsed());
 
-    let (tx, rx) = std::sync::mpsc::channel::<(Instant, _)>();
+    type Reply = std::pin::Pin<Box<dyn Future<Output = taquilla_engine::CommandResult> + Send>>;
+    let (tx, rx) = std::sync::mpsc::channel::<(Instant, Reply)>();
     let collector = std::thread::spawn(move || -> anyhow::Result<Histogram<u64>> {
         let rt = tokio::runtime::Builder::new_current_thread().build()?;
         let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
@@ -92,14 +93,17 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         let due = phase + interval.mul_f64(i as f64);
         wait_until(due);
         let env = hold(sale, args.holds + i)?;
-        let reply = engine.submit(env)?;
-        tx.send((due, reply)).context("the collector stopped")?;
+        let reply: Reply = Box::pin(engine.submit(env)?);
+        tx.send((due, reply))
+            .map_err(|_| anyhow::anyhow!("the collector stopped"))?;
         if snapshot_at.is_none() && i % 64 == 0 && snapshot_path.exists() {
             snapshot_at = Some(ms(phase.elapsed()));
         }
     }
     drop(tx);
-    let hist = collector.join().map_err(|_| anyhow::anyhow!("the collector panicked"))??;
+    let hist = collector
+        .join()
+        .map_err(|_| anyhow::anyhow!("the collector panicked"))??;
     let snapshot_bytes = std::fs::metadata(&snapshot_path).map(|m| m.len()).unwrap_or(0);
     drop(engine);
     let q = |f: f64| hist.value_at_quantile(f) as f64 / 1000.0;

@@ -329,7 +329,12 @@ pub(crate) fn rebuild_sale(
         Err(panic) => {
             let message = panic_message(panic.as_ref());
             return Err(match applying {
-                Some((sale, lsn, seq)) => RecoveryError::ImpossibleEvent { sale, lsn, seq, message },
+                Some((sale, lsn, seq)) => RecoveryError::ImpossibleEvent {
+                    sale,
+                    lsn,
+                    seq,
+                    message,
+                },
                 None => RecoveryError::Panicked { message },
             });
         }

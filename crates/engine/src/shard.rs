@@ -27,8 +27,8 @@ use taquilla_log::file::frame;
 use taquilla_log::{Append, EventLog, LogError, Lsn};
 
 use crate::flusher::Durable;
-use crate::snapshotter;
 use crate::limits::{FLUSH_QUEUE_BATCHES, IDLE_WAIT_MS_MAX, LOG_RESERVE_CHUNK_BYTES, STORAGE_FULL_RETRY_MS};
+use crate::snapshotter;
 use crate::{BatchReply, CommandResult, EngineError, Envelope, Msg, Reply, SaleCell, Shared};
 
 const IDLE_WAIT_MAX: Duration = Duration::from_millis(IDLE_WAIT_MS_MAX);
@@ -592,12 +592,21 @@ impl Shard {
             let (snapshotter::Done::Saved { sale, .. } | snapshotter::Done::GaveUp { sale }) = done;
             let every = self.shared.config.snapshot_every_records;
             let Some(p) = self.sales.get_mut(&sale) else { continue };
-            assert!(p.snapshot_in_flight, "sale {}: a snapshot outcome nobody asked for", sale.0);
+            assert!(
+                p.snapshot_in_flight,
+                "sale {}: a snapshot outcome nobody asked for",
+                sale.0
+            );
             p.snapshot_in_flight = false;
             match done {
                 snapshotter::Done::Saved { seq, .. } => {
                     // The snapshot covers durable records only, never past what was appended.
-                    assert!(seq < p.next_seq, "sale {}: snapshot past seq {}", sale.0, p.next_seq - 1);
+                    assert!(
+                        seq < p.next_seq,
+                        "sale {}: snapshot past seq {}",
+                        sale.0,
+                        p.next_seq - 1
+                    );
                     p.records_since_snapshot = p.records_since_snapshot.min(p.next_seq - 1 - seq);
                     p.snapshot_due_at = every;
                 }

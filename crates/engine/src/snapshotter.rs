@@ -38,7 +38,11 @@ pub(crate) enum Done {
 
 pub(crate) enum Msg {
     /// Snapshot `sale`, covering at least its records up to `upto`.
-    Snapshot { sale: SaleId, upto: Lsn, done: Sender<Done> },
+    Snapshot {
+        sale: SaleId,
+        upto: Lsn,
+        done: Sender<Done>,
+    },
     /// Run the retries due by the clock's now, then answer (tests on a manual clock).
     Sync(tokio::sync::oneshot::Sender<()>),
     /// Finish the requests queued before it (one attempt each, no retries) and exit.

@@ -20,6 +20,13 @@
 //! preallocated at open if it is empty; one that is not (an older log, or a roll that found no
 //! prepared segment ready) is rolled as soon as a prepared one is ready.
 //!
+//! A frame is only ever written into allocated space: before a batch is written (or when a
+//! writer claims space ahead, [`EventLog::reserve`]), the log rolls to the next segment or
+//! extends the current one with zeros, and a full file system (`ENOSPC`, a quota) shows
+//! there, with nothing of the batch written: [`LogError::StorageFull`], the log intact and
+//! usable once there is space again. (On a copy-on-write file system an overwrite can still
+//! meet `ENOSPC`; that write error poisons the log like any other.)
+//!
 //! Writes and durability are separate: `append` encodes a batch into a reused buffer and does
 //! one `write` under the writer mutex; `flush` does one `fdatasync` for everything written when
 //! it starts, on a shared handle, so appends continue while it runs and concurrent flushers
@@ -139,8 +146,9 @@ pub struct FileLog {
     prepared_ready: Arc<AtomicBool>,
     /// Asks a running preparer to stop (the log is being dropped).
     prepare_cancel: Arc<AtomicBool>,
-    /// Set when a preparation failed (e.g. a full disk): no more are tried in this process,
-    /// so the preparer never competes with appends for the last free space.
+    /// Set when a preparation failed (e.g. a full disk): no more are tried until the next
+    /// roll, so the preparer competes with appends for the last free space at most once per
+    /// segment.
     prepare_failed: Arc<AtomicBool>,
     /// Declared last so it is dropped (unlocked) after everything else is closed.
     _lock_file: File,
@@ -424,10 +432,14 @@ impl FileLog {
     /// A new segment without preallocation: the header only. On a full disk the file is
     /// removed again and the error is [`LogError::StorageFull`]: the log stays where it was.
     fn new_plain_segment(&self, path: &Path) -> Result<File, LogError> {
-        let created = OpenOptions::new().create_new(true).write(true).open(path).and_then(|mut f| {
-            f.write_all(&SEGMENT_MAGIC)?;
-            Ok(f)
-        });
+        let created = OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .open(path)
+            .and_then(|mut f| {
+                f.write_all(&SEGMENT_MAGIC)?;
+                Ok(f)
+            });
         match created {
             Ok(f) => Ok(f),
             Err(e) if is_no_space(&e) => match std::fs::remove_file(path) {
@@ -722,7 +734,11 @@ impl EventLog for FileLog {
         );
         // On any conflict nothing was written: the scratch is dropped at the next batch.
         let lsn = self.encode_batch(w, batch)?;
-        assert!(reserved <= w.reserved_bytes, "released {reserved} bytes of {} reserved", w.reserved_bytes);
+        assert!(
+            reserved <= w.reserved_bytes,
+            "released {reserved} bytes of {} reserved",
+            w.reserved_bytes
+        );
         w.reserved_bytes -= reserved;
         // Space for the batch and for what others still hold reserved. Within the caller's
         // claim this allocates nothing; otherwise a full disk fails here, nothing written.

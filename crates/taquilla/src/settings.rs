@@ -45,6 +45,9 @@ pub struct Args {
     /// [default: 1073741824].
     #[arg(long, env = "TAQUILLA_DISK_FREE_WARN_BYTES")]
     disk_free_warn_bytes: Option<u64>,
+    /// Log segment size in bytes (tests on small file systems) [default: 67108864].
+    #[arg(long, env = "TAQUILLA_SEGMENT_SIZE_BYTES", hide = true)]
+    segment_size_bytes: Option<u64>,
     /// HTTP worker threads [default: one per available core].
     #[arg(long, env = "TAQUILLA_WORKER_THREADS")]
     worker_threads: Option<usize>,
@@ -183,6 +186,7 @@ fn engine_config(args: &Args, file: &FileConfig) -> anyhow::Result<EngineConfig>
     let defaults = EngineConfig::default();
     let engine = EngineConfig {
         shards: args.shards.or(file.shards).unwrap_or(defaults.shards),
+        segment_size_bytes: args.segment_size_bytes.unwrap_or(defaults.segment_size_bytes),
         queue_capacity: args
             .queue_capacity
             .or(file.queue_capacity)

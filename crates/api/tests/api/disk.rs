@@ -88,7 +88,9 @@ pub async fn storage_full(codes: Codes) {
     let token = app.buyer_token("filler-buyer");
     let mut acknowledged = Vec::new();
     for i in 0..5 {
-        let r = app.place_hold(&token, &event, &items(0, 1), Some(&format!("before-{i}"))).await;
+        let r = app
+            .place_hold(&token, &event, &items(0, 1), Some(&format!("before-{i}")))
+            .await;
         acknowledged.push(r.expect_id(201));
     }
 
@@ -96,7 +98,9 @@ pub async fn storage_full(codes: Codes) {
     // The log's preallocated space runs out after a few hundred holds; then a hold is refused.
     let mut refused = None;
     for i in 0..20_000 {
-        let r = app.place_hold(&token, &event, &items(0, 1), Some(&format!("full-{i}"))).await;
+        let r = app
+            .place_hold(&token, &event, &items(0, 1), Some(&format!("full-{i}")))
+            .await;
         match r.status {
             201 => acknowledged.push(r.expect_id(201)),
             _ => {
@@ -107,7 +111,10 @@ pub async fn storage_full(codes: Codes) {
     }
     let refused = refused.expect("a hold refused once the disk is full");
     refused.expect_error(503, "storage_full");
-    assert!(refused.header("retry-after").is_some(), "503 storage_full carries Retry-After");
+    assert!(
+        refused.header("retry-after").is_some(),
+        "503 storage_full carries Retry-After"
+    );
     assert!(app.engine().storage_full());
     // Still refused (not queued, not half applied), and reads answer meanwhile.
     let again = app.place_hold(&token, &event, &items(0, 1), Some("refused")).await;
@@ -117,7 +124,11 @@ pub async fn storage_full(codes: Codes) {
     app.stats(&event).await;
     let metrics = app.metrics().await;
     metrics.expect(200);
-    assert!(metrics.text.contains("taquilla_data_dir_free_bytes"), "{}", metrics.text);
+    assert!(
+        metrics.text.contains("taquilla_data_dir_free_bytes"),
+        "{}",
+        metrics.text
+    );
 
     // Space returns: the next write goes through, with nobody restarting anything.
     std::fs::remove_file(&filler).unwrap();
@@ -125,7 +136,9 @@ pub async fn storage_full(codes: Codes) {
     acknowledged.push(r.expect_id(201));
     assert!(!app.engine().storage_full());
     for i in 0..50 {
-        let r = app.place_hold(&token, &event, &items(0, 1), Some(&format!("after-{i}"))).await;
+        let r = app
+            .place_hold(&token, &event, &items(0, 1), Some(&format!("after-{i}")))
+            .await;
         acknowledged.push(r.expect_id(201));
     }
 

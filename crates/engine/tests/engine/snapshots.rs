@@ -56,7 +56,11 @@ async fn a_failing_snapshot_backs_off_gives_up_and_resumes_at_the_next_trigger()
         assert_eq!(attempts(&engine), (0, u64::from(retry)), "no retry before its delay");
         clock.advance_ms(1);
         settle(&engine).await;
-        assert_eq!(attempts(&engine), (0, u64::from(retry) + 1), "retry {retry} after {delay_ms} ms");
+        assert_eq!(
+            attempts(&engine),
+            (0, u64::from(retry) + 1),
+            "retry {retry} after {delay_ms} ms"
+        );
         if retry == 1 {
             // The writer does not wait for any of it.
             hold_and_settle(&engine, "b1").await; // record 6
@@ -79,5 +83,9 @@ async fn a_failing_snapshot_backs_off_gives_up_and_resumes_at_the_next_trigger()
     engine.shutdown();
     let engine = Engine::open(dir.path(), cfg, clock).unwrap();
     assert_eq!(engine.recovery().snapshots_loaded, 1);
-    assert_eq!(engine.recovery().records_replayed, 0, "the snapshot covers all 11 records");
+    assert_eq!(
+        engine.recovery().records_replayed,
+        0,
+        "the snapshot covers all 11 records"
+    );
 }
