@@ -422,11 +422,11 @@ impl Shard {
                 self.payload.len() - payload_start,
                 env.correlation_id.as_deref().map_or(0, str::len),
             ) as u64;
-            if need > self.reserve.unused() {
-                if let Err(e) = self.reserve.claim(self.shared.log.as_ref(), need, &self.shared) {
-                    self.payload.truncate(payload_start);
-                    return Err(e);
-                }
+            if need > self.reserve.unused()
+                && let Err(e) = self.reserve.claim(self.shared.log.as_ref(), need, &self.shared)
+            {
+                self.payload.truncate(payload_start);
+                return Err(e);
             }
             self.reserve.used += need;
             self.records.push(PendingRecord {
