@@ -218,6 +218,10 @@ impl RunningApp {
                 config,
             )?);
         }
+        tokio::spawn(watch_free_space(
+            Arc::downgrade(&engine),
+            self.state.settings.disk_free_warn_bytes,
+        ));
         self.state.set_engine(engine.clone());
         self.engine = Some(engine.clone());
         Ok(engine)
@@ -261,5 +265,36 @@ impl RunningApp {
         }
         tracing::info!("stopped");
         served?.map_err(AppError::Serve)
+    }
+}
+
+/// Looks at the data directory's free space every `DISK_FREE_CHECK_INTERVAL` while the engine
+/// lives: a warning when it falls below `warn_bytes`, a note when it is back above (once per
+/// crossing, not per look), and the `taquilla_data_dir_free_*` gauges.
+async fn watch_free_space(engine: std::sync::Weak<Engine>, warn_bytes: u64) {
+    metrics::gauge!("taquilla_data_dir_free_warn_bytes").set(warn_bytes as f64);
+    let mut low = false;
+    loop {
+        let Some(free) = engine.upgrade().map(|e| e.data_dir_free_bytes()) else {
+            return;
+        };
+        if let Some(free) = free {
+            metrics::gauge!("taquilla_data_dir_free_bytes").set(free as f64);
+            if free < warn_bytes && !low {
+                tracing::warn!(
+                    free_bytes = free,
+                    warn_bytes,
+                    "the data directory's disk is nearly full: at 0, writes are refused (503 storage_full)"
+                );
+            } else if free >= warn_bytes && low {
+                tracing::info!(
+                    free_bytes = free,
+                    warn_bytes,
+                    "the data directory's disk has space again"
+                );
+            }
+            low = free < warn_bytes;
+        }
+        tokio::time::sleep(crate::limits::DISK_FREE_CHECK_INTERVAL).await;
     }
 }

@@ -69,6 +69,7 @@ error_codes! {
     LimitExceeded => (UNPROCESSABLE_ENTITY, "limit_exceeded"),
     TooManySales => (UNPROCESSABLE_ENTITY, "too_many_sales"),
     Overloaded => (SERVICE_UNAVAILABLE, "overloaded"),
+    StorageFull => (SERVICE_UNAVAILABLE, "storage_full"),
     PaymentUnavailable => (SERVICE_UNAVAILABLE, "payment_unavailable"),
     Unavailable => (SERVICE_UNAVAILABLE, "unavailable"),
     Internal => (INTERNAL_SERVER_ERROR, "internal"),
@@ -200,7 +201,7 @@ pub fn render(err: &ApiError, correlation: &CorrelationId) -> Response {
     let mut res = (err.code.status(), axum::Json(body)).into_response();
     if matches!(
         err.code,
-        Code::Overloaded | Code::Unavailable | Code::PaymentUnavailable
+        Code::Overloaded | Code::Unavailable | Code::PaymentUnavailable | Code::StorageFull
     ) {
         let secs = err
             .retry_after_secs
@@ -267,6 +268,11 @@ impl From<EngineError> for ApiError {
             EngineError::Overloaded => {
                 ApiError::new(Code::Overloaded, "the sale is busy; retry after the Retry-After delay")
             }
+            EngineError::StorageFull => ApiError::new(
+                Code::StorageFull,
+                "the server's disk is full: nothing was changed; reads still work; retry after the Retry-After delay",
+            )
+            .retry_after(taquilla_engine::limits::STORAGE_FULL_RETRY_MS.div_ceil(1000)),
             EngineError::SaleNotFound => ApiError::not_found("event"),
             EngineError::TooManySales => ApiError::new(Code::TooManySales, e.to_string()),
             EngineError::BatchTooLarge => ApiError::invalid(e.to_string()),

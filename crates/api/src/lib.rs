@@ -51,6 +51,9 @@ pub struct ApiSettings {
     /// Longest a request may take before `503`; the engine bounds its own waits, this is
     /// the last line.
     pub request_timeout: Duration,
+    /// Below this many free bytes on the data directory's file system, a warning is logged
+    /// (once per crossing); `/metrics` shows both figures.
+    pub disk_free_warn_bytes: u64,
 }
 
 impl Default for ApiSettings {
@@ -58,6 +61,7 @@ impl Default for ApiSettings {
         ApiSettings {
             body_limit_bytes: limits::BODY_LIMIT_BYTES_DEFAULT,
             request_timeout: limits::REQUEST_TIMEOUT,
+            disk_free_warn_bytes: limits::DISK_FREE_WARN_BYTES_DEFAULT,
         }
     }
 }

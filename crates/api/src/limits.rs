@@ -27,6 +27,11 @@ pub const FEED_LIMIT_DEFAULT: usize = 100;
 pub const FEED_LIMIT_MAX: usize = 1000;
 /// Seconds a client should wait before retrying after `overloaded` / `unavailable`.
 pub const RETRY_AFTER_SECS: u32 = 1;
+/// Free bytes on the data directory's file system below which a warning is logged, by
+/// default: a few of the log's 64 MiB segments.
+pub const DISK_FREE_WARN_BYTES_DEFAULT: u64 = 1 << 30;
+/// How often the free space of the data directory is looked at for that warning.
+pub const DISK_FREE_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 /// Longest `Prefer: wait` honoured.
 pub const PREFER_WAIT_MAX: Duration = Duration::from_secs(10);
 /// How long a payment request waits, without `Prefer: wait`, for the attempt to reach a state

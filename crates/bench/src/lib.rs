@@ -4,3 +4,4 @@
 pub mod churn;
 pub mod engine;
 pub mod flash_sale;
+pub mod snapshot_stall;

@@ -27,6 +27,7 @@ mod flusher;
 pub mod limits;
 mod recovery;
 mod shard;
+mod snapshotter;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -141,6 +142,10 @@ pub enum EngineError {
     TooManySales,
     #[error("batch too large (limit {SUBMIT_BATCH_MAX})")]
     BatchTooLarge,
+    /// The disk is full: the command was not applied. Writes resume by themselves once there
+    /// is space (HTTP 503 `storage_full` + Retry-After); reads go on.
+    #[error("the disk is full: the command was not applied")]
+    StorageFull,
     /// The engine is shutting down or has stopped after a fatal log error or a panic.
     #[error("the engine is stopped")]
     Stopped,
@@ -208,6 +213,9 @@ pub(crate) struct Shared {
     /// Set when a shard hit a fatal log error or a thread panicked: no more commands are
     /// taken, and every waiter hears `Stopped`.
     pub failed: AtomicBool,
+    /// Set while the log has no space for new records (the last claim failed), cleared by
+    /// the first that succeeds.
+    pub storage_full: AtomicBool,
     pub stats: EngineStats,
 }
 
@@ -222,6 +230,10 @@ pub struct EngineStats {
     pub records: AtomicU64,
     /// Log flushes (fsyncs) the shards asked for.
     pub flushes: AtomicU64,
+    /// Snapshots written off the shard threads.
+    pub snapshots: AtomicU64,
+    /// Snapshot attempts that failed (each retried later, see `snapshotter`).
+    pub snapshot_failures: AtomicU64,
 }
 
 /// A running engine. Dropping it shuts it down cleanly (see [`Engine::shutdown`]).
@@ -232,6 +244,10 @@ pub struct Engine {
     next_sale: AtomicU64,
     recovery: RecoveryStats,
     stopping: AtomicBool,
+    snapshotter: Sender<snapshotter::Msg>,
+    snapshotter_thread: parking_lot::Mutex<Option<JoinHandle<()>>>,
+    /// The data directory, when opened on one ([`Engine::open`]).
+    data_dir: Option<PathBuf>,
 }
 
 impl Engine {
@@ -247,7 +263,9 @@ impl Engine {
         )?;
         log_recovery_report(&report);
         let snapshots = SnapshotStore::open(&snapshot_dir(data_dir)).map_err(RecoveryError::Snapshots)?;
-        Self::start(Arc::new(log), snapshots, config, clock)
+        let mut engine = Self::start(Arc::new(log), snapshots, config, clock)?;
+        engine.data_dir = Some(data_dir.to_path_buf());
+        Ok(engine)
     }
 
     /// Starts on any log implementation (the conformance-tested port). Refuses a config that
@@ -268,26 +286,45 @@ impl Engine {
             clock,
             config: config.clone(),
             failed: AtomicBool::new(false),
+            storage_full: AtomicBool::new(false),
             stats: EngineStats::default(),
         });
         let mut per_shard: Vec<Vec<shard::OwnedSale>> = (0..config.shards).map(|_| Vec::new()).collect();
         {
             let mut cells = shared.sales.write();
             for (sale, rec) in states {
-                let owned = shard::OwnedSale::recovered(sale, rec.seq + 1, rec.records_since_snapshot, rec.state);
+                let owned = shard::OwnedSale::recovered(
+                    sale,
+                    rec.seq + 1,
+                    rec.records_since_snapshot,
+                    rec.state,
+                    config.snapshot_every_records,
+                );
                 cells.insert(sale, owned.cell.clone());
                 per_shard[shard_of(sale, config.shards)].push(owned);
             }
         }
+        // Unbounded, yet bounded by construction: a shard has at most one request in flight
+        // per sale, so at most `sales_max` requests (plus `Stop` and `Sync`) are ever queued.
+        let (snap_tx, snap_rx) = crossbeam_channel::unbounded();
+        let snapshotter_thread = {
+            let shared = shared.clone();
+            let thread = "taquilla-snapshot".to_owned();
+            std::thread::Builder::new()
+                .name(thread.clone())
+                .spawn(move || snapshotter::run(shared, snap_rx))
+                .map_err(|source| RecoveryError::Spawn { thread, source })?
+        };
         let mut shards = Vec::with_capacity(config.shards);
         let mut threads = Vec::with_capacity(config.shards);
         for (i, owned) in per_shard.into_iter().enumerate() {
             let (tx, rx) = crossbeam_channel::bounded(config.queue_capacity);
             let shared = shared.clone();
             let thread = format!("taquilla-shard-{i}");
+            let snap_tx = snap_tx.clone();
             let handle = std::thread::Builder::new()
                 .name(thread.clone())
-                .spawn(move || shard::run(i, shared, rx, owned))
+                .spawn(move || shard::run(i, shared, rx, owned, snap_tx))
                 .map_err(|source| RecoveryError::Spawn { thread, source })?;
             shards.push(tx);
             threads.push(handle);
@@ -299,6 +336,9 @@ impl Engine {
             next_sale: AtomicU64::new(max_sale + 1),
             recovery,
             stopping: AtomicBool::new(false),
+            snapshotter: snap_tx,
+            snapshotter_thread: parking_lot::Mutex::new(Some(snapshotter_thread)),
+            data_dir: None,
         })
     }
 
@@ -445,6 +485,19 @@ impl Engine {
         self.shared.config.queue_capacity
     }
 
+    /// Bytes free on the data directory's file system (`None`: not opened on a directory, or
+    /// it cannot be asked).
+    pub fn data_dir_free_bytes(&self) -> Option<u64> {
+        let dir = self.data_dir.as_deref()?;
+        taquilla_log::fsutil::free_bytes(dir).ok()
+    }
+
+    /// True while the disk is full: writes are refused with [`EngineError::StorageFull`]
+    /// until a shard finds space again.
+    pub fn storage_full(&self) -> bool {
+        self.shared.storage_full.load(Ordering::Acquire)
+    }
+
     /// True once a fatal log error or a panicked shard stopped the engine.
     pub fn has_failed(&self) -> bool {
         self.shared.failed.load(Ordering::Acquire)
@@ -466,12 +519,31 @@ impl Engine {
         Ok(())
     }
 
+    /// Waits until the snapshot thread has run every retry due by the clock's now, and every
+    /// request the shards sent before this call reached it (call [`Engine::tick`] first to be
+    /// sure a shard has sent what its last batch made due). For tests on a [`ManualClock`].
+    pub async fn sync_snapshots(&self) -> Result<(), EngineError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.snapshotter
+            .send(snapshotter::Msg::Sync(tx))
+            .map_err(|_| EngineError::Stopped)?;
+        rx.await.map_err(|_| EngineError::Stopped)
+    }
+
     /// Stops taking commands, lets each shard finish what is queued (durably), snapshots
     /// changed sales if configured, and joins the shard threads. Commands submitted
     /// afterwards get `Stopped`. Idempotent. The data directory stays locked until the
     /// engine is dropped; [`Engine::shutdown`] does both.
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::Release);
+        // The snapshot thread first: it finishes the snapshot under way and those queued,
+        // so none of its writes lands after a shard's shutdown snapshot of the same sale.
+        if let Some(t) = self.snapshotter_thread.lock().take() {
+            let _ = self.snapshotter.send(snapshotter::Msg::Stop);
+            if t.join().is_err() {
+                tracing::error!("the snapshot thread panicked");
+            }
+        }
         let mut threads = self.threads.lock();
         if threads.is_empty() {
             return;

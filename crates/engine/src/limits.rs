@@ -32,6 +32,16 @@ pub const BATCH_COMMANDS_MAX: usize = 65_536;
 pub const BATCH_COMMANDS_DEFAULT: usize = 8_192;
 /// A sale is snapshotted after this many records since its last snapshot, by default.
 pub const SNAPSHOT_EVERY_RECORDS_DEFAULT: u64 = 1_000_000;
+/// Log space a shard claims at a time for the records of the batch it decides (more when one
+/// record needs more; and at most a 16th of a segment): one claim covers hundreds of holds.
+pub const LOG_RESERVE_CHUNK_BYTES: u64 = 64 * 1024;
+/// Expiries that found the disk full are tried again after this long (commands try again with
+/// every batch; the API's `Retry-After` for `storage_full` says the same, in seconds).
+pub const STORAGE_FULL_RETRY_MS: u64 = 1_000;
+/// A failed snapshot is retried after this long, then after twice as long each time...
+pub const SNAPSHOT_RETRY_FIRST_MS: u64 = 1_000;
+/// ...at most this many times; then the sale waits for its next normal trigger.
+pub const SNAPSHOT_RETRIES_MAX: u32 = 5;
 
 // Relations between limits, checked when compiling.
 const _: () = {
@@ -52,4 +62,7 @@ const _: () = {
     // Engine time never goes back: a correction is less than the time elapsed.
     assert!(CLOCK_SLEW_DIVISOR > 1);
     assert!(CLOCK_STEP_WARN_MS > 0);
+    // The last retry's delay fits in an i64 of milliseconds.
+    assert!(SNAPSHOT_RETRIES_MAX >= 1 && SNAPSHOT_RETRIES_MAX < 32);
+    assert!(SNAPSHOT_RETRY_FIRST_MS >= 1 && SNAPSHOT_RETRY_FIRST_MS < (1 << 30));
 };

@@ -276,6 +276,100 @@ fn replay_record(
     Ok(true)
 }
 
+/// One sale rebuilt off the shard thread, for a snapshot: its last snapshot (if usable) plus
+/// the durable records after it.
+pub(crate) struct Rebuilt {
+    pub state: SaleState,
+    /// The seq and lsn of the last record folded into `state`.
+    pub seq: Seq,
+    pub lsn: Lsn,
+    /// The seq the snapshot it started from covered (0: none): `seq == base_seq` means
+    /// nothing durable is newer than the snapshot on disk.
+    pub base_seq: Seq,
+}
+
+/// Rebuilds `sale` from its snapshot and the durable log, as recovery would. Reads only durable records, so whatever it
+/// returns may be snapshotted (invariant 3) without a flush.
+pub(crate) fn rebuild_sale(
+    log: &dyn EventLog,
+    snapshots: &SnapshotStore,
+    sale: SaleId,
+    idempotency_ttl_ms: u64,
+) -> Result<Rebuilt, RecoveryError> {
+    let fresh = || SaleState::with_idempotency_ttl_ms(idempotency_ttl_ms);
+    let (state, seq, lsn) = match snapshots.load(sale.0) {
+        Ok(Some(snap)) => match decode_snapshot(&snap.bytes) {
+            Some(mut state) => {
+                state.idempotency.ttl_ms = idempotency_ttl_ms;
+                (state, snap.seq, snap.lsn)
+            }
+            None => (fresh(), 0, 0),
+        },
+        // A snapshot is a cache: one that cannot be read is rebuilt from the whole log.
+        Ok(None) | Err(SnapshotError::Corrupt { .. }) => (fresh(), 0, 0),
+        Err(e) => return Err(RecoveryError::Snapshots(e)),
+    };
+    let first_seq = seq;
+    let mut sales = Sales::default();
+    sales.insert(
+        sale,
+        Recovered {
+            state,
+            seq,
+            records_since_snapshot: 0,
+        },
+    );
+    let mut last_lsn = lsn;
+    let mut events: Vec<Event> = Vec::with_capacity(16);
+    let mut failure: Option<RecoveryError> = None;
+    let mut applying: Option<(u64, Lsn, Seq)> = None;
+    let scanned = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        log.scan(lsn, &mut |r| {
+            if r.partition != sale.0 {
+                return true;
+            }
+            match replay_record(&mut sales, r, idempotency_ttl_ms, &mut events, &mut applying) {
+                Ok(folded) => {
+                    if folded {
+                        last_lsn = r.lsn;
+                    }
+                    true
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    false
+                }
+            }
+        })
+    }));
+    match scanned {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(RecoveryError::Log(e)),
+        Err(panic) => {
+            let message = panic_message(panic.as_ref());
+            return Err(match applying {
+                Some((sale, lsn, seq)) => RecoveryError::ImpossibleEvent {
+                    sale,
+                    lsn,
+                    seq,
+                    message,
+                },
+                None => RecoveryError::Panicked { message },
+            });
+        }
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let rec = sales.remove(&sale).expect("the sale was inserted above");
+    Ok(Rebuilt {
+        state: rec.state,
+        seq: rec.seq,
+        lsn: last_lsn,
+        base_seq: first_seq,
+    })
+}
+
 /// Every sale was replayed to the log's end, and its invariants hold.
 fn check_recovered(log: &dyn EventLog, sales: &Sales) -> Result<(), RecoveryError> {
     for (sale, rec) in sales {

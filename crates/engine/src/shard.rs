@@ -23,10 +23,12 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use taquilla_domain::{
     Command, Ctx, Entropy, Rejection, SaleId, SaleState, TicketCode, Timestamp, codec, decide, evolve,
 };
-use taquilla_log::{Append, Lsn};
+use taquilla_log::file::frame;
+use taquilla_log::{Append, EventLog, LogError, Lsn};
 
 use crate::flusher::Durable;
-use crate::limits::{FLUSH_QUEUE_BATCHES, IDLE_WAIT_MS_MAX};
+use crate::limits::{FLUSH_QUEUE_BATCHES, IDLE_WAIT_MS_MAX, LOG_RESERVE_CHUNK_BYTES, STORAGE_FULL_RETRY_MS};
+use crate::snapshotter;
 use crate::{BatchReply, CommandResult, EngineError, Envelope, Msg, Reply, SaleCell, Shared};
 
 const IDLE_WAIT_MAX: Duration = Duration::from_millis(IDLE_WAIT_MS_MAX);
@@ -42,11 +44,22 @@ pub(crate) struct OwnedSale {
     records_since_snapshot: u64,
     /// The lsn of the sale's last record this shard appended (0: none since start).
     last_lsn: u64,
+    /// Whether the snapshot thread is working on this sale.
+    snapshot_in_flight: bool,
+    /// A snapshot is asked for once `records_since_snapshot` reaches this: the configured
+    /// interval, moved on by another interval when the snapshot thread gave up.
+    snapshot_due_at: u64,
 }
 
 impl OwnedSale {
     /// A sale rebuilt by recovery, whose log holds `next_seq - 1` records.
-    pub(crate) fn recovered(sale: SaleId, next_seq: u64, records_since_snapshot: u64, state: SaleState) -> OwnedSale {
+    pub(crate) fn recovered(
+        sale: SaleId,
+        next_seq: u64,
+        records_since_snapshot: u64,
+        state: SaleState,
+        snapshot_every: u64,
+    ) -> OwnedSale {
         assert!(next_seq >= 1, "seqs start at 1");
         OwnedSale {
             sale,
@@ -54,12 +67,20 @@ impl OwnedSale {
             next_seq,
             records_since_snapshot,
             last_lsn: 0,
+            snapshot_in_flight: false,
+            snapshot_due_at: snapshot_every,
         }
     }
 
     /// A sale about to be created: no record yet.
-    fn new_sale(sale: SaleId, idempotency_ttl_ms: u64) -> OwnedSale {
-        OwnedSale::recovered(sale, 1, 0, SaleState::with_idempotency_ttl_ms(idempotency_ttl_ms))
+    fn new_sale(sale: SaleId, idempotency_ttl_ms: u64, snapshot_every: u64) -> OwnedSale {
+        OwnedSale::recovered(
+            sale,
+            1,
+            0,
+            SaleState::with_idempotency_ttl_ms(idempotency_ttl_ms),
+            snapshot_every,
+        )
     }
 }
 
@@ -138,6 +159,60 @@ impl PendingReply {
     }
 }
 
+/// Log space a shard claimed ([`EventLog::reserve`]) for the batch it is deciding, in chunks,
+/// and how much of it the batch's records take (counted at their largest frame size).
+#[derive(Default)]
+struct Reservation {
+    claimed: u64,
+    used: u64,
+    /// A claim failed for lack of space in this batch: the batch's later commands are refused
+    /// at once rather than each trying again (the next batch tries once more).
+    full: bool,
+}
+
+impl Reservation {
+    fn unused(&self) -> u64 {
+        self.claimed - self.used
+    }
+
+    /// Claims at least `need` more bytes. On a full disk the command is refused with
+    /// `StorageFull` and nothing changes; the first refusal and the first claim after it are
+    /// logged, and the engine's `storage_full` flag follows them.
+    fn claim(&mut self, log: &dyn EventLog, need: u64, shared: &Shared) -> Result<(), EngineError> {
+        if self.full {
+            return Err(EngineError::StorageFull);
+        }
+        // A chunk at a time, small beside a segment (a claim that does not fit rolls).
+        let chunk = LOG_RESERVE_CHUNK_BYTES.min(shared.config.segment_size_bytes / 16);
+        let bytes = need.max(chunk);
+        match log.reserve(bytes) {
+            Ok(()) => {
+                self.claimed += bytes;
+                if shared.storage_full.swap(false, Ordering::AcqRel) {
+                    tracing::info!("the log has space again: writes are taken again");
+                }
+                Ok(())
+            }
+            Err(LogError::StorageFull(e)) => {
+                self.full = true;
+                if !shared.storage_full.swap(true, Ordering::AcqRel) {
+                    tracing::error!(error = %e, "the disk is full: writes are refused (503 storage_full) until space returns; reads go on");
+                }
+                metrics::counter!("taquilla_storage_full_refusals_total").increment(1);
+                Err(EngineError::StorageFull)
+            }
+            Err(e) => Err(EngineError::Log(e)),
+        }
+    }
+
+    /// Hands the claim back (with the batch's append) and starts the next batch afresh.
+    fn take(&mut self) -> u64 {
+        let claimed = self.claimed;
+        *self = Reservation::default();
+        claimed
+    }
+}
+
 struct Shard {
     id: usize,
     shared: Arc<Shared>,
@@ -157,9 +232,20 @@ struct Shard {
     last_appended: Lsn,
     /// The last LSN this shard asked the flusher to make durable.
     handed_to_flusher: Lsn,
+    /// Log space claimed for this batch's records.
+    reserve: Reservation,
+    /// Where snapshot requests go, and where their outcomes come back.
+    snapshotter: Sender<snapshotter::Msg>,
+    snapshots_done: (Sender<snapshotter::Done>, Receiver<snapshotter::Done>),
 }
 
-pub(crate) fn run(id: usize, shared: Arc<Shared>, rx: Receiver<Msg>, owned: Vec<OwnedSale>) {
+pub(crate) fn run(
+    id: usize,
+    shared: Arc<Shared>,
+    rx: Receiver<Msg>,
+    owned: Vec<OwnedSale>,
+    snapshotter: Sender<snapshotter::Msg>,
+) {
     let (flush_tx, flush_rx) = crossbeam_channel::bounded(FLUSH_QUEUE_BATCHES);
     let flusher_shared = shared.clone();
     let flusher = match std::thread::Builder::new()
@@ -188,6 +274,11 @@ pub(crate) fn run(id: usize, shared: Arc<Shared>, rx: Receiver<Msg>, owned: Vec<
         flusher: flush_tx,
         last_appended,
         handed_to_flusher: last_appended,
+        reserve: Reservation::default(),
+        snapshotter,
+        // Unbounded, yet bounded by construction: one outcome per request in flight, at most
+        // one request per sale.
+        snapshots_done: crossbeam_channel::unbounded(),
     };
     for o in owned {
         let sale = o.sale;
@@ -243,13 +334,13 @@ impl Shard {
                 self.shared.failed.store(true, Ordering::Release);
                 return;
             }
-            self.snapshot_due(false);
+            self.request_snapshots();
             if stop {
                 break;
             }
         }
         if self.shared.config.snapshot_on_shutdown {
-            self.snapshot_due(true);
+            self.snapshot_on_shutdown();
         }
     }
 
@@ -300,7 +391,8 @@ impl Shard {
         if self.sales.contains_key(&sale) {
             return Err(EngineError::Rejected(Rejection::AlreadyExists));
         }
-        let owned = OwnedSale::new_sale(sale, self.shared.config.idempotency_ttl_ms);
+        let config = &self.shared.config;
+        let owned = OwnedSale::new_sale(sale, config.idempotency_ttl_ms, config.snapshot_every_records);
         {
             let mut cells = self.shared.sales.write();
             if cells.len() >= self.shared.config.sales_max {
@@ -331,6 +423,19 @@ impl Shard {
         if !decision.events.is_empty() {
             let payload_start = self.payload.len();
             codec::encode_events(&decision.events, &mut self.payload);
+            // The record must fit in log space already claimed before the state changes: the
+            // state never holds an effect the log could not take.
+            let need = frame::encoded_len_max(
+                self.payload.len() - payload_start,
+                env.correlation_id.as_deref().map_or(0, str::len),
+            ) as u64;
+            if need > self.reserve.unused()
+                && let Err(e) = self.reserve.claim(self.shared.log.as_ref(), need, &self.shared)
+            {
+                self.payload.truncate(payload_start);
+                return Err(e);
+            }
+            self.reserve.used += need;
             self.records.push(PendingRecord {
                 sale: env.sale,
                 seq: owned.next_seq,
@@ -360,6 +465,8 @@ impl Shard {
     /// Expires what is due: one `ExpireDue` per sale whose deadline has passed, repeated
     /// while more than one command's worth is due.
     fn run_due(&mut self, now: Timestamp) {
+        // Sales whose expiry found the disk full: still due, tried again after a later batch.
+        let mut postponed = Vec::new();
         while let Some(&(t, sale)) = self.schedule.first() {
             if t > now {
                 break;
@@ -371,11 +478,17 @@ impl Shard {
                 command: Command::ExpireDue,
                 correlation_id: None,
             };
-            if let Err(e) = self.apply(env, now) {
-                tracing::error!(sale = sale.0, error = %e, "expiry rejected");
-                continue;
+            match self.apply(env, now) {
+                Ok(_) => self.reschedule(sale),
+                Err(EngineError::StorageFull) => postponed.push(sale),
+                Err(e) => tracing::error!(sale = sale.0, error = %e, "expiry rejected"),
             }
-            self.reschedule(sale);
+        }
+        // Not at once (the loop would spin on a full disk): after a pause.
+        let retry_at = Timestamp(now.0 + STORAGE_FULL_RETRY_MS as i64);
+        for sale in postponed {
+            self.schedule.insert((retry_at, sale));
+            self.scheduled.insert(sale, retry_at);
         }
     }
 
@@ -434,6 +547,10 @@ impl Shard {
 
     fn append(&mut self) -> Result<(), EngineError> {
         if self.records.is_empty() {
+            let unused = self.reserve.take();
+            if unused > 0 {
+                self.shared.log.append_reserved(&[], unused)?;
+            }
             return Ok(());
         }
         let now_ms = self.shared.clock.now().0;
@@ -448,7 +565,9 @@ impl Shard {
                 payload: &self.payload[r.payload_start..r.payload_end],
             })
             .collect();
-        let last = self.shared.log.append(&appends)?;
+        // The claim covers every record (checked as each was decided), so this cannot fail
+        // for lack of space; if it fails at all the engine stops, as the state holds them.
+        let last = self.shared.log.append_reserved(&appends, self.reserve.take())?;
         drop(appends);
         // The log gives a batch contiguous lsns after everything this shard appended before.
         let count = self.records.len() as u64;
@@ -472,17 +591,58 @@ impl Shard {
         Ok(())
     }
 
-    /// Snapshots sales that changed enough (or, at shutdown, at all) since their last
-    /// snapshot. Runs after a flush, so a snapshot never holds non-durable state.
-    fn snapshot_due(&mut self, all_changed: bool) {
-        let every = self.shared.config.snapshot_every_records;
+    /// Reads what the snapshot thread finished, then asks it for every sale whose snapshot is
+    /// due and not already under way. Never waits: a full or closed channel just means asking
+    /// again after a later batch.
+    fn request_snapshots(&mut self) {
+        while let Ok(done) = self.snapshots_done.1.try_recv() {
+            let (snapshotter::Done::Saved { sale, .. } | snapshotter::Done::GaveUp { sale }) = done;
+            let every = self.shared.config.snapshot_every_records;
+            let Some(p) = self.sales.get_mut(&sale) else { continue };
+            assert!(
+                p.snapshot_in_flight,
+                "sale {}: a snapshot outcome nobody asked for",
+                sale.0
+            );
+            p.snapshot_in_flight = false;
+            match done {
+                snapshotter::Done::Saved { seq, .. } => {
+                    // The snapshot covers durable records only, never past what was appended.
+                    assert!(
+                        seq < p.next_seq,
+                        "sale {}: snapshot past seq {}",
+                        sale.0,
+                        p.next_seq - 1
+                    );
+                    p.records_since_snapshot = p.records_since_snapshot.min(p.next_seq - 1 - seq);
+                    p.snapshot_due_at = every;
+                }
+                snapshotter::Done::GaveUp { .. } => {
+                    p.snapshot_due_at = p.records_since_snapshot.saturating_add(every);
+                }
+            }
+        }
         for (sale, p) in self.sales.iter_mut() {
-            let due = if all_changed {
-                p.records_since_snapshot > 0
-            } else {
-                p.records_since_snapshot >= every
+            if p.snapshot_in_flight || p.records_since_snapshot < p.snapshot_due_at {
+                continue;
+            }
+            let msg = snapshotter::Msg::Snapshot {
+                sale: *sale,
+                upto: p.last_lsn,
+                done: self.snapshots_done.0.clone(),
             };
-            if !due {
+            if self.snapshotter.send(msg).is_ok() {
+                p.snapshot_in_flight = true;
+            }
+        }
+    }
+
+    /// Snapshots every sale that changed since its last snapshot, here, on the way out (the
+    /// snapshot thread has stopped, and no command waits any more). Flushes first, so a
+    /// snapshot never holds non-durable state.
+    fn snapshot_on_shutdown(&mut self) {
+        for (sale, p) in self.sales.iter_mut() {
+            if p.records_since_snapshot == 0 {
                 continue;
             }
             // A snapshot must never hold what the log could still lose.
@@ -508,6 +668,7 @@ impl Shard {
             match self.shared.snapshots.save(sale.0, seq, lsn, &bytes) {
                 Ok(()) => {
                     p.records_since_snapshot = 0;
+                    self.shared.stats.snapshots.fetch_add(1, Ordering::Relaxed);
                     metrics::counter!("taquilla_snapshots_total").increment(1);
                 }
                 Err(e) => tracing::warn!(sale = sale.0, error = %e, "snapshot failed; replay will be longer"),

@@ -20,6 +20,13 @@
 //! preallocated at open if it is empty; one that is not (an older log, or a roll that found no
 //! prepared segment ready) is rolled as soon as a prepared one is ready.
 //!
+//! A frame is only ever written into allocated space: before a batch is written (or when a
+//! writer claims space ahead, [`EventLog::reserve`]), the log rolls to the next segment or
+//! extends the current one with zeros, and a full file system (`ENOSPC`, a quota) shows
+//! there, with nothing of the batch written: [`LogError::StorageFull`], the log intact and
+//! usable once there is space again. (On a copy-on-write file system an overwrite can still
+//! meet `ENOSPC`; that write error poisons the log like any other.)
+//!
 //! Writes and durability are separate: `append` encodes a batch into a reused buffer and does
 //! one `write` under the writer mutex; `flush` does one `fdatasync` for everything written when
 //! it starts, on a shared handle, so appends continue while it runs and concurrent flushers
@@ -139,8 +146,9 @@ pub struct FileLog {
     prepared_ready: Arc<AtomicBool>,
     /// Asks a running preparer to stop (the log is being dropped).
     prepare_cancel: Arc<AtomicBool>,
-    /// Set when a preparation failed (e.g. a full disk): no more are tried in this process,
-    /// so the preparer never competes with appends for the last free space.
+    /// Set when a preparation failed (e.g. a full disk): no more are tried until the next
+    /// roll, so the preparer competes with appends for the last free space at most once per
+    /// segment.
     prepare_failed: Arc<AtomicBool>,
     /// Declared last so it is dropped (unlocked) after everything else is closed.
     _lock_file: File,
@@ -165,6 +173,9 @@ struct Writer {
     buf: Vec<u8>,
     /// Per-batch scratch, reused: (lsn, offset within `buf`) of records to index.
     marks: Vec<(Lsn, u64)>,
+    /// Bytes writers have claimed ([`EventLog::reserve`]) and not yet appended: the space
+    /// allocated after the data is always at least this (see [`FileLog::allocate`]).
+    reserved_bytes: u64,
 }
 
 /// Where records are: segments and the sparse index. Only grows.
@@ -192,6 +203,14 @@ fn corrupt(segment: &Path, offset: u64, reason: impl Into<String>) -> LogError {
         offset,
         reason: reason.into(),
     }
+}
+
+/// A full file system or quota: the one I/O failure a write may recover from.
+pub(crate) fn is_no_space(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -260,11 +279,21 @@ impl FileLog {
             && file_len_bytes < opts.segment_size_bytes
         {
             // An empty active segment (a new log, or a roll that found nothing prepared):
-            // swap in a preallocated one now, since nothing has to be carried over.
-            prepare_segment(&prepared, opts.segment_size_bytes, &AtomicBool::new(false), None)?;
-            std::fs::rename(&prepared, &last.path)?;
-            sync_dir(dir)?;
-            file_len_bytes = opts.segment_size_bytes;
+            // swap in a preallocated one now, since nothing has to be carried over. On a full
+            // disk the log opens all the same, on the plain segment (appends allocate as
+            // they go, and answer `StorageFull` until there is space).
+            match prepare_segment(&prepared, opts.segment_size_bytes, &AtomicBool::new(false), None) {
+                Ok(_) => {
+                    std::fs::rename(&prepared, &last.path)?;
+                    sync_dir(dir)?;
+                    file_len_bytes = opts.segment_size_bytes;
+                }
+                Err(e) if is_no_space(&e) => {
+                    std::fs::remove_file(&prepared)?;
+                    tracing::warn!(error = %e, "no space to preallocate the log's segment; opening without");
+                }
+                Err(e) => return Err(LogError::Io(e)),
+            }
         }
         let writer = Writer {
             file: Arc::new(OpenOptions::new().write(true).open(&last.path)?),
@@ -277,6 +306,7 @@ impl FileLog {
             pending_seq: FxHashMap::default(),
             buf: Vec::new(),
             marks: Vec::new(),
+            reserved_bytes: 0,
         };
         let log = FileLog::assemble(dir, opts, writer, rec.catalog, lock_file);
         log.maybe_prepare_next(&mut log.writer.lock());
@@ -369,16 +399,7 @@ impl FileLog {
                 std::fs::rename(self.dir.join(PREPARED_FILE_NAME), &path).map_err(|e| self.poison(LogError::Io(e)))?;
                 (file, len)
             }
-            None => {
-                let mut file = OpenOptions::new()
-                    .create_new(true)
-                    .write(true)
-                    .open(&path)
-                    .map_err(|e| self.poison(LogError::Io(e)))?;
-                file.write_all(&SEGMENT_MAGIC)
-                    .map_err(|e| self.poison(LogError::Io(e)))?;
-                (file, SEGMENT_HEADER_BYTES)
-            }
+            None => (self.new_plain_segment(&path)?, SEGMENT_HEADER_BYTES),
         };
         // The new name must be durable before a flush can call records in it durable.
         sync_dir(&self.dir).map_err(|e| self.poison(LogError::Io(e)))?;
@@ -402,7 +423,91 @@ impl FileLog {
         drop(cat);
         assert_eq!(w.segment_start_lsn, w.last_lsn + 1, "a roll starts at last + 1");
         w.next_requested = false;
+        // A preparation that failed (a full disk) is tried again once per segment.
+        self.prepare_failed.store(false, Ordering::Release);
         self.maybe_prepare_next(w);
+        Ok(())
+    }
+
+    /// A new segment without preallocation: the header only. On a full disk the file is
+    /// removed again and the error is [`LogError::StorageFull`]: the log stays where it was.
+    fn new_plain_segment(&self, path: &Path) -> Result<File, LogError> {
+        let created = OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .open(path)
+            .and_then(|mut f| {
+                f.write_all(&SEGMENT_MAGIC)?;
+                Ok(f)
+            });
+        match created {
+            Ok(f) => Ok(f),
+            Err(e) if is_no_space(&e) => match std::fs::remove_file(path) {
+                Ok(()) => Err(LogError::StorageFull(e)),
+                Err(rm) if rm.kind() == std::io::ErrorKind::NotFound => Err(LogError::StorageFull(e)),
+                Err(rm) => Err(self.poison(LogError::Io(rm))),
+            },
+            Err(e) => Err(self.poison(LogError::Io(e))),
+        }
+    }
+
+    /// Bytes that can be appended without allocating: the allocated space after the data,
+    /// up to the segment's size (past it a batch rolls to the next segment), or all of it in
+    /// a segment without records (a batch larger than a segment goes into one segment).
+    fn room(&self, w: &Writer) -> u64 {
+        let end = if w.segment_len_bytes > SEGMENT_HEADER_BYTES {
+            w.file_len_bytes.min(self.opts.segment_size_bytes)
+        } else {
+            w.file_len_bytes
+        };
+        end.saturating_sub(w.segment_len_bytes)
+    }
+
+    /// Makes sure `needed` bytes can be appended without allocating: by rolling to the next
+    /// segment (the prepared one if ready) when they do not fit in this one, then by
+    /// extending the file with zeros. Frames are only ever written into allocated space, so
+    /// a full disk shows here, before anything is written: [`LogError::StorageFull`], and the
+    /// log is as it was.
+    fn allocate(&self, w: &mut Writer, needed: u64) -> Result<(), LogError> {
+        if self.room(w) >= needed {
+            return Ok(());
+        }
+        let nonempty = w.segment_len_bytes > SEGMENT_HEADER_BYTES;
+        let full = w.segment_len_bytes + needed > self.opts.segment_size_bytes;
+        // A segment without enough preallocated space is left as soon as a prepared one is ready.
+        if nonempty && (full || self.prepared_ready.load(Ordering::Acquire)) {
+            self.roll(w)?;
+        }
+        if self.room(w) < needed {
+            self.extend(w, needed)?;
+        }
+        assert!(self.room(w) >= needed, "allocated {} of {needed} bytes", self.room(w));
+        Ok(())
+    }
+
+    /// Extends the current segment with zeros so that exactly `needed` bytes fit after its
+    /// data (no more: a segment without preallocation is left for a prepared one as soon as
+    /// one is ready). Zeros after the data are what a preallocated segment holds, so recovery
+    /// reads them as its end either way.
+    fn extend(&self, w: &mut Writer, needed: u64) -> Result<(), LogError> {
+        let target = w.segment_len_bytes + needed;
+        let zeros = vec![0u8; ZERO_CHUNK_BYTES];
+        let mut at = w.file_len_bytes;
+        while at < target {
+            let n = (target - at).min(ZERO_CHUNK_BYTES as u64) as usize;
+            if let Err(e) = w.file.write_all_at(&zeros[..n], at) {
+                if !is_no_space(&e) {
+                    return Err(self.poison(LogError::Io(e)));
+                }
+                // Give the space back: only zeros were written past the old end.
+                w.file
+                    .set_len(w.file_len_bytes)
+                    .map_err(|e| self.poison(LogError::Io(e)))?;
+                return Err(LogError::StorageFull(e));
+            }
+            at += n as u64;
+        }
+        w.file_len_bytes = target;
         Ok(())
     }
 
@@ -598,6 +703,19 @@ impl FileLog {
 
 impl EventLog for FileLog {
     fn append(&self, batch: &[Append<'_>]) -> Result<Lsn, LogError> {
+        self.append_reserved(batch, 0)
+    }
+
+    fn reserve(&self, bytes: u64) -> Result<(), LogError> {
+        let mut guard = self.writer.lock();
+        self.check_poisoned()?;
+        let w = &mut *guard;
+        self.allocate(w, w.reserved_bytes + bytes)?;
+        w.reserved_bytes += bytes;
+        Ok(())
+    }
+
+    fn append_reserved(&self, batch: &[Append<'_>], reserved: u64) -> Result<Lsn, LogError> {
         for rec in batch {
             frame::validate(rec)?;
         }
@@ -605,6 +723,8 @@ impl EventLog for FileLog {
         self.check_poisoned()?;
         let w = &mut *guard;
         if batch.is_empty() {
+            assert!(reserved <= w.reserved_bytes, "released more than was reserved");
+            w.reserved_bytes -= reserved;
             return Ok(w.last_lsn);
         }
         assert_eq!(
@@ -614,12 +734,17 @@ impl EventLog for FileLog {
         );
         // On any conflict nothing was written: the scratch is dropped at the next batch.
         let lsn = self.encode_batch(w, batch)?;
-        let nonempty = w.segment_len_bytes > SEGMENT_HEADER_BYTES;
-        let full = w.segment_len_bytes + w.buf.len() as u64 > self.opts.segment_size_bytes;
-        // A segment that is not preallocated is left as soon as a prepared one is ready.
-        let unprepared = w.file_len_bytes <= w.segment_len_bytes && self.prepared_ready.load(Ordering::Acquire);
-        if nonempty && (full || unprepared) {
-            self.roll(w)?;
+        assert!(
+            reserved <= w.reserved_bytes,
+            "released {reserved} bytes of {} reserved",
+            w.reserved_bytes
+        );
+        w.reserved_bytes -= reserved;
+        // Space for the batch and for what others still hold reserved. Within the caller's
+        // claim this allocates nothing; otherwise a full disk fails here, nothing written.
+        if let Err(e) = self.allocate(w, w.buf.len() as u64 + w.reserved_bytes) {
+            w.reserved_bytes += reserved;
+            return Err(e);
         }
         let base = self.write_batch(w)?;
         for (&p, &next) in &w.pending_seq {

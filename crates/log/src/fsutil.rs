@@ -42,6 +42,15 @@ pub fn replace_file_with(path: &Path, mode: u32, write: impl FnOnce(&mut File) -
     File::open(dir)?.sync_all()
 }
 
+/// Bytes free for an unprivileged writer on the file system holding `path` (`statvfs`:
+/// available blocks times the fragment size).
+// The counts are u64 on 64-bit Linux, narrower elsewhere: the conversions are for those.
+#[allow(clippy::useless_conversion)]
+pub fn free_bytes(path: &Path) -> io::Result<u64> {
+    let st = nix::sys::statvfs::statvfs(path).map_err(io::Error::from)?;
+    Ok(u64::from(st.blocks_available()).saturating_mul(u64::from(st.fragment_size())))
+}
+
 /// Whether `file_name` is one of [`replace_file`]'s temp files (a leftover, after a crash).
 pub fn is_temp_file(file_name: &str) -> bool {
     file_name.starts_with('.') && file_name.contains(TEMP_MARKER)

@@ -118,6 +118,10 @@ pub enum LogError {
     },
     #[error("the data directory {0} is locked by another process")]
     Locked(PathBuf),
+    /// The file system is full (`ENOSPC`, or a quota): nothing of the batch was written and the
+    /// log is intact, so writing may resume once there is space again. Not a poison.
+    #[error("the disk is full: {0}")]
+    StorageFull(std::io::Error),
     /// A previous fsync failed: nothing after it can be trusted durable; the process must stop.
     #[error("the log failed earlier and accepts no more writes")]
     Poisoned,
@@ -146,8 +150,27 @@ pub struct TruncatedTail {
 /// inside, and `flush` from several threads coalesces into as few fsyncs as possible.
 pub trait EventLog: Send + Sync + 'static {
     /// Appends a batch in order, all or nothing, and returns the LSN of its last record (the
-    /// current last LSN for an empty batch). Not durable until `flush` covers it.
+    /// current last LSN for an empty batch). Not durable until `flush` covers it. On
+    /// [`LogError::StorageFull`] nothing was appended and the log goes on.
     fn append(&self, batch: &[Append<'_>]) -> Result<Lsn, LogError>;
+
+    /// Claims `bytes` of space for appends to come, allocating it now if needed, so that an
+    /// [`EventLog::append_reserved`] covered by the claim cannot fail for lack of space.
+    /// [`LogError::StorageFull`] if the disk has no room: nothing changed. A writer that must
+    /// not apply a change it cannot log reserves before applying it (frame sizes: at most
+    /// [`file::frame::encoded_len_max`]). Logs that never run out of space keep the default.
+    fn reserve(&self, bytes: u64) -> Result<(), LogError> {
+        let _ = bytes;
+        Ok(())
+    }
+
+    /// [`EventLog::append`], releasing `reserved` bytes the caller reserved (at least the
+    /// batch's size, or the append may itself fail with [`LogError::StorageFull`]); what the
+    /// batch did not use is released too.
+    fn append_reserved(&self, batch: &[Append<'_>], reserved: u64) -> Result<Lsn, LogError> {
+        let _ = reserved;
+        self.append(batch)
+    }
 
     /// Blocks until every record up to `upto` is durable. Concurrent callers share fsyncs.
     fn flush(&self, upto: Lsn) -> Result<(), LogError>;

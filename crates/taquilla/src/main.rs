@@ -76,6 +76,25 @@ enum BenchCmd {
     /// One buyer holds and releases over keep-alive HTTP, over and over, and the server's RSS
     /// is printed every so many cycles: after warm-up the curve must be flat.
     Churn(taquilla_bench::churn::Args),
+    /// Hold latency on a sale of many holds while its snapshot is written: open-loop single
+    /// holds, timed from when each was due to its durable reply.
+    SnapshotStall {
+        /// Active holds in the sale before the timed phase.
+        #[arg(long, default_value_t = 2_000_000)]
+        holds: u64,
+        /// Holds per second in the timed phase.
+        #[arg(long, default_value_t = 20_000)]
+        rate: u64,
+        /// Length of the timed phase (the snapshot falls due after one second of it).
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Pin the whole process to these cores, e.g. "0" or "0-1".
+        #[arg(long)]
+        cpu: Option<String>,
+        /// Directory for the temporary data directory (default: the system temp dir).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -148,6 +167,28 @@ fn main() -> anyhow::Result<()> {
                     let growth = last.rss_bytes as f64 - first.rss_bytes as f64;
                     println!("after warm-up: {:+.1} bytes of RSS per cycle", growth / cycles);
                 }
+                Ok(())
+            }
+            BenchCmd::SnapshotStall {
+                holds,
+                rate,
+                seconds,
+                cpu,
+                dir,
+            } => {
+                init_tracing("warn");
+                if let Some(cpu) = cpu {
+                    let cores = taquilla_os::affinity::parse_cores(&cpu).map_err(anyhow::Error::msg)?;
+                    taquilla_os::affinity::pin_process(&cores).context("pinning to cores")?;
+                }
+                let args = taquilla_bench::snapshot_stall::Args {
+                    holds,
+                    rate,
+                    seconds,
+                    dir,
+                };
+                let r = taquilla_bench::snapshot_stall::run(&args)?;
+                println!("{}", serde_json::to_string(&r)?);
                 Ok(())
             }
             BenchCmd::FlashSale(args) => {

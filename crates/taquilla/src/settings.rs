@@ -44,6 +44,13 @@ pub struct Args {
     /// Largest request body in bytes [default: 16384].
     #[arg(long, env = "TAQUILLA_BODY_LIMIT_BYTES")]
     body_limit_bytes: Option<usize>,
+    /// Log a warning when the data directory's disk has fewer free bytes than this
+    /// [default: 1073741824].
+    #[arg(long, env = "TAQUILLA_DISK_FREE_WARN_BYTES")]
+    disk_free_warn_bytes: Option<u64>,
+    /// Log segment size in bytes (tests on small file systems) [default: 67108864].
+    #[arg(long, env = "TAQUILLA_SEGMENT_SIZE_BYTES", hide = true)]
+    segment_size_bytes: Option<u64>,
     /// HTTP worker threads [default: one per available core].
     #[arg(long, env = "TAQUILLA_WORKER_THREADS")]
     worker_threads: Option<usize>,
@@ -112,6 +119,7 @@ struct FileConfig {
     shards: Option<usize>,
     idempotency_ttl_secs: Option<u64>,
     body_limit_bytes: Option<usize>,
+    disk_free_warn_bytes: Option<u64>,
     worker_threads: Option<usize>,
     cpu: Option<String>,
     demo: Option<bool>,
@@ -182,6 +190,7 @@ fn engine_config(args: &Args, file: &FileConfig) -> anyhow::Result<EngineConfig>
     let defaults = EngineConfig::default();
     let engine = EngineConfig {
         shards: args.shards.or(file.shards).unwrap_or(defaults.shards),
+        segment_size_bytes: args.segment_size_bytes.unwrap_or(defaults.segment_size_bytes),
         queue_capacity: args
             .queue_capacity
             .or(file.queue_capacity)
@@ -203,6 +212,10 @@ fn api_settings(args: &Args, file: &FileConfig) -> anyhow::Result<ApiSettings> {
             .body_limit_bytes
             .or(file.body_limit_bytes)
             .unwrap_or(limits::BODY_LIMIT_BYTES_DEFAULT),
+        disk_free_warn_bytes: args
+            .disk_free_warn_bytes
+            .or(file.disk_free_warn_bytes)
+            .unwrap_or(limits::DISK_FREE_WARN_BYTES_DEFAULT),
         ..ApiSettings::default()
     };
     if !(limits::BODY_LIMIT_BYTES_MIN..=limits::BODY_LIMIT_BYTES_MAX).contains(&api.body_limit_bytes) {

@@ -54,6 +54,12 @@ fn record_engine_gauges(engine: &taquilla_engine::Engine) {
     metrics::gauge!("taquilla_commands").set(s.commands.load(Ordering::Relaxed) as f64);
     metrics::gauge!("taquilla_batches").set(s.batches.load(Ordering::Relaxed) as f64);
     metrics::gauge!("taquilla_log_flushes").set(s.flushes.load(Ordering::Relaxed) as f64);
+    metrics::gauge!("taquilla_snapshots").set(s.snapshots.load(Ordering::Relaxed) as f64);
+    metrics::gauge!("taquilla_snapshot_failures").set(s.snapshot_failures.load(Ordering::Relaxed) as f64);
+    metrics::gauge!("taquilla_storage_full").set(if engine.storage_full() { 1.0 } else { 0.0 });
+    if let Some(free) = engine.data_dir_free_bytes() {
+        metrics::gauge!("taquilla_data_dir_free_bytes").set(free as f64);
+    }
     // Summed from each sale's counts (kept by `evolve`): O(sales), no scan under a lock.
     let mut holds = [0u64; HoldStateView::ALL.len()];
     let mut orders = [0u64; OrderState::ALL.len()];

@@ -17,7 +17,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::helpers::*;
-use crate::{concurrency, flow, ops, payments, refunds};
+use crate::{concurrency, disk, flow, ops, payments, refunds};
 
 /// Codes no client request to a correctly working server can produce, and why.
 const UNREACHABLE: &[(&str, &str)] = &[
@@ -61,6 +61,8 @@ fn scenarios() -> Vec<(&'static str, Scenario)> {
         ("payments::provider_outage", |c| Box::pin(payments::provider_outage(c))),
         ("concurrency::full_queue", |c| Box::pin(concurrency::full_queue(c))),
         ("ops::not_ready", |c| Box::pin(ops::not_ready_until_recovered(c))),
+        // Needs the right to mount a tmpfs (root, as in CI).
+        ("disk::storage_full", |c| Box::pin(disk::storage_full(c))),
     ]
 }
 

@@ -7,7 +7,7 @@
 //! compare the codes the tests really got with the table.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -167,6 +167,9 @@ pub struct AppOptions {
     manual_clock: bool,
     metrics: bool,
     codes: Codes,
+    /// Where the data directory goes (a fresh one inside it), instead of the system temp dir.
+    data_dir_in: Option<PathBuf>,
+    segment_size_bytes: Option<u64>,
 }
 
 impl Default for AppOptions {
@@ -186,6 +189,8 @@ impl Default for AppOptions {
             manual_clock: false,
             metrics: false,
             codes: Codes::default(),
+            data_dir_in: None,
+            segment_size_bytes: None,
         }
     }
 }
@@ -280,6 +285,18 @@ impl AppOptions {
         }
     }
 
+    /// The data directory inside `parent` (e.g. a small file system the test mounted).
+    pub fn data_dir_in(mut self, parent: &Path) -> Self {
+        self.data_dir_in = Some(parent.to_path_buf());
+        self
+    }
+
+    /// Log segments of `bytes` (default 4 MiB).
+    pub fn segment_size(mut self, bytes: u64) -> Self {
+        self.segment_size_bytes = Some(bytes);
+        self
+    }
+
     fn engine(&self) -> EngineConfig {
         let defaults = EngineConfig::default();
         EngineConfig {
@@ -287,7 +304,7 @@ impl AppOptions {
             batch_max: self.batch_max.unwrap_or(defaults.batch_max),
             sales_max: self.sales_max.unwrap_or(defaults.sales_max),
             // Each app preallocates its first segment at open: keep that small.
-            segment_size_bytes: 4 << 20,
+            segment_size_bytes: self.segment_size_bytes.unwrap_or(4 << 20),
             ..defaults
         }
     }
@@ -867,7 +884,11 @@ impl std::ops::Deref for TestApp {
 
 /// Builds and starts the application, and waits until it has recovered (`/readyz` is 200).
 pub async fn spawn_app(options: AppOptions) -> TestApp {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = match &options.data_dir_in {
+        Some(parent) => tempfile::tempdir_in(parent),
+        None => tempfile::tempdir(),
+    }
+    .expect("tempdir");
     let manual = options
         .manual_clock
         .then(|| Arc::new(ManualClock::new(start_of_this_second())));

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod concurrency;
+mod disk;
 mod docs;
 mod errors;
 mod flow;

@@ -7,3 +7,4 @@ mod support;
 mod commit;
 mod expiry;
 mod recovery;
+mod snapshots;

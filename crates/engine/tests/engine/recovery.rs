@@ -77,8 +77,10 @@ async fn restart_from_snapshots_and_tail_gives_the_same_state() {
     engine.shutdown();
     let engine = Engine::open(dir.path(), cfg.clone(), clock()).unwrap();
     assert_eq!(engine.recovery().snapshots_loaded, 1);
+    // Snapshots are taken off the shard thread, one per sale at a time: the last one covers
+    // all but at most one interval, plus one more that came while it was being written.
     assert!(
-        engine.recovery().records_replayed < 7,
+        engine.recovery().records_replayed < 2 * 7,
         "replayed {}",
         engine.recovery().records_replayed
     );

@@ -62,6 +62,19 @@ pub fn encoded_len(lsn: Lsn, rec: &Append<'_>) -> usize {
         + rec.payload.len()
 }
 
+/// The most bytes the frame of a record with this payload and correlation id can take,
+/// whatever its lsn, partition, seq and timestamp: what a writer reserves before it has them
+/// all ([`crate::EventLog::reserve`]).
+pub fn encoded_len_max(payload_len: usize, correlation_id_len: usize) -> usize {
+    const VARINT_MAX_BYTES: usize = 10;
+    FRAME_HEADER_BYTES
+        + 1
+        + 4 * VARINT_MAX_BYTES
+        + varint_len(correlation_id_len as u64)
+        + correlation_id_len
+        + payload_len
+}
+
 /// Appends the frame of `rec` (with `lsn` and seq `rec.expected_seq`) to `buf`. The record
 /// must have passed [`validate`]. An empty correlation id is stored as none.
 #[inline]

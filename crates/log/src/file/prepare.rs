@@ -49,8 +49,8 @@ impl FileLog {
                             let _ = std::fs::remove_file(&path);
                             tracing::warn!(
                                 error = %e,
-                                "could not prepare a log segment: segments are no longer preallocated \
-                                 until the next start"
+                                "could not prepare a log segment: the next one is written without \
+                                 preallocation, and preparing is tried again after it"
                             );
                         }
                     }

@@ -5,6 +5,7 @@
 //! process, beside the API, in `crates/api/tests/api`.
 
 mod crash;
+mod disk;
 mod lifecycle;
 mod payments;
 mod support;

@@ -1,0 +1,220 @@
+//! `taquilla bench snapshot-stall`: how long holds wait while a big sale is snapshotted.
+//!
+//! The engine alone, in process, on the real file log (every reply waits for its fsync). A
+//! sale is filled with `holds` active holds (batched, as fast as the engine takes them); then
+//! single holds on the same sale arrive open loop at `rate` per second for `seconds`, each
+//! timed from when it was due to be sent (so a stall also counts for the holds queued behind
+//! it) to its durable reply. The sale's snapshot interval is set so that its snapshot falls
+//! due one second into that phase: whatever the snapshot costs the writer shows in the tail.
+//! It uses only what every engine version offers, so the same bench runs on old and new code.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use taquilla_domain::{
+    BuyerId, Command, CreateSale, Currency, Item, Items, MoneyMinor, Name, Quantity, SaleId, SaleStatus, TicketTypeId,
+};
+use taquilla_engine::{Engine, EngineConfig, Envelope, SystemClock};
+
+#[derive(Debug, Clone)]
+pub struct Args {
+    /// Active holds in the sale before the timed phase.
+    pub holds: u64,
+    /// Holds per second in the timed phase (open loop).
+    pub rate: u64,
+    pub seconds: u64,
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub holds_in_sale: u64,
+    pub rate: u64,
+    pub timed_holds: u64,
+    pub fill_ms: f64,
+    /// When the snapshot file appeared, in ms since the timed phase started (None: never).
+    pub snapshot_written_at_ms: Option<f64>,
+    pub snapshot_bytes: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<Report> {
+    if args.rate == 0 || args.seconds < 2 {
+        bail!("--rate must be at least 1 and --seconds at least 2");
+    }
+    let base = match &args.dir {
+        Some(d) => tempfile::tempdir_in(d)?,
+        None => tempfile::tempdir()?,
+    };
+    let dir = base.path();
+    let timed = args.rate * args.seconds;
+    // Records before the timed phase: the sale's 4 setup records and the fill. The snapshot
+    // is due one second of holds later.
+    let every = 4 + args.holds + args.rate;
+    let config = EngineConfig {
+        batch_max: 16_384,
+        snapshot_every_records: every,
+        snapshot_on_shutdown: false,
+        ..EngineConfig::default()
+    };
+    let engine = Arc::new(Engine::open(dir, config, Arc::new(SystemClock))?);
+    let rt = tokio::runtime::Builder::new_current_thread().build()?;
+    let capacity = u32::try_from(args.holds + timed + 1).context("too many holds for one quota")?;
+    let sale = rt.block_on(setup_sale(&engine, capacity))?;
+
+    let started = Instant::now();
+    fill(&rt, &engine, sale, args.holds)?;
+    let fill_ms = ms(started.elapsed());
+
+    type Reply = std::pin::Pin<Box<dyn Future<Output = taquilla_engine::CommandResult> + Send>>;
+    let (tx, rx) = std::sync::mpsc::channel::<(Instant, Reply)>();
+    let collector = std::thread::spawn(move || -> anyhow::Result<Histogram<u64>> {
+        let rt = tokio::runtime::Builder::new_current_thread().build()?;
+        let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+        for (due, reply) in rx {
+            rt.block_on(reply).context("a timed hold failed")?;
+            let us = due_to_now_us(due);
+            hist.record(us.max(1))?;
+        }
+        Ok(hist)
+    });
+    let snapshot_path = dir.join("snapshots").join(format!("p-{}.snap", sale.0));
+    let interval = Duration::from_secs_f64(1.0 / args.rate as f64);
+    let phase = Instant::now();
+    let mut snapshot_at = None;
+    for i in 0..timed {
+        let due = phase + interval.mul_f64(i as f64);
+        wait_until(due);
+        let env = hold(sale, args.holds + i)?;
+        let reply: Reply = Box::pin(engine.submit(env)?);
+        tx.send((due, reply))
+            .map_err(|_| anyhow::anyhow!("the collector stopped"))?;
+        if snapshot_at.is_none() && i % 64 == 0 && snapshot_path.exists() {
+            snapshot_at = Some(ms(phase.elapsed()));
+        }
+    }
+    drop(tx);
+    let hist = collector
+        .join()
+        .map_err(|_| anyhow::anyhow!("the collector panicked"))??;
+    let snapshot_bytes = std::fs::metadata(&snapshot_path).map(|m| m.len()).unwrap_or(0);
+    drop(engine);
+    let q = |f: f64| hist.value_at_quantile(f) as f64 / 1000.0;
+    Ok(Report {
+        holds_in_sale: args.holds,
+        rate: args.rate,
+        timed_holds: timed,
+        fill_ms,
+        snapshot_written_at_ms: snapshot_at,
+        snapshot_bytes,
+        p50_ms: q(0.5),
+        p99_ms: q(0.99),
+        p999_ms: q(0.999),
+        max_ms: hist.max() as f64 / 1000.0,
+    })
+}
+
+fn due_to_now_us(due: Instant) -> u64 {
+    Instant::now().saturating_duration_since(due).as_micros() as u64
+}
+
+/// Sleeps most of the way, then spins: sends stay on schedule to a few microseconds.
+fn wait_until(due: Instant) {
+    loop {
+        let now = Instant::now();
+        if now >= due {
+            return;
+        }
+        let left = due - now;
+        if left > Duration::from_micros(200) {
+            std::thread::sleep(left - Duration::from_micros(100));
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+fn hold(sale: SaleId, n: u64) -> anyhow::Result<Envelope> {
+    let mut items = Items::new();
+    items.push(Item {
+        ticket_type: TicketTypeId(0),
+        quantity: Quantity::new(1)?,
+    });
+    Ok(Envelope {
+        sale,
+        command: Command::PlaceHold {
+            buyer: BuyerId::parse(&format!("b{n}"))?,
+            items,
+            idempotency_key: None,
+        },
+        correlation_id: None,
+    })
+}
+
+fn fill(rt: &tokio::runtime::Runtime, engine: &Engine, sale: SaleId, holds: u64) -> anyhow::Result<()> {
+    const BATCH: u64 = 4096;
+    rt.block_on(async {
+        let mut pending = std::collections::VecDeque::new();
+        let mut n = 0;
+        while n < holds {
+            let batch = (n..(n + BATCH).min(holds))
+                .map(|i| hold(sale, i))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            n += batch.len() as u64;
+            pending.push_back(engine.submit_batch(batch)?);
+            if pending.len() >= 4
+                && let Some(f) = pending.pop_front()
+            {
+                check_all(f.await?)?;
+            }
+        }
+        for f in pending {
+            check_all(f.await?)?;
+        }
+        Ok(())
+    })
+}
+
+fn check_all(results: Vec<taquilla_engine::CommandResult>) -> anyhow::Result<()> {
+    for r in results {
+        r.context("a fill hold failed")?;
+    }
+    Ok(())
+}
+
+async fn setup_sale(engine: &Engine, capacity: u32) -> anyhow::Result<SaleId> {
+    let sale = CreateSale {
+        name: Name::parse("snapshot stall")?,
+        currency: Currency::parse("EUR")?,
+        hold_ttl_ms: taquilla_domain::limits::HOLD_TTL_MS_MAX,
+        max_tickets_per_buyer: None,
+        opens_at: None,
+        closes_at: None,
+        offline_payment_ttl_ms: None,
+    };
+    let setup = vec![
+        Command::AddTicketType {
+            name: Name::parse("general")?,
+            price: MoneyMinor::new(2500)?,
+            max_per_order: None,
+        },
+        Command::AddQuota {
+            name: Name::parse("hall")?,
+            capacity,
+            ticket_types: vec![TicketTypeId(0)],
+        },
+        Command::SetStatus(SaleStatus::Open),
+    ];
+    Ok(engine.create_sale_with(sale, setup, None).await?)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
