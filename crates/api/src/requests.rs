@@ -119,3 +119,15 @@ pub struct RefundRequest {
     #[schema(schema_with = constraints::refund_ticket_codes)]
     pub ticket_codes: Option<Vec<String>>,
 }
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiKeyRequest {
+    /// Who or what holds the key, e.g. "door scanner 3": 1–64 bytes without control characters.
+    #[schema(min_length = 1, max_length = 64)]
+    pub name: String,
+    /// What the key may do: `admin` (everything), `door` (check-in, stats), `reporting`
+    /// (stats, orders, feed). At least one.
+    #[schema(min_items = 1)]
+    pub scopes: Vec<crate::keys::Scope>,
+}

@@ -17,7 +17,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::helpers::*;
-use crate::{concurrency, flow, ops, payments, refunds};
+use crate::{concurrency, flow, keys, ops, payments, refunds};
 
 /// Codes no client request to a correctly working server can produce, and why.
 const UNREACHABLE: &[(&str, &str)] = &[
@@ -61,6 +61,8 @@ fn scenarios() -> Vec<(&'static str, Scenario)> {
         ("payments::provider_outage", |c| Box::pin(payments::provider_outage(c))),
         ("concurrency::full_queue", |c| Box::pin(concurrency::full_queue(c))),
         ("ops::not_ready", |c| Box::pin(ops::not_ready_until_recovered(c))),
+        ("keys::scopes", |c| Box::pin(keys::scopes(c))),
+        ("keys::too_many_keys", |c| Box::pin(keys::too_many_keys(c))),
     ]
 }
 
@@ -225,7 +227,8 @@ async fn input_auth_and_routing(codes: Codes) {
         r.expect_error(401, "unauthorized");
     }
 
-    // 403: a valid buyer token is not an admin token; nor is a wrong admin token.
+    // 403: a valid buyer token is the wrong kind of credential. 401: a wrong admin token is
+    // none of ours.
     app.send(Method::GET, "/v1/admin/feed", Some(&ana), None, &[])
         .await
         .expect_error(403, "forbidden");
@@ -241,7 +244,7 @@ async fn input_auth_and_routing(codes: Codes) {
         &[],
     )
     .await
-    .expect_error(403, "forbidden");
+    .expect_error(401, "unauthorized");
 
     // 404: unknown ids, malformed ids, unknown routes.
     for path in [
