@@ -28,7 +28,7 @@ use taquilla_domain::BuyerId;
 use crate::AppState;
 use crate::correlation::CorrelationId;
 use crate::error::{ApiError, Code, ErrorDetails};
-use crate::keys::{KeyHolder, Refused, Scope};
+use crate::keys::{KeyHolder, Refused, Scope, Scopes};
 use crate::limits::{BUYER_KID_MAX_DIGITS, TOKEN_MAX_BYTES};
 
 pub(crate) type HmacSha256 = Hmac<Sha256>;
@@ -232,7 +232,7 @@ impl<R: Requirement> FromRequestParts<AppState> for Authorized<R> {
         audit(parts, &holder.key_id, allowed);
         if !allowed {
             let details = ErrorDetails {
-                required_scopes: Some(R::ANY_OF.to_vec()),
+                required_scopes: Some(Scopes::of(R::ANY_OF)),
                 ..ErrorDetails::default()
             };
             return Err(

@@ -10,7 +10,7 @@ use taquilla_engine::EngineError;
 use utoipa::ToSchema;
 
 use crate::correlation::CorrelationId;
-use crate::keys::{KeysError, Scope};
+use crate::keys::{KeysError, Scope, Scopes};
 use crate::named::{ConflictReasonName, Named, named_schema};
 use crate::time::Rfc3339;
 
@@ -175,7 +175,8 @@ pub struct ErrorDetails {
     pub checked_in_at: Option<Rfc3339>,
     /// `insufficient_scope`: the scopes any one of which the route takes.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub required_scopes: Option<Vec<Scope>>,
+    #[schema(value_type = Option<Vec<Scope>>)]
+    pub required_scopes: Option<Scopes>,
 }
 
 impl IntoResponse for ApiError {

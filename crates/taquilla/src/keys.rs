@@ -67,6 +67,14 @@ pub struct DataDir {
     data_dir: PathBuf,
 }
 
+impl DataDir {
+    /// The keys of the data directory (which must exist: a typo must not list nothing).
+    fn read(&self) -> anyhow::Result<file::KeysFile> {
+        anyhow::ensure!(self.data_dir.is_dir(), "{} is not a directory", self.data_dir.display());
+        file::read(&self.data_dir).context("reading the keys")
+    }
+}
+
 fn parse_scope(s: &str) -> Result<Scope, String> {
     Scope::parse(s.trim()).ok_or_else(|| format!("unknown scope {s:?}: admin, door or reporting"))
 }
@@ -93,7 +101,7 @@ pub fn run_keys(cmd: KeysCmd) -> anyhow::Result<()> {
             println!("(shown once: only its SHA-256 is kept)");
         }
         KeysCmd::List { dir } => {
-            let file = file::read(&dir.data_dir).context("reading the keys")?;
+            let file = dir.read()?;
             println!(
                 "{:<20} {:<24} {:<24} {:<24} name",
                 "id", "scopes", "created_at", "revoked_at"
@@ -126,7 +134,7 @@ pub fn run_buyer_keys(cmd: BuyerKeysCmd) -> anyhow::Result<()> {
             println!("(signs new tokens from now on; tokens of older keys stay valid until they expire)");
         }
         BuyerKeysCmd::List { dir } => {
-            let file = file::read(&dir.data_dir).context("reading the keys")?;
+            let file = dir.read()?;
             println!("{:<6} {:<24} {:<24} signing", "kid", "created_at", "retired_at");
             for k in buyer::list(&file) {
                 let created = if k.kid == 0 {

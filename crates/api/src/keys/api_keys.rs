@@ -17,8 +17,13 @@ use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
-use super::file::{ApiKeyRecord, KeysFile};
-use super::scope::Scopes;
+use std::path::Path;
+
+use taquilla_domain::Timestamp;
+
+use super::file::{ApiKeyRecord, KeysError, KeysFile, update};
+use super::scope::{Scope, Scopes};
+use crate::limits::{API_KEY_NAME_MAX_BYTES, API_KEYS_ACTIVE_MAX};
 
 const ID_PREFIX: &str = "ak_";
 /// Hex digits of the random part of an id (64 bits).
@@ -152,12 +157,66 @@ fn entry(r: &ApiKeyRecord) -> Option<Entry> {
     })
 }
 
+/// Creates a key named `name` with `scopes` in `data_dir`'s keys file; returns its record and
+/// its text (shown once).
+pub fn create(
+    data_dir: &Path,
+    name: &str,
+    scopes: &[Scope],
+    now: Timestamp,
+) -> Result<(ApiKeyRecord, String), KeysError> {
+    if name.is_empty() || name.len() > API_KEY_NAME_MAX_BYTES || name.chars().any(char::is_control) {
+        return Err(KeysError::Invalid(format!(
+            "name: 1 to {API_KEY_NAME_MAX_BYTES} bytes without control characters"
+        )));
+    }
+    let mut scopes = scopes.to_vec();
+    scopes.sort();
+    scopes.dedup();
+    if scopes.is_empty() {
+        return Err(KeysError::Invalid(
+            "scopes: at least one of admin, door, reporting".into(),
+        ));
+    }
+    update(data_dir, |file| {
+        let active = file.api_keys.iter().filter(|k| k.revoked_at.is_none()).count();
+        if active >= API_KEYS_ACTIVE_MAX {
+            return Err(KeysError::TooMany(format!(
+                "at most {API_KEYS_ACTIVE_MAX} active API keys; revoke one first"
+            )));
+        }
+        let new = std::iter::repeat_with(generate)
+            .find(|k| file.api_keys.iter().all(|r| r.id != k.id))
+            .unwrap_or_else(|| unreachable!("repeat_with never ends"));
+        let record = ApiKeyRecord {
+            id: new.id,
+            name: name.to_string(),
+            scopes,
+            sha256: new.sha256,
+            created_at: now,
+            revoked_at: None,
+        };
+        file.api_keys.push(record.clone());
+        Ok((record, new.key))
+    })
+}
+
+/// Revokes key `id`; revoking a revoked key changes nothing and answers the same.
+pub fn revoke(data_dir: &Path, id: &str, now: Timestamp) -> Result<ApiKeyRecord, KeysError> {
+    update(data_dir, |file| {
+        let record = file
+            .api_keys
+            .iter_mut()
+            .find(|k| k.id == id)
+            .ok_or_else(|| KeysError::NotFound(format!("API key {id}")))?;
+        record.revoked_at.get_or_insert(now);
+        Ok(record.clone())
+    })
+}
+
 #[cfg(test)]
 mod tests {
-    use taquilla_domain::Timestamp;
-
     use super::*;
-    use crate::keys::Scope;
 
     #[test]
     fn keys_check_by_id_and_digest() {
@@ -199,67 +258,4 @@ mod tests {
             assert_eq!(key_id_of(junk), None, "{junk}");
         }
     }
-}
-
-/// Creates a key named `name` with `scopes` in `data_dir`'s keys file; returns its record and
-/// its text (shown once).
-pub fn create(
-    data_dir: &std::path::Path,
-    name: &str,
-    scopes: &[super::Scope],
-    now: taquilla_domain::Timestamp,
-) -> Result<(ApiKeyRecord, String), super::KeysError> {
-    use super::KeysError;
-    use crate::limits::{API_KEY_NAME_MAX_BYTES, API_KEYS_ACTIVE_MAX};
-    if name.is_empty() || name.len() > API_KEY_NAME_MAX_BYTES || name.chars().any(char::is_control) {
-        return Err(KeysError::Invalid(format!(
-            "name: 1 to {API_KEY_NAME_MAX_BYTES} bytes without control characters"
-        )));
-    }
-    let mut scopes = scopes.to_vec();
-    scopes.sort();
-    scopes.dedup();
-    if scopes.is_empty() {
-        return Err(KeysError::Invalid(
-            "scopes: at least one of admin, door, reporting".into(),
-        ));
-    }
-    super::file::update(data_dir, |file| {
-        let active = file.api_keys.iter().filter(|k| k.revoked_at.is_none()).count();
-        if active >= API_KEYS_ACTIVE_MAX {
-            return Err(KeysError::TooMany(format!(
-                "at most {API_KEYS_ACTIVE_MAX} active API keys; revoke one first"
-            )));
-        }
-        let new = std::iter::repeat_with(generate)
-            .find(|k| file.api_keys.iter().all(|r| r.id != k.id))
-            .unwrap_or_else(|| unreachable!("repeat_with never ends"));
-        let record = ApiKeyRecord {
-            id: new.id,
-            name: name.to_string(),
-            scopes,
-            sha256: new.sha256,
-            created_at: now,
-            revoked_at: None,
-        };
-        file.api_keys.push(record.clone());
-        Ok((record, new.key))
-    })
-}
-
-/// Revokes key `id`; revoking a revoked key changes nothing and answers the same.
-pub fn revoke(
-    data_dir: &std::path::Path,
-    id: &str,
-    now: taquilla_domain::Timestamp,
-) -> Result<ApiKeyRecord, super::KeysError> {
-    super::file::update(data_dir, |file| {
-        let record = file
-            .api_keys
-            .iter_mut()
-            .find(|k| k.id == id)
-            .ok_or_else(|| super::KeysError::NotFound(format!("API key {id}")))?;
-        record.revoked_at.get_or_insert(now);
-        Ok(record.clone())
-    })
 }

@@ -36,9 +36,16 @@ impl Scope {
     }
 }
 
-/// A set of scopes.
+/// A set of scopes (a byte: it travels in every error's details, which stay small). Serializes
+/// as the list of its names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Scopes(u8);
+
+impl Serialize for Scopes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(Scope::ALL.into_iter().filter(|x| self.0 & x.bit() != 0))
+    }
+}
 
 impl Scopes {
     pub const ADMIN: Scopes = Scopes(Scope::Admin.bit());
@@ -70,5 +77,7 @@ mod tests {
         assert!(!door.allows(&[Scope::Reporting, Scope::Admin]));
         assert!(Scopes::ADMIN.allows(&[Scope::Admin]));
         assert!(!Scopes::default().allows(&Scope::ALL));
+        let json = serde_json::to_string(&Scopes::of(&[Scope::Reporting, Scope::Admin])).unwrap();
+        assert_eq!(json, r#"["admin","reporting"]"#);
     }
 }
