@@ -45,8 +45,6 @@ pub const API_KEYS_ACTIVE_MAX: usize = 100;
 /// Revoked API keys kept in the keys file for listing; older ones are dropped (their ids are
 /// 64 random bits, never reissued in practice, and refused as unknown).
 pub const API_KEYS_REVOKED_KEPT: usize = 100;
-/// Longest name of an API key.
-pub const API_KEY_NAME_MAX_BYTES: usize = 64;
 /// Buyer signing keys besides key 0 not retired, at most (each is one HMAC state in memory
 /// and a linear search on every buyer request).
 pub const BUYER_KEYS_ACTIVE_MAX: usize = 16;

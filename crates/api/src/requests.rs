@@ -123,11 +123,11 @@ pub struct RefundRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKeyRequest {
-    /// Who or what holds the key, e.g. "door scanner 3": 1–64 bytes without control characters.
-    #[schema(min_length = 1, max_length = 64)]
+    /// Who or what holds the key, e.g. "door scanner 3".
+    #[schema(schema_with = constraints::name)]
     pub name: String,
     /// What the key may do: `admin` (everything), `door` (check-in, stats), `reporting`
-    /// (stats, orders, feed). At least one.
-    #[schema(min_items = 1)]
+    /// (stats, orders, feed). One to three.
+    #[schema(min_items = 1, max_items = 3)]
     pub scopes: Vec<crate::keys::Scope>,
 }

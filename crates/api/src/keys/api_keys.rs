@@ -23,7 +23,7 @@ use taquilla_domain::Timestamp;
 
 use super::file::{ApiKeyRecord, KeysError, KeysFile, update};
 use super::scope::{Scope, Scopes};
-use crate::limits::{API_KEY_NAME_MAX_BYTES, API_KEYS_ACTIVE_MAX};
+use crate::limits::API_KEYS_ACTIVE_MAX;
 
 const ID_PREFIX: &str = "ak_";
 /// Hex digits of the random part of an id (64 bits).
@@ -165,10 +165,10 @@ pub fn create(
     scopes: &[Scope],
     now: Timestamp,
 ) -> Result<(ApiKeyRecord, String), KeysError> {
-    if name.is_empty() || name.len() > API_KEY_NAME_MAX_BYTES || name.chars().any(char::is_control) {
-        return Err(KeysError::Invalid(format!(
-            "name: 1 to {API_KEY_NAME_MAX_BYTES} bytes without control characters"
-        )));
+    // The same rules as every display name (and the same JSON Schema, `constraints::name`).
+    let name = taquilla_domain::Name::parse(name).map_err(|e| KeysError::Invalid(format!("name: {}", e.reason)))?;
+    if scopes.len() > Scope::ALL.len() {
+        return Err(KeysError::Invalid(format!("scopes: at most {}", Scope::ALL.len())));
     }
     let mut scopes = scopes.to_vec();
     scopes.sort();
@@ -190,7 +190,7 @@ pub fn create(
             .unwrap_or_else(|| unreachable!("repeat_with never ends"));
         let record = ApiKeyRecord {
             id: new.id,
-            name: name.to_string(),
+            name: name.as_str().to_string(),
             scopes,
             sha256: new.sha256,
             created_at: now,

@@ -200,7 +200,10 @@ async fn keys_are_created_listed_and_revoked_without_a_restart() {
         json!({"name": "x", "scopes": []}),
         json!({"name": "x", "scopes": ["root"]}),
         json!({"name": "", "scopes": ["door"]}),
-        json!({"name": "x".repeat(65), "scopes": ["door"]}),
+        json!({"name": " ", "scopes": ["door"]}),
+        json!({"name": "x\u{7}", "scopes": ["door"]}),
+        json!({"name": "x".repeat(201), "scopes": ["door"]}),
+        json!({"name": "x", "scopes": ["door", "door", "door", "door"]}),
         json!({"name": "x"}),
     ] {
         let r = app
