@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::keys::KeyStore;
 use crate::{ApiSettings, AppState, Secrets};
 
 /// Everything the application needs, resolved (the binary applies flags > environment >
@@ -51,6 +52,8 @@ pub enum AppError {
     Namespace(std::io::Error),
     #[error("the payment saga cannot start: {0}")]
     Saga(#[from] taquilla_log::cursor::CursorError),
+    #[error("the keys: {0}")]
+    Keys(#[from] crate::keys::KeysError),
 }
 
 /// Why [`RunningApp::run_until`] returned.
@@ -89,12 +92,18 @@ impl Application {
             listen: config.listen.clone(),
             source,
         })?;
+        let keys = KeyStore::open(
+            &config.data_dir,
+            &config.secrets.admin_token,
+            &config.secrets.buyer_secret,
+        )?;
         let state = AppState::new(
             config.secrets,
             config.api,
             config.clock,
             config.prometheus,
             config.providers.clone(),
+            Arc::new(keys),
         );
         Ok(Application {
             listener,
@@ -125,6 +134,7 @@ impl Application {
         let saga_dir = data_dir.clone();
         let (stop_tx, stop_rx) = watch::channel(false);
         let server = tokio::spawn(serve(listener, state.clone(), stop_rx));
+        let keys_poll = tokio::spawn(crate::keys::poll(state.keys.clone()));
         let clock = state.clock.clone();
         // Recovery reads the whole log: off the async workers.
         let recovery = tokio::task::spawn_blocking(move || Engine::open(&data_dir, engine_config, clock));
@@ -137,6 +147,7 @@ impl Application {
             stop_tx,
             saga: None,
             saga_start: Some((providers, saga, saga_dir)),
+            keys_poll,
         }
     }
 }
@@ -172,6 +183,8 @@ pub struct RunningApp {
     saga: Option<SagaHandle>,
     /// What the saga starts with, once the engine has recovered (and the data directory).
     saga_start: Option<(Providers, SagaConfig, PathBuf)>,
+    /// Re-reads the keys file (see `keys`); aborted at shutdown.
+    keys_poll: JoinHandle<()>,
 }
 
 impl RunningApp {
@@ -248,6 +261,7 @@ impl RunningApp {
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = self.stop_tx.send(true);
         let served = (&mut self.server).await;
+        self.keys_poll.abort();
         if let Some(saga) = self.saga.take() {
             saga.stop().await;
         }

@@ -10,6 +10,7 @@ use taquilla_engine::EngineError;
 use utoipa::ToSchema;
 
 use crate::correlation::CorrelationId;
+use crate::keys::{KeysError, Scope, Scopes};
 use crate::named::{ConflictReasonName, Named, named_schema};
 use crate::time::Rfc3339;
 
@@ -51,6 +52,7 @@ error_codes! {
     Invalid => (UNPROCESSABLE_ENTITY, "invalid"),
     Unauthorized => (UNAUTHORIZED, "unauthorized"),
     Forbidden => (FORBIDDEN, "forbidden"),
+    InsufficientScope => (FORBIDDEN, "insufficient_scope"),
     PaymentMethodDisabled => (FORBIDDEN, "payment_method_disabled"),
     InvalidSignature => (BAD_REQUEST, "invalid_signature"),
     NotFound => (NOT_FOUND, "not_found"),
@@ -68,6 +70,7 @@ error_codes! {
     Conflict => (CONFLICT, "conflict"),
     LimitExceeded => (UNPROCESSABLE_ENTITY, "limit_exceeded"),
     TooManySales => (UNPROCESSABLE_ENTITY, "too_many_sales"),
+    TooManyKeys => (UNPROCESSABLE_ENTITY, "too_many_keys"),
     Overloaded => (SERVICE_UNAVAILABLE, "overloaded"),
     StorageFull => (SERVICE_UNAVAILABLE, "storage_full"),
     PaymentUnavailable => (SERVICE_UNAVAILABLE, "payment_unavailable"),
@@ -171,6 +174,10 @@ pub struct ErrorDetails {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub checked_in_at: Option<Rfc3339>,
+    /// `insufficient_scope`: the scopes any one of which the route takes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Scope>>)]
+    pub required_scopes: Option<Scopes>,
 }
 
 impl IntoResponse for ApiError {
@@ -278,6 +285,20 @@ impl From<EngineError> for ApiError {
             EngineError::BatchTooLarge => ApiError::invalid(e.to_string()),
             EngineError::Stopped | EngineError::Log(_) | EngineError::Recovery(_) | EngineError::Config(_) => {
                 ApiError::new(Code::Unavailable, "the engine is not taking commands")
+            }
+        }
+    }
+}
+
+impl From<KeysError> for ApiError {
+    fn from(e: KeysError) -> Self {
+        match e {
+            KeysError::NotFound(what) => ApiError::new(Code::NotFound, format!("{what} not found")),
+            KeysError::TooMany(m) => ApiError::new(Code::TooManyKeys, m),
+            KeysError::Invalid(m) => ApiError::invalid(m),
+            KeysError::Io { .. } | KeysError::Corrupt { .. } => {
+                tracing::error!(error = %e, "the keys file cannot be changed");
+                ApiError::new(Code::Unavailable, "the keys file cannot be changed now")
             }
         }
     }

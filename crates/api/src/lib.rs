@@ -16,6 +16,7 @@ mod extract;
 pub mod ids;
 pub mod json;
 mod keepalive;
+pub mod keys;
 pub mod limits;
 pub mod named;
 pub mod openapi;
@@ -40,7 +41,7 @@ use taquilla_followers::Providers;
 use tower::Layer;
 
 pub use application::{AppConfig, AppError, Application, Exit, RunningApp};
-pub use auth::{Secrets, mint_buyer_token, verify_buyer_token};
+pub use auth::{Secrets, mint_buyer_token, mint_buyer_token_with_kid, verify_buyer_token};
 pub use error::{ApiError, Code};
 
 /// Limits and switches of the HTTP layer.
@@ -76,7 +77,8 @@ pub struct AppContext {
     pub prometheus: Option<PrometheusHandle>,
     /// Rendered sale pages, by sale version.
     pages: pages::SalePages,
-    buyer_key: auth::BuyerKey,
+    /// The admin API keys and the buyer signing keys (see [`keys`]).
+    pub keys: Arc<keys::KeyStore>,
     /// The payment providers: which methods `POST /v1/orders/{id}/pay` takes, their circuit
     /// breakers, and Stripe's webhook verifier.
     pub providers: Providers,
@@ -104,10 +106,11 @@ impl AppState {
         clock: Arc<dyn Clock>,
         prometheus: Option<PrometheusHandle>,
         providers: Providers,
+        keys: Arc<keys::KeyStore>,
     ) -> AppState {
         AppState(Arc::new(AppContext {
             engine: OnceLock::new(),
-            buyer_key: auth::BuyerKey::new(&secrets.buyer_secret),
+            keys,
             secrets,
             settings,
             clock,

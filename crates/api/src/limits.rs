@@ -45,6 +45,21 @@ pub const PAY_POLL: Duration = Duration::from_millis(10);
 /// provider's event is a few KiB; its size is not ours to choose).
 pub const WEBHOOK_BODY_BYTES_MAX: usize = 256 * 1024;
 pub const WEBHOOK_EVENTS_REMEMBERED: usize = 100_000;
+/// Admin API keys not revoked, at most; creating another answers `422 too_many_keys`.
+pub const API_KEYS_ACTIVE_MAX: usize = 100;
+/// Revoked API keys kept in the keys file for listing; older ones are dropped (their ids are
+/// 64 random bits, never reissued in practice, and refused as unknown).
+pub const API_KEYS_REVOKED_KEPT: usize = 100;
+/// Buyer signing keys besides key 0 not retired, at most (each is one HMAC state in memory
+/// and a linear search on every buyer request).
+pub const BUYER_KEYS_ACTIVE_MAX: usize = 16;
+/// Retired buyer keys kept in the keys file for listing.
+pub const BUYER_KEYS_RETIRED_KEPT: usize = 64;
+/// Longest key id in a buyer token (a `u32` in decimal).
+pub const BUYER_KID_MAX_DIGITS: usize = 10;
+/// How often the server re-reads the keys file in any case (a change by the CLI is seen at
+/// once by the next admin request; see `keys`).
+pub const KEYS_POLL: Duration = Duration::from_secs(1);
 /// HTTP worker threads a server may be configured with, at most.
 pub const WORKER_THREADS_MAX: usize = 256;
 

@@ -26,7 +26,7 @@ use crate::error::{Code, ErrorBody, ErrorDetail, ErrorDetails};
 #[openapi(
     info(title = "taquilla", description = "High-frequency ticket selling: holds, orders, tickets. A sale is called an event in this API. Errors are always {\"error\": {\"code\", \"message\", \"correlation_id\", \"details\"?}}; branch on `code` (schema ErrorCode)."),
     // HoldItemRequest: named by `constraints::hold_items`, which utoipa cannot see through.
-    components(schemas(ErrorBody, ErrorDetail, ErrorDetails, Code, crate::requests::HoldItemRequest)),
+    components(schemas(ErrorBody, ErrorDetail, ErrorDetails, Code, crate::requests::HoldItemRequest, crate::keys::Scope)),
     modifiers(&Security),
 )]
 pub struct ApiDoc;
@@ -37,11 +37,11 @@ impl utoipa::Modify for Security {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         let mut admin = Http::new(HttpAuthScheme::Bearer);
-        admin.description = Some("The admin token given to `taquilla serve`.".into());
+        admin.description = Some("The bootstrap admin token given to `taquilla serve` (scope `admin`), or an API key `ak_<id>.<secret>` from POST /v1/admin/api-keys or `taquilla keys create`. Each operation lists the scopes any one of which it takes; a key without one gets 403 `insufficient_scope`.".into());
         components.add_security_scheme("admin", SecurityScheme::Http(admin));
         let mut buyer = Http::new(HttpAuthScheme::Bearer);
-        buyer.bearer_format = Some("v1.<base64url(buyer_id)>.<expires_at>.<base64url(hmac_sha256)>".into());
-        buyer.description = Some("A buyer token: from POST /v1/admin/buyer-tokens, or minted by your back end with the shared secret (see README).".into());
+        buyer.bearer_format = Some("v2.<kid>.<base64url(buyer_id)>.<expires_at>.<base64url(hmac_sha256)>".into());
+        buyer.description = Some("A buyer token: from POST /v1/admin/buyer-tokens, or minted by your back end with a signing key's secret (see README, Keys). `v1.<base64url(buyer_id)>.<expires_at>.<sig>` is a key-0 token.".into());
         components.add_security_scheme("buyer", SecurityScheme::Http(buyer));
     }
 }
@@ -113,13 +113,13 @@ pub const COMMON_ANSWERS: &[CommonAnswer] = &[
     CommonAnswer {
         group: Group::Admin,
         status: 401,
-        description: "`unauthorized`: no bearer token",
+        description: "`unauthorized`: no bearer token, or not the admin token nor an active API key (unknown or revoked)",
         retry_after: false,
     },
     CommonAnswer {
         group: Group::Admin,
         status: 403,
-        description: "`forbidden`: not the admin token",
+        description: "`insufficient_scope`: the API key has none of the scopes the operation's `security` lists (`details.required_scopes`); `forbidden`: a buyer token",
         retry_after: false,
     },
     CommonAnswer {
@@ -166,6 +166,7 @@ pub const PATH_IDS: &[(&str, &str)] = &[
     ("event_id", crate::ids::SALE_ID_PATTERN),
     ("hold_id", crate::ids::HOLD_ID_PATTERN),
     ("order_id", crate::ids::ORDER_ID_PATTERN),
+    ("key_id", crate::keys::api_keys::KEY_ID_PATTERN),
 ];
 
 /// A link from an operation's answer to another operation (OpenAPI 3 `links`): the id the

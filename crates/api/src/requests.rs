@@ -119,3 +119,15 @@ pub struct RefundRequest {
     #[schema(schema_with = constraints::refund_ticket_codes)]
     pub ticket_codes: Option<Vec<String>>,
 }
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiKeyRequest {
+    /// Who or what holds the key, e.g. "door scanner 3".
+    #[schema(schema_with = constraints::name)]
+    pub name: String,
+    /// What the key may do: `admin` (everything), `door` (check-in, stats), `reporting`
+    /// (stats, orders, feed). One to three.
+    #[schema(min_items = 1, max_items = 3)]
+    pub scopes: Vec<crate::keys::Scope>,
+}

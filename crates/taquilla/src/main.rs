@@ -1,6 +1,7 @@
 //! The `taquilla` binary: the command line over the libraries. `anyhow` lives only here.
 
 mod crash_workload;
+mod keys;
 mod serve;
 mod settings;
 
@@ -25,6 +26,16 @@ struct Cli {
 enum Cmd {
     /// Run the HTTP server on the embedded, durable log.
     Serve(serve::Args),
+    /// Admin API keys in the data directory (works while the server runs).
+    Keys {
+        #[command(subcommand)]
+        cmd: keys::KeysCmd,
+    },
+    /// Buyer-token signing keys in the data directory (works while the server runs).
+    BuyerKeys {
+        #[command(subcommand)]
+        cmd: keys::BuyerKeysCmd,
+    },
     /// Benchmarks that print figures (release build).
     Bench {
         #[command(subcommand)]
@@ -103,6 +114,14 @@ fn main() -> anyhow::Result<()> {
         Cmd::Serve(args) => {
             init_tracing("info");
             serve::run(args)
+        }
+        Cmd::Keys { cmd } => {
+            init_tracing("warn");
+            keys::run_keys(cmd)
+        }
+        Cmd::BuyerKeys { cmd } => {
+            init_tracing("warn");
+            keys::run_buyer_keys(cmd)
         }
         Cmd::Bench { which } => match which {
             BenchCmd::Engine {

@@ -96,13 +96,16 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         None
     };
     drop(engine);
+    let demo_token = demo_sale.map(|sale| {
+        let buyer = BuyerId::parse("demo-buyer").unwrap_or_else(|_| unreachable!("a valid literal"));
+        let expires_at_secs = clock.now().0.div_euclid(1000) + 86_400;
+        (sale, running.state().keys.mint_buyer_token(&buyer, expires_at_secs))
+    });
     print_banner(Banner {
         addr,
         admin_token: &admin_token,
-        buyer_secret: &buyer_secret,
-        demo: demo_sale,
+        demo: demo_token,
         payment_methods: &settings.payments.methods,
-        now_ms: clock.now().0,
     });
     match running.run_until(shutdown_signal()).await? {
         Exit::Stopped => Ok(()),
@@ -167,20 +170,17 @@ async fn ensure_demo_sale(engine: &Engine) -> anyhow::Result<SaleId> {
 struct Banner<'a> {
     addr: SocketAddr,
     admin_token: &'a str,
-    buyer_secret: &'a str,
-    demo: Option<SaleId>,
+    /// The demo sale and a buyer token for it.
+    demo: Option<(SaleId, String)>,
     payment_methods: &'a [taquilla_domain::PaymentMethod],
-    now_ms: i64,
 }
 
 fn print_banner(banner: Banner<'_>) {
     let Banner {
         addr,
         admin_token,
-        buyer_secret,
         demo,
         payment_methods,
-        now_ms,
     } = banner;
     let url = format!("http://{addr}");
     println!("taquilla listening on {url}");
@@ -192,9 +192,7 @@ fn print_banner(banner: Banner<'_>) {
     } else {
         println!("  payments:    {} (POST /v1/orders/{{id}}/pay)", methods.join(", "));
     }
-    if let Some(sale) = demo {
-        let buyer = BuyerId::parse("demo-buyer").unwrap_or_else(|_| unreachable!("a valid literal"));
-        let token = taquilla_api::mint_buyer_token(buyer_secret.as_bytes(), &buyer, now_ms / 1000 + 86_400);
+    if let Some((sale, token)) = demo {
         let event = taquilla_api::ids::PublicSaleId(sale);
         println!("  demo sale:   {url}/v1/events/{event}");
         println!("  buyer token for \"demo-buyer\" (24 h): {token}");

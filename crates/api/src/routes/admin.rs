@@ -1,5 +1,6 @@
-//! Organiser routes (`Authorization: Bearer <admin token>`): catalog, sale status, buyer
-//! tokens, stats, check-in, refunds and cancellations.
+//! Organiser routes (`Authorization: Bearer <admin token or API key>`): catalog, sale status,
+//! buyer tokens, stats, check-in, refunds and cancellations. Each handler's extractor names
+//! the scopes it takes (`auth::Admin`, `Door`, `Reporting`, `Stats`).
 
 use axum::Extension;
 use axum::extract::State;
@@ -11,7 +12,7 @@ use taquilla_domain::{
 
 use super::{exec, order_of, sale_of, unexpected};
 use crate::AppState;
-use crate::auth::{Admin, mint_buyer_token};
+use crate::auth::{Admin, Door, Reporting, Stats};
 use crate::correlation::CorrelationId;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
@@ -85,7 +86,7 @@ fn create_sale_command(req: &CreateSaleRequest) -> Result<CreateSale, ApiError> 
 
 #[utoipa::path(post, path = "/v1/admin/events", tag = "admin", request_body = CreateSaleRequest,
     responses((status = 201, body = SaleView, description = "A draft sale; add ticket types and quotas, then open it"), (status = 422, body = ErrorBody, description = "`too_many_sales`: the server holds its maximum number of sales; `invalid`: `closes_at` not after `opens_at`")),
-    security(("admin" = [])))]
+    security(("admin" = ["admin"])))]
 pub(crate) async fn create_sale(
     State(state): State<AppState>,
     Extension(corr): Extension<CorrelationId>,
@@ -100,7 +101,7 @@ pub(crate) async fn create_sale(
 #[utoipa::path(post, path = "/v1/admin/events/{event_id}/ticket-types", tag = "admin",
     params(("event_id" = String, Path)), request_body = CreateTicketTypeRequest,
     responses((status = 201, body = TicketTypeView), (status = 409, body = ErrorBody, description = "`conflict`: the sale is closed (`details.reason`)")),
-    security(("admin" = [])))]
+    security(("admin" = ["admin"])))]
 pub(crate) async fn create_ticket_type(
     State(state): State<AppState>,
     Extension(corr): Extension<CorrelationId>,
@@ -132,7 +133,7 @@ pub(crate) async fn create_ticket_type(
 #[utoipa::path(post, path = "/v1/admin/events/{event_id}/quotas", tag = "admin",
     params(("event_id" = String, Path)), request_body = CreateQuotaRequest,
     responses((status = 201, body = QuotaView), (status = 409, body = ErrorBody, description = "`conflict`: the sale is closed (`details.reason`)")),
-    security(("admin" = [])))]
+    security(("admin" = ["admin"])))]
 pub(crate) async fn create_quota(
     State(state): State<AppState>,
     Extension(corr): Extension<CorrelationId>,
@@ -178,7 +179,7 @@ async fn set_status(
 
 #[utoipa::path(post, path = "/v1/admin/events/{event_id}/open", tag = "admin", params(("event_id" = String, Path)),
     responses((status = 200, body = SaleView), (status = 409, body = ErrorBody, description = "`conflict`: not a valid status transition (`details.reason`)")),
-    security(("admin" = [])))]
+    security(("admin" = ["admin"])))]
 pub(crate) async fn open(
     State(state): State<AppState>,
     Extension(corr): Extension<CorrelationId>,
@@ -190,7 +191,7 @@ pub(crate) async fn open(
 
 #[utoipa::path(post, path = "/v1/admin/events/{event_id}/pause", tag = "admin", params(("event_id" = String, Path)),
     responses((status = 200, body = SaleView), (status = 409, body = ErrorBody, description = "`conflict`: not a valid status transition (`details.reason`)")),
-    security(("admin" = [])))]
+    security(("admin" = ["admin"])))]
 pub(crate) async fn pause(
     State(state): State<AppState>,
     Extension(corr): Extension<CorrelationId>,
@@ -202,7 +203,7 @@ pub(crate) async fn pause(
 
 #[utoipa::path(post, path = "/v1/admin/events/{event_id}/close", tag = "admin", params(("event_id" = String, Path)),
     responses((status = 200, body = SaleView), (status = 409, body = ErrorBody, description = "`conflict`: not a valid status transition (`details.reason`)")),
-    security(("admin" = [])))]
+    security(("admin" = ["admin"])))]
 pub(crate) async fn close(
     State(state): State<AppState>,
     Extension(corr): Extension<CorrelationId>,
@@ -213,10 +214,10 @@ pub(crate) async fn close(
 }
 
 #[utoipa::path(get, path = "/v1/admin/events/{event_id}/stats", tag = "admin", params(("event_id" = String, Path)),
-    responses((status = 200, body = StatsView)), security(("admin" = [])))]
+    responses((status = 200, body = StatsView)), security(("admin" = ["door", "reporting", "admin"])))]
 pub(crate) async fn stats(
     State(state): State<AppState>,
-    _: Admin,
+    _: Stats,
     ApiPath(event_id): ApiPath,
 ) -> Result<Json<StatsView>, ApiError> {
     let sale = sale_of(&event_id)?;
@@ -231,11 +232,11 @@ fn ticket_code(s: &str) -> Result<TicketCode, ApiError> {
 #[utoipa::path(post, path = "/v1/admin/events/{event_id}/checkins", tag = "admin", params(("event_id" = String, Path)),
     request_body = CheckinRequest,
     responses((status = 200, body = CheckinView), (status = 409, body = ErrorBody, description = "`already_checked_in` (with `details.checked_in_at`), or `conflict`: the ticket was refunded (`details.reason`)")),
-    security(("admin" = [])))]
+    security(("admin" = ["door", "admin"])))]
 pub(crate) async fn checkin(
     State(state): State<AppState>,
     Extension(corr): Extension<CorrelationId>,
-    _: Admin,
+    _: Door,
     ApiPath(event_id): ApiPath,
     ApiJson(req): ApiJson<CheckinRequest>,
 ) -> Result<Json<CheckinView>, ApiError> {
@@ -269,7 +270,7 @@ fn order_body(state: &AppState, sale: SaleId, order: OrderId) -> Result<JsonBody
 #[utoipa::path(post, path = "/v1/admin/orders/{order_id}/refund", tag = "admin", params(("order_id" = String, Path)),
     request_body = RefundRequest,
     responses((status = 200, body = OrderView, description = "Refunded tickets return to inventory"), (status = 409, body = ErrorBody, description = "`conflict`: the order is not paid, or a ticket is already refunded (`details.reason`)")),
-    security(("admin" = [])))]
+    security(("admin" = ["admin"])))]
 pub(crate) async fn refund(
     State(state): State<AppState>,
     Extension(corr): Extension<CorrelationId>,
@@ -294,7 +295,7 @@ pub(crate) async fn refund(
 
 #[utoipa::path(post, path = "/v1/admin/orders/{order_id}/cancel", tag = "admin", operation_id = "admin_cancel_order", params(("order_id" = String, Path)),
     responses((status = 200, body = OrderView, description = "Cancelled; its tickets are available again"), (status = 409, body = ErrorBody, description = "`conflict`: the order is not awaiting payment (`details.reason`)")),
-    security(("admin" = [])))]
+    security(("admin" = ["admin"])))]
 pub(crate) async fn cancel_order(
     State(state): State<AppState>,
     Extension(corr): Extension<CorrelationId>,
@@ -311,7 +312,7 @@ pub(crate) async fn cancel_order(
 }
 
 #[utoipa::path(post, path = "/v1/admin/buyer-tokens", tag = "admin", request_body = BuyerTokenRequest,
-    responses((status = 201, body = BuyerTokenView)), security(("admin" = [])))]
+    responses((status = 201, body = BuyerTokenView)), security(("admin" = ["admin"])))]
 pub(crate) async fn buyer_token(
     State(state): State<AppState>,
     _: Admin,
@@ -325,7 +326,7 @@ pub(crate) async fn buyer_token(
         )));
     }
     let expires_at_secs = state.now().0.div_euclid(1000) + ttl as i64;
-    let token = mint_buyer_token(&state.secrets.buyer_secret, &buyer, expires_at_secs);
+    let token = state.keys.mint_buyer_token(&buyer, expires_at_secs);
     Ok((
         StatusCode::CREATED,
         Json(BuyerTokenView {
@@ -338,10 +339,10 @@ pub(crate) async fn buyer_token(
 
 #[utoipa::path(get, path = "/v1/admin/orders/{order_id}", tag = "admin", operation_id = "admin_get_order", params(("order_id" = String, Path)),
     responses((status = 200, body = AdminOrderView, description = "The order with its buyer, every payment attempt with the timeline of its steps (time and correlation id), and every refund")),
-    security(("admin" = [])))]
+    security(("admin" = ["reporting", "admin"])))]
 pub(crate) async fn get_order(
     State(state): State<AppState>,
-    _: Admin,
+    _: Reporting,
     ApiPath(order_id): ApiPath,
 ) -> Result<JsonBody, ApiError> {
     let (sale, order) = order_of(&order_id)?;
@@ -356,7 +357,7 @@ pub(crate) async fn get_order(
     request_body = ConfirmPaymentRequest,
     responses((status = 200, body = OrderView, description = "Paid, with its tickets (or, paid after its deadline without tickets left, `refund_required`)"),
         (status = 409, body = ErrorBody, description = "`conflict` (`details.reason`: `payment_in_progress`, `order_paid`, …)")),
-    security(("admin" = [])))]
+    security(("admin" = ["admin"])))]
 pub(crate) async fn confirm_payment(
     State(state): State<AppState>,
     Extension(corr): Extension<CorrelationId>,

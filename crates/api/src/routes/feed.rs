@@ -7,7 +7,7 @@ use taquilla_domain::{SaleId, Timestamp};
 use utoipa::IntoParams;
 
 use crate::AppState;
-use crate::auth::Admin;
+use crate::auth::Reporting;
 use crate::constraints;
 use crate::error::{ApiError, Code, ErrorBody};
 use crate::extract::ApiQuery;
@@ -32,10 +32,10 @@ pub(crate) struct FeedQuery {
 
 #[utoipa::path(get, path = "/v1/admin/feed", tag = "admin", params(FeedQuery),
     responses((status = 200, body = FeedView), (status = 422, body = ErrorBody, description = "`invalid` cursor or limit")),
-    security(("admin" = [])))]
+    security(("admin" = ["reporting", "admin"])))]
 pub(crate) async fn feed(
     State(state): State<AppState>,
-    _: Admin,
+    _: Reporting,
     ApiQuery(q): ApiQuery<FeedQuery>,
 ) -> Result<Json<FeedView>, ApiError> {
     let after = q.after.unwrap_or(0);

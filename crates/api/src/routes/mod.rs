@@ -7,6 +7,7 @@
 pub(crate) mod admin;
 pub(crate) mod buyer;
 pub(crate) mod feed;
+pub(crate) mod keys;
 pub(crate) mod ops;
 pub(crate) mod payments;
 pub(crate) mod webhooks;
@@ -42,6 +43,8 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::get_order))
         .routes(routes!(admin::confirm_payment))
         .routes(routes!(admin::buyer_token))
+        .routes(routes!(keys::create_api_key, keys::list_api_keys))
+        .routes(routes!(keys::revoke_api_key))
         .routes(routes!(feed::feed))
         .routes(routes!(buyer::list_sales))
         .routes(routes!(buyer::get_sale))

@@ -14,7 +14,7 @@ mod payment;
 mod sale;
 mod stats;
 
-pub use admin::{BuyerTokenView, CheckinView, Health};
+pub use admin::{ApiKeyCreatedView, ApiKeyList, ApiKeyView, BuyerTokenView, CheckinView, Health};
 pub use feed::{FeedEvent, FeedView, event_data};
 pub use hold::{HoldStateView, HoldView, ItemView, ItemsView};
 pub use order::{OrderView, TicketStateView, TicketView, TicketsView};

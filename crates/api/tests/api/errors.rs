@@ -17,7 +17,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::helpers::*;
-use crate::{concurrency, disk, flow, ops, payments, refunds};
+use crate::{concurrency, disk, flow, keys, ops, payments, refunds};
 
 /// Codes no client request to a correctly working server can produce, and why.
 const UNREACHABLE: &[(&str, &str)] = &[
@@ -63,6 +63,8 @@ fn scenarios() -> Vec<(&'static str, Scenario)> {
         ("ops::not_ready", |c| Box::pin(ops::not_ready_until_recovered(c))),
         // Needs the right to mount a tmpfs (root, as in CI).
         ("disk::storage_full", |c| Box::pin(disk::storage_full(c))),
+        ("keys::scopes", |c| Box::pin(keys::scopes(c))),
+        ("keys::too_many_keys", |c| Box::pin(keys::too_many_keys(c))),
     ]
 }
 
@@ -227,7 +229,8 @@ async fn input_auth_and_routing(codes: Codes) {
         r.expect_error(401, "unauthorized");
     }
 
-    // 403: a valid buyer token is not an admin token; nor is a wrong admin token.
+    // 403: a valid buyer token is the wrong kind of credential. 401: a wrong admin token is
+    // none of ours.
     app.send(Method::GET, "/v1/admin/feed", Some(&ana), None, &[])
         .await
         .expect_error(403, "forbidden");
@@ -243,7 +246,7 @@ async fn input_auth_and_routing(codes: Codes) {
         &[],
     )
     .await
-    .expect_error(403, "forbidden");
+    .expect_error(401, "unauthorized");
 
     // 404: unknown ids, malformed ids, unknown routes.
     for path in [

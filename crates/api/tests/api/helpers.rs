@@ -601,6 +601,36 @@ impl Api {
         .await
     }
 
+    /// `POST /v1/admin/api-keys {name, scopes}` with the bootstrap admin token.
+    pub async fn create_api_key(&self, name: &str, scopes: &[&str]) -> Resp {
+        let body = json!({ "name": name, "scopes": scopes });
+        self.admin(Method::POST, "/v1/admin/api-keys", Some(&body)).await
+    }
+
+    /// A new API key with `scopes` (asserting `201`): its id and its key.
+    pub async fn api_key(&self, scopes: &[&str]) -> (String, String) {
+        let r = self.create_api_key(&scopes.join("+"), scopes).await;
+        let body = r.expect(201);
+        let field = |f: &str| {
+            body[f]
+                .as_str()
+                .unwrap_or_else(|| panic!("no {f} in {body}"))
+                .to_string()
+        };
+        (field("id"), field("key"))
+    }
+
+    /// `GET /v1/admin/api-keys`
+    pub async fn list_api_keys(&self) -> Resp {
+        self.admin(Method::GET, "/v1/admin/api-keys", None).await
+    }
+
+    /// `DELETE /v1/admin/api-keys/{key_id}`
+    pub async fn revoke_api_key(&self, key_id: &str) -> Resp {
+        self.admin(Method::DELETE, &format!("/v1/admin/api-keys/{key_id}"), None)
+            .await
+    }
+
     // ---------- public and buyer ----------
 
     /// `GET /v1/events`
@@ -926,6 +956,11 @@ async fn start(data_dir: &Path, options: &AppOptions, clock: Arc<dyn Clock>) -> 
 }
 
 impl TestApp {
+    /// The app's data directory (where `taquilla keys` would write).
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     pub fn engine(&self) -> &Arc<Engine> {
         self.engine.as_ref().expect("running")
     }
@@ -1008,12 +1043,14 @@ impl std::ops::Deref for UnreadyApp {
 pub async fn spawn_unready_app(codes: &Codes) -> UnreadyApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let keys = taquilla_api::keys::KeyStore::open(dir.path(), ADMIN_TOKEN, BUYER_SECRET.as_bytes()).expect("keys");
     let state = AppState::new(
         secrets(),
         ApiSettings::default(),
         clock.clone(),
         None,
         Providers::default(),
+        Arc::new(keys),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local address");

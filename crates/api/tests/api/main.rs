@@ -8,6 +8,7 @@ mod docs;
 mod errors;
 mod flow;
 mod helpers;
+mod keys;
 mod ops;
 mod payments;
 mod refunds;

@@ -126,6 +126,7 @@ fn fill_placeholders(template: &str) -> String {
             "{event_id}" => "evt_1",
             "{hold_id}" => "hld_1_1",
             "{order_id}" => "ord_1_1",
+            "{key_id}" => "ak_0000000000000000",
             s if s.starts_with('{') => panic!("a new path parameter {s}: give it a placeholder here"),
             s => s,
         })

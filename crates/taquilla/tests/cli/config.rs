@@ -52,10 +52,10 @@ async fn flags_beat_environment_beats_config_file() {
             .send()
     };
 
-    // Flag over environment over file.
+    // Flag over environment over file (the others are no admin token of this server: 401).
     assert_eq!(token_request(FLAG_ADMIN).await.unwrap().status(), 201);
-    assert_eq!(token_request(ENV_ADMIN).await.unwrap().status(), 403);
-    assert_eq!(token_request(FILE_ADMIN).await.unwrap().status(), 403);
+    assert_eq!(token_request(ENV_ADMIN).await.unwrap().status(), 401);
+    assert_eq!(token_request(FILE_ADMIN).await.unwrap().status(), 401);
     // Environment over file.
     assert!(from_env.join("log").is_dir(), "the environment's data dir is used");
     assert!(!from_file.exists(), "the file's data dir is not");
