@@ -249,8 +249,8 @@ fn declined_payments_are_paid_again_then_cancelled_and_the_sale_still_sells_out_
 }
 
 #[test]
-fn simulated_payments_need_a_server_that_takes_them() {
-    // A flag for the provider without the provider is refused before anything starts.
+fn a_simulated_provider_flag_without_simulated_payments_is_refused() {
+    // Refused before anything starts, rather than ignored.
     let out = Command::new(env!("CARGO_BIN_EXE_taquilla"))
         .args(["bench", "flash-sale", "--simulated-latency-ms", "5..40"])
         .output()
