@@ -683,14 +683,23 @@ pub async fn run(admin: &mut Admin, sale: &Sale, acks: &Acks, demand: u64, seen:
 }
 
 /// The payment checks (see the module docs), from the feed and the admin order timelines.
-async fn check_payments(admin: &mut Admin, feed: &Folded, acks: &Acks, seen: Seen, a: &mut Audit) -> anyhow::Result<()> {
+async fn check_payments(
+    admin: &mut Admin,
+    feed: &Folded,
+    acks: &Acks,
+    seen: Seen,
+    a: &mut Audit,
+) -> anyhow::Result<()> {
     let (payments, findings) = feed.payments();
     a.payments = payments;
     let mut failures = Vec::new();
     for (orders, what) in [
         (&findings.double_captured, "orders captured more than once"),
         (&findings.non_terminal, "orders or payments left pending at the end"),
-        (&findings.paid_without_one_capture, "paid orders without exactly one captured payment"),
+        (
+            &findings.paid_without_one_capture,
+            "paid orders without exactly one captured payment",
+        ),
     ] {
         if !orders.is_empty() {
             let mut sample = orders.clone();

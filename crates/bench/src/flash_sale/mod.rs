@@ -214,7 +214,8 @@ impl Args {
             "--virtual-buyers must be at least 1"
         );
         ensure!(
-            self.saga_concurrency.is_none_or(|n| (1..=SAGA_CONCURRENCY_MAX).contains(&n)),
+            self.saga_concurrency
+                .is_none_or(|n| (1..=SAGA_CONCURRENCY_MAX).contains(&n)),
             "--saga-concurrency must be 1..={SAGA_CONCURRENCY_MAX}"
         );
         ensure!(

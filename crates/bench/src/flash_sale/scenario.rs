@@ -545,7 +545,16 @@ impl Scenario {
 
     async fn read_sale(&self, priority: Priority, slot: Option<Instant>) -> Option<Arc<SalePage>> {
         let a = self
-            .call_at(slot, Op::Read, priority, Method::GET, &self.event_path, None, None, None)
+            .call_at(
+                slot,
+                Op::Read,
+                priority,
+                Method::GET,
+                &self.event_path,
+                None,
+                None,
+                None,
+            )
             .await
             .ok()?;
         if !a.reply.ok() {
@@ -776,7 +785,14 @@ impl Scenario {
         tokio::time::sleep(PAY_POLL_FIRST).await;
         loop {
             let a = self
-                .call(Op::OrderStatus, Priority::InPurchase, Method::GET, path, Some(&plan.auth), None)
+                .call(
+                    Op::OrderStatus,
+                    Priority::InPurchase,
+                    Method::GET,
+                    path,
+                    Some(&plan.auth),
+                    None,
+                )
                 .await
                 .ok()?;
             if !a.reply.ok() {
@@ -797,7 +813,14 @@ impl Scenario {
     async fn cancel(&self, plan: &Plan, order_id: &str, quantity: u32, sent: Instant) -> End {
         let path = format!("/v1/orders/{order_id}/cancel");
         match self
-            .call(Op::Cancel, Priority::InPurchase, Method::POST, &path, Some(&plan.auth), None)
+            .call(
+                Op::Cancel,
+                Priority::InPurchase,
+                Method::POST,
+                &path,
+                Some(&plan.auth),
+                None,
+            )
             .await
         {
             Ok(a) if a.reply.ok() => {

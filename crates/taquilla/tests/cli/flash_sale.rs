@@ -243,7 +243,10 @@ fn declined_payments_are_paid_again_then_cancelled_and_the_sale_still_sells_out_
     assert_payments_clean(&r);
     assert!(u(&r, "/payments/declined") > 0, "{r:#}");
     assert!(u(&r, "/buyers/declined_out") > 0, "{r:#}");
-    assert!(u(&r, "/latency_ms/cancel/count") >= u(&r, "/buyers/declined_out"), "{r:#}");
+    assert!(
+        u(&r, "/latency_ms/cancel/count") >= u(&r, "/buyers/declined_out"),
+        "{r:#}"
+    );
     // The cancelled orders' tickets went back and were sold to others.
     assert_eq!(u(&r, "/sold"), 300);
 }
