@@ -24,7 +24,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the HTTP server on the embedded, durable log.
-    Serve(serve::Args),
+    Serve(Box<serve::Args>),
     /// Benchmarks that print figures (release build).
     Bench {
         #[command(subcommand)]
@@ -72,7 +72,7 @@ enum BenchCmd {
     /// The flash sale over HTTP: a sale, tens of thousands of buyers, the ceiling of the same
     /// server, then an audit of the outcome through the admin API and the event feed.
     /// Exits non-zero when the audit fails.
-    FlashSale(taquilla_bench::flash_sale::Args),
+    FlashSale(Box<taquilla_bench::flash_sale::Args>),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -80,7 +80,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Cmd::Serve(args) => {
             init_tracing("info");
-            serve::run(args)
+            serve::run(*args)
         }
         Cmd::Bench { which } => match which {
             BenchCmd::Engine {
