@@ -950,7 +950,6 @@ mod tests {
         let (_, held) = feed_counts(&f);
         assert_eq!(held.get(&0), Some(&2), "reinstated: held again");
         assert_eq!(f.payments().1.non_terminal, ["o1"], "until it is captured");
-        let mut events = events;
         events.extend([step("payment_captured", "o1", 1), paid("o1", "c1")]);
         let f = fold(&events);
         assert_eq!(f.payments().0.non_terminal, 0);
