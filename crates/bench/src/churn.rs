@@ -77,6 +77,10 @@ pub fn run(args: &Args, on_sample: &mut dyn FnMut(Sample)) -> anyhow::Result<Vec
                 admin_token: &a,
                 buyer_secret: &b,
                 dir: args.dir.as_deref(),
+                payments: crate::flash_sale::scenario::PaymentMode::Test,
+                simulated_latency_ms: None,
+                simulated_decline_percent: None,
+                saga_concurrency: None,
             })?;
             (a, b, s.pid(), s.url.clone(), Some(s))
         }

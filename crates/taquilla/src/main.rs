@@ -25,7 +25,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the HTTP server on the embedded, durable log.
-    Serve(serve::Args),
+    Serve(Box<serve::Args>),
     /// Admin API keys in the data directory (works while the server runs).
     Keys {
         #[command(subcommand)]
@@ -83,7 +83,7 @@ enum BenchCmd {
     /// The flash sale over HTTP: a sale, tens of thousands of buyers, the ceiling of the same
     /// server, then an audit of the outcome through the admin API and the event feed.
     /// Exits non-zero when the audit fails.
-    FlashSale(taquilla_bench::flash_sale::Args),
+    FlashSale(Box<taquilla_bench::flash_sale::Args>),
     /// One buyer holds and releases over keep-alive HTTP, over and over, and the server's RSS
     /// is printed every so many cycles: after warm-up the curve must be flat.
     Churn(taquilla_bench::churn::Args),
@@ -113,7 +113,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Cmd::Serve(args) => {
             init_tracing("info");
-            serve::run(args)
+            serve::run(*args)
         }
         Cmd::Keys { cmd } => {
             init_tracing("warn");

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use taquilla_api::{ApiSettings, limits};
 use taquilla_engine::EngineConfig;
 use taquilla_followers::SagaConfig;
-use taquilla_followers::limits::{RECONCILE_AFTER_MAX, RECONCILE_AFTER_MIN};
+use taquilla_followers::limits::{RECONCILE_AFTER_MAX, RECONCILE_AFTER_MIN, SAGA_CONCURRENCY_MAX};
 use taquilla_payments::config::{PaymentFlags, PaymentSettings};
 
 #[derive(clap::Args, Debug, Default)]
@@ -104,6 +104,11 @@ struct PaymentArgs {
     /// provider before the saga asks the provider where it stands [default: 60].
     #[arg(long, env = "TAQUILLA_PAYMENT_RECONCILE_AFTER_SECS")]
     payment_reconcile_after_secs: Option<u64>,
+    /// Provider calls the payment saga makes at once (1..=4096) [default: 256]. Paid orders
+    /// per second are at most this over the provider's mean latency per call, halved (a
+    /// payment is two calls: authorise, capture).
+    #[arg(long, env = "TAQUILLA_SAGA_CONCURRENCY")]
+    saga_concurrency: Option<usize>,
 }
 
 /// The config file: the same settings as the flags.
@@ -135,6 +140,7 @@ struct FileConfig {
     simulated_timeout_percent: Option<f64>,
     simulated_seed: Option<u64>,
     payment_reconcile_after_secs: Option<u64>,
+    saga_concurrency: Option<usize>,
 }
 
 /// Settings after precedence was applied.
@@ -244,8 +250,16 @@ fn saga_config(args: &PaymentArgs, file: &FileConfig) -> anyhow::Result<SagaConf
             Duration::from_secs(secs)
         }
     };
+    let concurrency = args
+        .saga_concurrency
+        .or(file.saga_concurrency)
+        .unwrap_or(defaults.concurrency);
+    if !(1..=SAGA_CONCURRENCY_MAX).contains(&concurrency) {
+        bail!("saga_concurrency must be between 1 and {SAGA_CONCURRENCY_MAX}");
+    }
     Ok(SagaConfig {
         reconcile_after,
+        concurrency,
         ..defaults
     })
 }
@@ -330,6 +344,24 @@ mod tests {
         .unwrap();
         assert_eq!(demo.payments.methods, [PaymentMethod::Test, PaymentMethod::Simulated]);
         assert_eq!(demo.saga.reconcile_after, SagaConfig::default().reconcile_after);
+        assert_eq!(demo.saga.concurrency, SagaConfig::default().concurrency);
+
+        let s = with_payments(PaymentArgs {
+            saga_concurrency: Some(SAGA_CONCURRENCY_MAX),
+            ..PaymentArgs::default()
+        })
+        .resolve()
+        .unwrap();
+        assert_eq!(s.saga.concurrency, SAGA_CONCURRENCY_MAX);
+        for n in [0, SAGA_CONCURRENCY_MAX + 1] {
+            let e = with_payments(PaymentArgs {
+                saga_concurrency: Some(n),
+                ..PaymentArgs::default()
+            })
+            .resolve()
+            .unwrap_err();
+            assert!(e.to_string().contains("saga_concurrency"), "{e}");
+        }
 
         let e = with_payments(PaymentArgs {
             payment_methods: Some("stripe".into()),

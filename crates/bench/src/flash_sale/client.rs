@@ -51,10 +51,25 @@ pub enum Op {
     Release,
     /// `GET /v1/holds/{id}`: a buyer checking that its hold expired.
     HoldStatus,
+    /// `POST /v1/orders/{id}/cancel`: a buyer giving up after its payments were declined.
+    Cancel,
+    /// `GET /v1/orders/{id}`: a buyer polling a payment under way (`--payments simulated`).
+    /// A poll, paced by the provider's latency: recorded, but not a request of the selling
+    /// rate (see [`Op::is_poll`]).
+    OrderStatus,
 }
 
 impl Op {
-    pub const ALL: [Op; 6] = [Op::Read, Op::Hold, Op::Checkout, Op::Pay, Op::Release, Op::HoldStatus];
+    pub const ALL: [Op; 8] = [
+        Op::Read,
+        Op::Hold,
+        Op::Checkout,
+        Op::Pay,
+        Op::Release,
+        Op::HoldStatus,
+        Op::Cancel,
+        Op::OrderStatus,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -64,9 +79,22 @@ impl Op {
             Op::Pay => "pay",
             Op::Release => "release",
             Op::HoldStatus => "hold_status",
+            Op::Cancel => "cancel",
+            Op::OrderStatus => "order_status",
         }
     }
+
+    /// A buyer asking whether its payment is done: its latency and status are recorded, but
+    /// it is not one of the requests the selling rate counts, nor does it keep the client
+    /// busy (the rush and the busy time follow the selling requests alone). The wait it
+    /// stands for is the payment provider's, not the server's.
+    pub fn is_poll(self) -> bool {
+        self == Op::OrderStatus
+    }
 }
+
+/// `Prefer`, as the pay route reads it (`wait=<seconds>`).
+pub static PREFER: header::HeaderName = header::HeaderName::from_static("prefer");
 
 /// Who waits for a connection: buyers already in a purchase go first, so a flash crowd of
 /// new arrivals delays new arrivals, not the holds that are about to expire.
@@ -395,7 +423,10 @@ pub struct RecState {
     pub statuses: BTreeMap<u16, u64>,
     pub codes: BTreeMap<String, u64>,
     pub transport_errors: u64,
+    /// Requests of the selling rate (every request but the polls).
     pub requests: u64,
+    /// Polls ([`Op::is_poll`]): recorded apart, not in `requests`, the busy time or the rush.
+    pub polls: u64,
     in_flight: u64,
     busy_since: Option<Instant>,
     /// Time with at least one request in flight.
@@ -493,6 +524,7 @@ impl Recorder {
                 codes: BTreeMap::new(),
                 transport_errors: 0,
                 requests: 0,
+                polls: 0,
                 in_flight: 0,
                 busy_since: None,
                 busy: Duration::ZERO,
@@ -509,7 +541,10 @@ impl Recorder {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn started(&self, at: Instant) {
+    fn started(&self, op: Op, at: Instant) {
+        if op.is_poll() {
+            return;
+        }
         let mut s = self.lock();
         if s.in_flight == 0 {
             s.busy_since = Some(at);
@@ -533,9 +568,13 @@ impl Recorder {
 
     fn finished_at(&self, now: Instant, op: Op, intended: Instant, reply: Option<&Reply>, code: Option<&str>) {
         let mut s = self.lock();
-        s.in_flight = s.in_flight.saturating_sub(1);
-        s.last_done = Some(now);
-        s.requests += 1;
+        if op.is_poll() {
+            s.polls += 1;
+        } else {
+            s.in_flight = s.in_flight.saturating_sub(1);
+            s.last_done = Some(now);
+            s.requests += 1;
+        }
         match reply {
             Some(r) => {
                 let us = now.saturating_duration_since(intended).as_micros().max(1) as u64;
@@ -551,7 +590,8 @@ impl Recorder {
             }
             None => s.transport_errors += 1,
         }
-        if s.in_flight == 0
+        if !op.is_poll()
+            && s.in_flight == 0
             && let Some(since) = s.busy_since.take()
         {
             s.busy += now.saturating_duration_since(since);
@@ -588,6 +628,8 @@ pub struct Call<'a> {
     pub path: &'a str,
     pub auth: Option<&'a HeaderValue>,
     pub body: Option<Bytes>,
+    /// A `Prefer` header (the pay route's `wait=<seconds>`).
+    pub prefer: Option<&'a HeaderValue>,
     /// Open loop: a slot taken in advance (a new buyer's arrival); else one is taken now.
     pub slot: Option<Instant>,
 }
@@ -603,7 +645,9 @@ impl Client {
     /// request may or may not have reached the server).
     pub async fn send(&self, call: Call<'_>) -> anyhow::Result<Answer> {
         let ready = Instant::now();
-        let intended = match &self.pacer {
+        // A poll is due when its buyer's wait is over, not at a slot of the schedule.
+        let pacer = self.pacer.as_ref().filter(|_| !call.op.is_poll());
+        let intended = match pacer {
             Some(p) => {
                 let slot = call.slot.unwrap_or_else(|| p.slot(ready));
                 tokio::time::sleep_until(slot.into()).await;
@@ -614,18 +658,27 @@ impl Client {
         let mut conn = self.pool.acquire(call.priority).await?;
         // Closed loop: latency is the server's answer time on an idle connection. Open loop:
         // from the intended send time, so waiting for a connection counts too.
-        let intended = if self.pacer.is_some() { intended } else { Instant::now() };
-        self.recorder.started(intended);
+        let intended = if pacer.is_some() { intended } else { Instant::now() };
+        self.recorder.started(call.op, intended);
         // Boxed: the exchange (hyper's request and response futures) is the big part of a
         // request's state, and only the buyers holding a connection need it. Tens of
         // thousands waiting for a connection stay small, so their memory is not fresh pages.
-        let result = Box::pin(exchange(
+        let prefer_header;
+        let headers: &[(&str, &str)] = match call.prefer.and_then(|p| p.to_str().ok()) {
+            Some(p) => {
+                prefer_header = [(PREFER.as_str(), p)];
+                &prefer_header
+            }
+            None => &[],
+        };
+        let result = Box::pin(exchange_with(
             &mut conn,
             &self.target,
             call.method.clone(),
             call.path,
             call.auth,
             call.body.clone(),
+            headers,
         ))
         .await;
         match result {
@@ -714,9 +767,9 @@ mod tests {
         }));
         let t0 = Instant::now();
         let ms = |n: u64| t0 + Duration::from_millis(n);
-        rec.started(ms(0));
+        rec.started(Op::Read, ms(0));
         cpu_ms.store(101, Ordering::Relaxed);
-        rec.started(ms(0));
+        rec.started(Op::Hold, ms(0));
         rec.finished_at(ms(1), Op::Read, ms(0), Some(&ok()), None);
         assert!(rec.lock().rush().is_none(), "one request is still in flight");
         rec.finished_at(ms(2), Op::Hold, ms(0), Some(&ok()), None);
@@ -724,7 +777,7 @@ mod tests {
         assert_eq!(rec.lock().rush().map(|r| r.requests), Some(2));
 
         // A moment with none in flight in mid-rush does not end it.
-        rec.started(ms(3));
+        rec.started(Op::Checkout, ms(3));
         assert!(rec.lock().rush().is_none(), "in flight again: the rush goes on");
         cpu_ms.store(108, Ordering::Relaxed);
         rec.finished_at(ms(10), Op::Checkout, ms(3), Some(&ok()), None);
@@ -734,7 +787,7 @@ mod tests {
         // A gap of RUSH_GAP ends it: the next spell (an expiry wakes a waiting buyer) is
         // counted in the busy time only.
         let later = 10 + RUSH_GAP.as_millis() as u64;
-        rec.started(ms(later));
+        rec.started(Op::HoldStatus, ms(later));
         rec.finished_at(ms(later + 5), Op::HoldStatus, ms(later), None, None);
         let s = rec.lock();
         let rush = s.rush().expect("the rush is over");
@@ -756,5 +809,35 @@ mod tests {
         assert_eq!(s.busy, Duration::from_millis(14));
         assert_eq!(s.requests, 4);
         assert_eq!(s.transport_errors, 1);
+    }
+
+    #[test]
+    fn polls_are_recorded_but_neither_counted_as_requests_nor_keep_the_client_busy() {
+        let rec = Recorder::default();
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        // A poll answered while a hold is in flight does not end the hold's busy spell.
+        rec.started(Op::Hold, ms(0));
+        rec.started(Op::OrderStatus, ms(0));
+        rec.finished_at(ms(1), Op::OrderStatus, ms(0), Some(&ok()), None);
+        assert!(rec.lock().rush().is_none(), "the hold is still in flight");
+        rec.finished_at(ms(5), Op::Hold, ms(0), Some(&ok()), None);
+        // Polls in the idle gap after it neither bridge the gap nor add busy time.
+        let later = 5 + RUSH_GAP.as_millis() as u64;
+        for at in (10..later).step_by(10) {
+            rec.started(Op::OrderStatus, ms(at));
+            rec.finished_at(ms(at + 2), Op::OrderStatus, ms(at), Some(&ok()), None);
+        }
+        rec.started(Op::Pay, ms(later));
+        rec.finished_at(ms(later + 1), Op::Pay, ms(later), Some(&ok()), None);
+        let s = rec.lock();
+        assert_eq!(s.requests, 2);
+        assert_eq!(s.polls, 1 + (10..later).step_by(10).count() as u64);
+        assert_eq!(s.busy, Duration::from_millis(6));
+        let rush = s.rush().expect("the gap ended the rush");
+        assert_eq!((rush.requests, rush.duration), (1, Duration::from_millis(5)));
+        // Recorded all the same: latency and status.
+        assert_eq!(s.latency_us[Op::OrderStatus as usize].len(), s.polls);
+        assert_eq!(s.statuses[&200], s.requests + s.polls);
     }
 }

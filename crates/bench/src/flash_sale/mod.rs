@@ -35,7 +35,9 @@ use taquilla_domain::BuyerId;
 
 use client::{Client, CpuTimes, Pacer, Pool, Recorder, Target};
 use report::Report;
-use scenario::{Admin, Mix, SaleSpec, Scenario};
+use scenario::{Admin, Mix, PaymentMode, SaleSpec, Scenario};
+use taquilla_domain::limits::PAYMENT_ATTEMPTS_MAX;
+use taquilla_followers::limits::SAGA_CONCURRENCY_MAX;
 use taquilla_os::affinity;
 
 /// New buyers join the open loop only while fewer than this much time of slots is claimed,
@@ -128,6 +130,32 @@ pub struct Args {
     /// Seed of the buyers' draws (who pays, abandons, how many, which type).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// How buyers pay. `test`: the pay request waits for the (instant) provider and answers
+    /// 200 paid. `simulated`: the self-hosted server also takes the simulated provider (its
+    /// defaults: 50–300 ms per call, 2 % declines); buyers pay with `Prefer: wait=0` (202 at
+    /// once) and poll their order until the payment is over (polls are reported, not counted
+    /// in ops/s), pay again after a decline, and cancel after --pay-attempts declines. With
+    /// --url the server must take `simulated` (`--payment-methods simulated`).
+    #[arg(long, value_enum, default_value_t = PaymentMode::Test)]
+    pub payments: PaymentMode,
+    /// Attempts at paying one order before the buyer cancels it (`--payments simulated`).
+    #[arg(long, default_value_t = 3)]
+    pub pay_attempts: u32,
+    /// The self-hosted server's simulated provider latency per call, `MIN..MAX` or `MS`
+    /// (its `--simulated-latency-ms`) [default: the server's, 50..300].
+    #[arg(long)]
+    pub simulated_latency_ms: Option<String>,
+    /// The self-hosted server's share of simulated payments declined (its
+    /// `--simulated-decline-percent`) [default: the server's, 2].
+    #[arg(long)]
+    pub simulated_decline_percent: Option<f64>,
+    /// Provider calls the self-hosted server's payment saga makes at once (its
+    /// `--saga-concurrency`) [default: with `simulated`, 4096, the most the server takes;
+    /// else the server's own default]. The saga pays at most this many orders per twice the
+    /// provider's mean latency: the server's default of 256 at 50–300 ms is ~730 paid orders/s,
+    /// below a rush's rate, and orders would wait for the saga past their deadline.
+    #[arg(long)]
+    pub saga_concurrency: Option<usize>,
     /// Directory for the self-hosted server's temporary data directory.
     #[arg(long)]
     pub dir: Option<PathBuf>,
@@ -185,15 +213,36 @@ impl Args {
             self.virtual_buyers.is_none_or(|v| v >= 1),
             "--virtual-buyers must be at least 1"
         );
+        ensure!(
+            self.saga_concurrency
+                .is_none_or(|n| (1..=SAGA_CONCURRENCY_MAX).contains(&n)),
+            "--saga-concurrency must be 1..={SAGA_CONCURRENCY_MAX}"
+        );
+        ensure!(
+            (1..=PAYMENT_ATTEMPTS_MAX).contains(&self.pay_attempts),
+            "--pay-attempts must be 1..={PAYMENT_ATTEMPTS_MAX} (the server's limit of attempts per order)"
+        );
+        let simulated_tuned = self.simulated_latency_ms.is_some() || self.simulated_decline_percent.is_some();
+        ensure!(
+            !simulated_tuned || self.payments == PaymentMode::Simulated,
+            "--simulated-latency-ms and --simulated-decline-percent go with --payments simulated"
+        );
         if self.url.is_some() {
             ensure!(
                 self.admin_token.is_some() && self.buyer_secret.is_some(),
                 "--url needs --admin-token and --buyer-secret"
             );
-            ensure!(
-                self.server_cores.is_none(),
-                "--server-cores pins the self-hosted server; it does not apply to --url"
-            );
+            for (flag, given) in [
+                ("--server-cores", self.server_cores.is_some()),
+                ("--simulated-latency-ms", self.simulated_latency_ms.is_some()),
+                ("--simulated-decline-percent", self.simulated_decline_percent.is_some()),
+                ("--saga-concurrency", self.saga_concurrency.is_some()),
+            ] {
+                ensure!(
+                    !given,
+                    "{flag} configures the self-hosted server; it does not apply to --url"
+                );
+            }
         }
         Ok(())
     }
@@ -231,6 +280,13 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
             admin_token: &admin_token,
             buyer_secret: &buyer_secret,
             dir: args.dir.as_deref(),
+            payments: args.payments,
+            simulated_latency_ms: args.simulated_latency_ms.as_deref(),
+            simulated_decline_percent: args.simulated_decline_percent,
+            saga_concurrency: args.saga_concurrency.or(match args.payments {
+                PaymentMode::Simulated => Some(SAGA_CONCURRENCY_MAX),
+                PaymentMode::Test => None,
+            }),
         })?),
     };
     let url = match (&args.url, &server) {
@@ -384,7 +440,7 @@ async fn run_async(args: &Args, target: Target, setup: &Setup) -> anyhow::Result
     let cpu_sale_start = probe();
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.timeout_secs);
-    let sc = Arc::new(Scenario::new(client, sale, deadline));
+    let sc = Arc::new(Scenario::new(client, sale, deadline, args.payments, args.pay_attempts));
     let done = Arc::new(AtomicBool::new(false));
     let coordinator = tokio::spawn({
         let (sc, done) = (sc.clone(), done.clone());
@@ -404,6 +460,12 @@ async fn run_async(args: &Args, target: Target, setup: &Setup) -> anyhow::Result
         requests: sc.client.recorder.lock().requests,
         cpu: probe().since(cpu_sale_start),
     };
+
+    // The payments the buyers saw end are over, but the saga may still void an expired
+    // order's attempt: wait until it is done (bounded), before the ceiling, so that its work
+    // does not fall into the ceiling's measurement. Not part of any rate.
+    progress_note(args, "waiting for the payment saga to finish");
+    let saga_drained = audit::await_saga(&mut admin, &sc.sale, audit::SAGA_DRAIN_TIMEOUT).await?;
 
     // The ceiling again, after the sale: on a shared machine the speed drifts over seconds,
     // and the mean of the two brackets the scenario instead of trusting one moment.
@@ -432,7 +494,19 @@ async fn run_async(args: &Args, target: Target, setup: &Setup) -> anyhow::Result
     let audit = {
         // Every buyer has finished: the acknowledgements are final.
         let acks = std::mem::take(&mut *sc.acks.lock().unwrap_or_else(|e| e.into_inner()));
-        audit::run(&mut admin, &sc.sale, &acks, demand).await?
+        let seen = audit::Seen {
+            declines: sc.tally.declines_seen.load(Ordering::Relaxed),
+            demand_withdrawn: sc.tally.declined_out_tickets.load(Ordering::Relaxed),
+        };
+        let mut audit = audit::run(&mut admin, &sc.sale, &acks, demand, seen).await?;
+        match saga_drained {
+            Ok(took) => audit.saga_drain_secs = took.as_secs_f64(),
+            Err(e) => {
+                audit.saga_drain_secs = audit::SAGA_DRAIN_TIMEOUT.as_secs_f64();
+                audit.failures.push(e);
+            }
+        }
+        audit
     };
     Ok(report::build(report::Inputs {
         args,

@@ -21,9 +21,9 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use super::Args;
-use super::audit::Audit;
+use super::audit::{Audit, Payments};
 use super::client::{CpuTimes, Op};
-use super::scenario::Scenario;
+use super::scenario::{PaymentMode, Scenario};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Latency {
@@ -65,6 +65,10 @@ pub struct Buyers {
     pub unfinished: u64,
     /// Paying buyers whose hold or order lapsed before payment and who tried again.
     pub lapsed: u64,
+    /// Payment attempts the buyers saw declined (`--payments simulated`).
+    pub declines_seen: u64,
+    /// Buyers who cancelled their order after `--pay-attempts` declines.
+    pub declined_out: u64,
     pub greedy_refused: u64,
     pub greedy_accepted: u64,
 }
@@ -79,6 +83,9 @@ pub struct Config {
     pub tickets: u32,
     pub max_per_buyer: u32,
     pub hold_ttl_secs: u64,
+    /// How buyers paid (`test` or `simulated`), and how many attempts each order got.
+    pub payments: PaymentMode,
+    pub pay_attempts: u32,
     pub self_hosted: bool,
     pub server_cores: Option<Vec<usize>>,
     pub client_cores: Option<Vec<usize>>,
@@ -105,7 +112,12 @@ pub struct Report {
     pub ceiling_after_ops_per_sec: f64,
     pub ceiling_ratio: f64,
     pub ceiling_latency_ms: Latency,
+    /// Requests of the scenario, polls left out: what `ops_per_sec` counts.
     pub requests: u64,
+    /// Buyers polling their order while its payment was under way (`latency_ms.order_status`):
+    /// sent, answered and recorded, but neither in `requests` nor in any rate above, since
+    /// they are paced by the payment provider, not by the server.
+    pub polls: u64,
     pub busy_secs: f64,
     pub elapsed_secs: f64,
     pub sold: u64,
@@ -113,7 +125,10 @@ pub struct Report {
     pub demand: u64,
     pub oversold: u64,
     pub lost_acknowledged: u64,
-    /// Per operation (read, hold, checkout, pay, release, hold_status).
+    /// Payment attempts in the log: captured, voided, refunded, declined; and the two that
+    /// must be 0 (`double_captured`, `non_terminal`). Also in `audit.payments`.
+    pub payments: Payments,
+    /// Per operation (read, hold, checkout, pay, release, hold_status, cancel, order_status).
     pub latency_ms: BTreeMap<&'static str, Latency>,
     /// Every non-2xx status, and how often.
     pub errors_by_status: BTreeMap<String, u64>,
@@ -138,7 +153,8 @@ pub struct Report {
     /// and for the ceiling: whichever side had its cores busy throughout was the limit.
     pub cpu_scenario: CpuUse,
     pub cpu_ceiling: Option<CpuUse>,
-    /// The audit found nothing wrong, no 5xx, no transport error, no buyer cancelled.
+    /// The audit found nothing wrong (payments included: none captured twice, none left
+    /// pending), no 5xx, no transport error, no buyer cancelled.
     pub passed: bool,
     pub config: Config,
 }
@@ -264,17 +280,22 @@ pub fn build(i: Inputs<'_>) -> Report {
         gave_up: t.gave_up.load(Ordering::Relaxed),
         unfinished: i.unfinished,
         lapsed: t.lapsed.load(Ordering::Relaxed),
+        declines_seen: t.declines_seen.load(Ordering::Relaxed),
+        declined_out: t.declined_out.load(Ordering::Relaxed),
         greedy_refused: t.greedy_refused.load(Ordering::Relaxed),
         greedy_accepted: t.greedy_accepted.load(Ordering::Relaxed),
     };
     let mut audit = i.audit;
-    if rec.codes.contains_key("test_payments_disabled") {
-        audit
-            .failures
-            .push("the server refused test payments: start it with --allow-test-payments".into());
+    if rec.codes.contains_key("payment_method_disabled") {
+        let method = i.args.payments.name();
+        audit.failures.push(format!(
+            "the server refused {method} payments (payment_method_disabled): start it with --payment-methods {method}"
+        ));
     }
     let passed = audit.failures.is_empty()
         && audit.oversold == 0
+        && audit.payments.double_captured == 0
+        && audit.payments.non_terminal == 0
         && server_errors == 0
         && rec.transport_errors == 0
         && i.unfinished == 0;
@@ -298,6 +319,7 @@ pub fn build(i: Inputs<'_>) -> Report {
         ceiling_ratio: if ceiling > 0.0 { ops_per_sec / ceiling } else { 0.0 },
         ceiling_latency_ms: latency(i.ceiling_latency, 0.0),
         requests: rec.requests,
+        polls: rec.polls,
         busy_secs,
         elapsed_secs,
         sold: audit.sold,
@@ -305,6 +327,7 @@ pub fn build(i: Inputs<'_>) -> Report {
         demand: audit.demand,
         oversold: audit.oversold,
         lost_acknowledged: audit.lost_acknowledged,
+        payments: audit.payments,
         latency_ms,
         errors_by_status,
         status_counts,
@@ -332,6 +355,8 @@ pub fn build(i: Inputs<'_>) -> Report {
             tickets: i.args.tickets,
             max_per_buyer: i.args.max_per_buyer,
             hold_ttl_secs: i.args.hold_ttl_secs,
+            payments: i.args.payments,
+            pay_attempts: i.args.pay_attempts,
             self_hosted: i.self_hosted,
             server_cores: i.server_cores,
             client_cores: i.client_cores,
@@ -380,10 +405,11 @@ pub fn render(r: &Report) -> String {
     let c = &r.config;
     let _ = writeln!(
         s,
-        "\nflash sale: {} tickets, {} buyers, {} connections, {} loop{}, server cores {}, client cores {} ({} threads)",
+        "\nflash sale: {} tickets, {} buyers, {} connections, {} payments, {} loop{}, server cores {}, client cores {} ({} threads)",
         c.tickets,
         c.buyers,
         c.connections,
+        c.payments.name(),
         c.mode,
         c.rate.map(|r| format!(" at {r:.0} req/s")).unwrap_or_default(),
         cores(&c.server_cores),
@@ -408,6 +434,13 @@ pub fn render(r: &Report) -> String {
         }
     }
     let _ = writeln!(s, "{:<12} {:>9} {:>10.0}", "total", r.requests, r.ops_per_sec);
+    if r.polls > 0 {
+        let _ = writeln!(
+            s,
+            "  total and ops/s leave out the {} order_status polls (buyers waiting for the payment provider)",
+            r.polls
+        );
+    }
     if r.ceiling_ops_per_sec > 0.0 {
         row(&mut s, "healthz", &r.ceiling_latency_ms, r.ceiling_ops_per_sec);
     }
@@ -472,7 +505,7 @@ pub fn render(r: &Report) -> String {
     let b = &r.buyers;
     let _ = writeln!(
         s,
-        "buyers: {} bought, {} abandoned, {} let expire, {} left sold out, {} gave up, {} cancelled; {} lapsed and retried; past-limit tries {} refused, {} accepted",
+        "buyers: {} bought, {} abandoned, {} let expire, {} left sold out, {} gave up, {} cancelled; {} lapsed and retried; {} declines seen, {} cancelled after --pay-attempts declines; past-limit tries {} refused, {} accepted",
         b.bought,
         b.abandoned,
         b.expired,
@@ -480,6 +513,8 @@ pub fn render(r: &Report) -> String {
         b.gave_up,
         b.unfinished,
         b.lapsed,
+        b.declines_seen,
+        b.declined_out,
         b.greedy_refused,
         b.greedy_accepted
     );
@@ -509,6 +544,12 @@ pub fn render(r: &Report) -> String {
         a.orders_paid,
         a.orders_expired,
         a.buyers_with_tickets
+    );
+    let p = &a.payments;
+    let _ = writeln!(
+        s,
+        "  payments: captured {}, voided {}, refunded {}, declined {}; double captured {}, not at an end {}; saga done {:.2} s after the buyers",
+        p.captured, p.voided, p.refunded, p.declined, p.double_captured, p.non_terminal, a.saga_drain_secs
     );
     for f in &a.failures {
         let _ = writeln!(s, "  FAILED: {f}");

@@ -4,6 +4,12 @@
 //! when that is gone), and then, by its drawn fate, checks out and pays, releases the hold
 //! (`DELETE`), or lets it expire. A `503` is retried after its `Retry-After` (bounded).
 //!
+//! How a buyer pays is the run's [`PaymentMode`]: with `test` the pay request waits for the
+//! saga (an instant provider) and answers `200` paid; with `simulated` it answers `202` at once
+//! (`Prefer: wait=0`) and the buyer polls its order until the attempt is over, pays again after
+//! a decline (up to `--pay-attempts` attempts), and cancels the order when every one was
+//! declined.
+//!
 //! A buyer that finds nothing available waits for inventory to come back, since released and
 //! expired holds return tickets. It does not poll: a buyer whose hold ends wakes as many
 //! waiters as it returned tickets, and when no hold of any buyer is outstanding the
@@ -44,6 +50,36 @@ const EXPIRY_POLL_INTERVAL: Duration = Duration::from_millis(100);
 const UNKNOWN_OUTCOME_GRACE: Duration = Duration::from_secs(2);
 /// How often the coordinator checks whether waiting buyers should be told "sold out".
 const COORDINATOR_TICK: Duration = Duration::from_millis(20);
+/// A buyer paying with `simulated` first looks at its order this long after paying, then
+/// every `PAY_POLL_EVERY`: a payment is two provider calls (authorise, capture) of 50–300 ms
+/// each by default, so most are done after two or three looks, and a decline is seen soon
+/// enough to pay again well within the order's deadline.
+const PAY_POLL_FIRST: Duration = Duration::from_millis(250);
+const PAY_POLL_EVERY: Duration = Duration::from_millis(100);
+/// The pay request's body, per method.
+const PAY_TEST: &[u8] = br#"{"method":"test"}"#;
+const PAY_SIMULATED: &[u8] = br#"{"method":"simulated"}"#;
+
+/// How buyers pay (`--payments`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentMode {
+    /// `{"method":"test"}`: the pay request waits for the saga (an instant provider) and
+    /// answers 200 paid.
+    Test,
+    /// `{"method":"simulated"}` with `Prefer: wait=0`: 202 at once; the buyer polls its order
+    /// until the payment is over, pays again after a decline, cancels after the last one.
+    Simulated,
+}
+
+impl PaymentMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            PaymentMode::Test => "test",
+            PaymentMode::Simulated => "simulated",
+        }
+    }
+}
 
 /// What a buyer will do once it holds tickets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +151,8 @@ pub struct Acks {
     pub paid: Vec<(String, Vec<String>)>,
     /// `200` releases.
     pub released: Vec<String>,
+    /// `200` cancellations of orders whose every payment was declined.
+    pub cancelled: Vec<String>,
 }
 
 /// Counters the progress line and the report read.
@@ -132,6 +170,12 @@ pub struct Tally {
     pub greedy_refused: AtomicU64,
     /// Paying buyers whose hold or order lapsed before they could pay, and who tried again.
     pub lapsed: AtomicU64,
+    /// Payment attempts the buyers saw declined.
+    pub declines_seen: AtomicU64,
+    /// Buyers who cancelled their order after `--pay-attempts` declines, and the tickets
+    /// they had wanted (demand that left).
+    pub declined_out: AtomicU64,
+    pub declined_out_tickets: AtomicU64,
 }
 
 pub struct Scenario {
@@ -148,7 +192,13 @@ pub struct Scenario {
     pub acks: Mutex<Acks>,
     pub tally: Tally,
     page: PageCache,
+    payments: PaymentMode,
+    /// Attempts at paying one order (`--pay-attempts`).
+    pay_attempts: u32,
 }
+
+/// `Prefer: wait=0`: the pay route answers at once instead of waiting for the payment.
+static PREFER_NO_WAIT: HeaderValue = HeaderValue::from_static("wait=0");
 
 #[derive(Debug, PartialEq, Deserialize)]
 struct SalePage {
@@ -194,6 +244,46 @@ struct OrderBody {
     state: String,
     #[serde(default)]
     tickets: Vec<TicketBody>,
+    #[serde(default)]
+    payment: Option<PaymentBody>,
+}
+
+/// The order's current (or last) payment attempt.
+#[derive(Deserialize)]
+struct PaymentBody {
+    state: String,
+}
+
+/// Where a buyer's order stands, as far as its payment goes.
+#[derive(Debug, PartialEq, Eq)]
+enum Standing {
+    /// Paid, with its tickets.
+    Paid,
+    /// A payment is under way, or could still change the order (an expired order's attempt
+    /// not yet voided may yet reinstate it): look again later.
+    Pending,
+    /// Awaiting payment after the last attempt ended; `declined` if the provider declined it.
+    PayAgain { declined: bool },
+    /// Over without being paid (expired, cancelled, failed): the tickets are back.
+    Lapsed,
+}
+
+impl OrderBody {
+    fn standing(&self) -> Standing {
+        let attempt_final = self
+            .payment
+            .as_ref()
+            .is_none_or(|p| matches!(p.state.as_str(), "captured" | "voided" | "declined" | "failed"));
+        match self.state.as_str() {
+            "paid" => Standing::Paid,
+            _ if !attempt_final => Standing::Pending,
+            "payment_pending" => Standing::Pending,
+            "awaiting_payment" => Standing::PayAgain {
+                declined: self.payment.as_ref().is_some_and(|p| p.state == "declined"),
+            },
+            _ => Standing::Lapsed,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -210,6 +300,8 @@ enum End {
     GaveUp,
     /// The hold or order lapsed before payment; try again from the sale page.
     Again,
+    /// Every payment attempt was declined; the order was cancelled.
+    Declined,
 }
 
 pub(super) fn retry_delay(retry_after_ms: Option<u64>) -> Duration {
@@ -219,7 +311,8 @@ pub(super) fn retry_delay(retry_after_ms: Option<u64>) -> Duration {
 }
 
 impl Scenario {
-    pub fn new(client: Client, sale: Sale, deadline: Instant) -> Scenario {
+    pub fn new(client: Client, sale: Sale, deadline: Instant, payments: PaymentMode, pay_attempts: u32) -> Scenario {
+        assert!(pay_attempts >= 1, "a buyer pays at least once");
         let event_path = format!("/v1/events/{}", sale.event_id);
         let holds_path = format!("{event_path}/holds");
         Scenario {
@@ -235,6 +328,8 @@ impl Scenario {
             acks: Mutex::new(Acks::default()),
             tally: Tally::default(),
             page: PageCache::default(),
+            payments,
+            pay_attempts,
         }
     }
 
@@ -253,10 +348,11 @@ impl Scenario {
         auth: Option<&HeaderValue>,
         body: Option<Bytes>,
     ) -> anyhow::Result<Answer> {
-        self.call_at(None, op, priority, method, path, auth, body).await
+        self.call_at(None, op, priority, method, path, auth, None, body).await
     }
 
-    /// As `call`, with the first attempt at an open-loop slot taken in advance.
+    /// As `call`, with the first attempt at an open-loop slot taken in advance, and a
+    /// `Prefer` header when given.
     #[allow(clippy::too_many_arguments)]
     async fn call_at(
         &self,
@@ -266,6 +362,7 @@ impl Scenario {
         method: Method,
         path: &str,
         auth: Option<&HeaderValue>,
+        prefer: Option<&HeaderValue>,
         body: Option<Bytes>,
     ) -> anyhow::Result<Answer> {
         for _ in 0..RETRIES_503_MAX {
@@ -276,6 +373,7 @@ impl Scenario {
                 path,
                 auth,
                 body: body.clone(),
+                prefer,
                 slot: slot.take(),
             }))
             .await?;
@@ -356,6 +454,10 @@ impl Scenario {
             }
             End::GaveUp | End::Again => {
                 t.gave_up.fetch_add(1, Ordering::Relaxed);
+            }
+            End::Declined => {
+                t.declined_out.fetch_add(1, Ordering::Relaxed);
+                t.declined_out_tickets.fetch_add(plan.want as u64, Ordering::Relaxed);
             }
         }
         t.buyers_done.fetch_add(1, Ordering::Relaxed);
@@ -443,7 +545,16 @@ impl Scenario {
 
     async fn read_sale(&self, priority: Priority, slot: Option<Instant>) -> Option<Arc<SalePage>> {
         let a = self
-            .call_at(slot, Op::Read, priority, Method::GET, &self.event_path, None, None)
+            .call_at(
+                slot,
+                Op::Read,
+                priority,
+                Method::GET,
+                &self.event_path,
+                None,
+                None,
+                None,
+            )
             .await
             .ok()?;
         if !a.reply.ok() {
@@ -577,7 +688,24 @@ impl Scenario {
             Ok(_) | Err(_) => return self.unknown_outcome(sent).await,
         };
         self.acks().orders.push(order.id.clone());
-        let path = format!("/v1/orders/{}/pay", order.id);
+        match self.payments {
+            PaymentMode::Test => self.pay_test(plan, &order.id, sent).await,
+            PaymentMode::Simulated => Box::pin(self.pay_simulated(plan, &order.id, quantity, sent)).await,
+        }
+    }
+
+    /// The order is paid: its tickets are the buyer's.
+    fn bought(&self, order: OrderBody) -> End {
+        let codes: Vec<String> = order.tickets.into_iter().map(|t| t.code).collect();
+        let n = codes.len() as u32;
+        self.acks().paid.push((order.id, codes));
+        self.resolved(0);
+        End::Bought(n)
+    }
+
+    /// `test`: the pay request waits for the saga and answers `200` paid.
+    async fn pay_test(&self, plan: &Plan, order_id: &str, sent: Instant) -> End {
+        let path = format!("/v1/orders/{order_id}/pay");
         match self
             .call(
                 Op::Pay,
@@ -585,18 +713,12 @@ impl Scenario {
                 Method::POST,
                 &path,
                 Some(&plan.auth),
-                Some(Bytes::from_static(br#"{"method":"test"}"#)),
+                Some(Bytes::from_static(PAY_TEST)),
             )
             .await
         {
             Ok(a) if a.reply.status == 200 => match serde_json::from_slice::<OrderBody>(&a.reply.body) {
-                Ok(o) if o.state == "paid" => {
-                    let codes: Vec<String> = o.tickets.into_iter().map(|t| t.code).collect();
-                    let n = codes.len() as u32;
-                    self.acks().paid.push((o.id, codes));
-                    self.resolved(0);
-                    End::Bought(n)
-                }
+                Ok(o) if o.state == "paid" => self.bought(o),
                 // Paid after the order expired and the tickets were gone: refund_required.
                 Ok(_) => {
                     self.resolved(0);
@@ -604,6 +726,108 @@ impl Scenario {
                 }
                 Err(_) => self.unknown_outcome(sent).await,
             },
+            Ok(_) | Err(_) => self.unknown_outcome(sent).await,
+        }
+    }
+
+    /// `simulated`: pay without waiting (`202`), poll the order until the attempt is over; pay
+    /// again after a decline, up to `pay_attempts` attempts, then cancel the order.
+    async fn pay_simulated(&self, plan: &Plan, order_id: &str, quantity: u32, sent: Instant) -> End {
+        let pay_path = format!("/v1/orders/{order_id}/pay");
+        let order_path = format!("/v1/orders/{order_id}");
+        for _ in 0..self.pay_attempts {
+            let answer = self
+                .call_at(
+                    None,
+                    Op::Pay,
+                    Priority::InPurchase,
+                    Method::POST,
+                    &pay_path,
+                    Some(&plan.auth),
+                    Some(&PREFER_NO_WAIT),
+                    Some(Bytes::from_static(PAY_SIMULATED)),
+                )
+                .await;
+            let first = match answer {
+                Ok(a) if matches!(a.reply.status, 200 | 202) => serde_json::from_slice::<OrderBody>(&a.reply.body).ok(),
+                // Too late: the order's deadline passed. Its tickets are back once the server
+                // shows it expired.
+                Ok(a) if a.error.as_ref().is_some_and(|e| e.code == "hold_expired") => None,
+                Ok(_) | Err(_) => return self.unknown_outcome(sent).await,
+            };
+            let order = match first {
+                Some(o) if o.standing() != Standing::Pending => Some(o),
+                _ => self.poll_order(plan, &order_path).await,
+            };
+            let Some(order) = order else {
+                return self.unknown_outcome(sent).await;
+            };
+            match order.standing() {
+                Standing::Paid => return self.bought(order),
+                Standing::PayAgain { declined } => {
+                    if declined {
+                        self.tally.declines_seen.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Standing::Lapsed => {
+                    self.resolved(quantity);
+                    return End::Again;
+                }
+                Standing::Pending => return self.unknown_outcome(sent).await,
+            }
+        }
+        self.cancel(plan, order_id, quantity, sent).await
+    }
+
+    /// Looks at the order after `PAY_POLL_FIRST`, then every `PAY_POLL_EVERY`, until its
+    /// payment is over (bounded by the run's deadline). `None` if it never was.
+    async fn poll_order(&self, plan: &Plan, path: &str) -> Option<OrderBody> {
+        tokio::time::sleep(PAY_POLL_FIRST).await;
+        loop {
+            let a = self
+                .call(
+                    Op::OrderStatus,
+                    Priority::InPurchase,
+                    Method::GET,
+                    path,
+                    Some(&plan.auth),
+                    None,
+                )
+                .await
+                .ok()?;
+            if !a.reply.ok() {
+                return None;
+            }
+            let order = serde_json::from_slice::<OrderBody>(&a.reply.body).ok()?;
+            if order.standing() != Standing::Pending {
+                return Some(order);
+            }
+            if Instant::now() + PAY_POLL_EVERY >= self.deadline {
+                return None;
+            }
+            tokio::time::sleep(PAY_POLL_EVERY).await;
+        }
+    }
+
+    /// Every attempt was declined: the buyer cancels the order, and its tickets go back.
+    async fn cancel(&self, plan: &Plan, order_id: &str, quantity: u32, sent: Instant) -> End {
+        let path = format!("/v1/orders/{order_id}/cancel");
+        match self
+            .call(
+                Op::Cancel,
+                Priority::InPurchase,
+                Method::POST,
+                &path,
+                Some(&plan.auth),
+                None,
+            )
+            .await
+        {
+            Ok(a) if a.reply.ok() => {
+                self.acks().cancelled.push(order_id.to_string());
+                self.resolved(quantity);
+                End::Declined
+            }
             Ok(_) | Err(_) => self.unknown_outcome(sent).await,
         }
     }

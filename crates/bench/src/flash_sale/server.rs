@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+use super::scenario::PaymentMode;
+
 /// How long the child may take to print its address.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a graceful stop may take (it drains queues and snapshots) before SIGKILL.
@@ -24,6 +26,15 @@ pub struct Options<'a> {
     pub buyer_secret: &'a str,
     /// Where the temporary data directory goes (default: the system temp dir).
     pub dir: Option<&'a Path>,
+    /// How the buyers pay: the server takes `test` (`--allow-test-payments`), and with
+    /// `simulated` also the simulated provider (`--payment-methods test,simulated`, its
+    /// defaults unless `simulated_latency_ms` is given).
+    pub payments: PaymentMode,
+    /// `--simulated-latency-ms` and `--simulated-decline-percent` for the server.
+    pub simulated_latency_ms: Option<&'a str>,
+    pub simulated_decline_percent: Option<f64>,
+    /// `--saga-concurrency` for the server.
+    pub saga_concurrency: Option<usize>,
 }
 
 pub struct Server {
@@ -47,7 +58,6 @@ impl Server {
             .arg("127.0.0.1:0")
             .arg("--data-dir")
             .arg(dir.path().join("data"))
-            .arg("--allow-test-payments")
             // Secrets through the environment: they do not show up in `ps`.
             .env("TAQUILLA_ADMIN_TOKEN", opts.admin_token)
             .env("TAQUILLA_BUYER_SECRET", opts.buyer_secret)
@@ -55,6 +65,19 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log);
+        match opts.payments {
+            PaymentMode::Test => cmd.arg("--allow-test-payments"),
+            PaymentMode::Simulated => cmd.arg("--payment-methods").arg("test,simulated"),
+        };
+        if let Some(latency) = opts.simulated_latency_ms {
+            cmd.arg("--simulated-latency-ms").arg(latency);
+        }
+        if let Some(percent) = opts.simulated_decline_percent {
+            cmd.arg("--simulated-decline-percent").arg(percent.to_string());
+        }
+        if let Some(n) = opts.saga_concurrency {
+            cmd.arg("--saga-concurrency").arg(n.to_string());
+        }
         if let Some(cores) = opts.cores {
             let list: Vec<String> = cores.iter().map(|c| c.to_string()).collect();
             cmd.arg("--cpu")

@@ -172,3 +172,93 @@ fn a_crowd_still_at_the_door_at_the_deadline_gives_up_and_the_run_fails_instead_
     assert_eq!(u(&r, "/oversold"), 0);
     assert_eq!(u(&r, "/lost_acknowledged"), 0);
 }
+
+/// The payments block, and what every `--payments simulated` run must show in it.
+fn assert_payments_clean(r: &Value) {
+    assert_eq!(r["config"]["payments"], "simulated", "{r:#}");
+    assert_eq!(u(r, "/payments/double_captured"), 0, "{r:#}");
+    assert_eq!(u(r, "/payments/non_terminal"), 0, "{r:#}");
+    // Every paid order has its one capture, and every buyer who bought saw it paid.
+    assert!(u(r, "/payments/captured") > 0, "{r:#}");
+    assert_eq!(u(r, "/payments/captured"), u(r, "/audit/orders_paid"), "{r:#}");
+    assert_eq!(u(r, "/audit/orders_paid"), u(r, "/buyers/bought"), "{r:#}");
+    assert_eq!(u(r, "/payments/declined"), u(r, "/buyers/declines_seen"), "{r:#}");
+    assert_eq!(r["payments"], r["audit"]["payments"]);
+    // Buyers polled their orders: recorded, answered, but not counted as requests.
+    let polls = u(r, "/polls");
+    assert!(polls > 0, "{r:#}");
+    assert_eq!(u(r, "/latency_ms/order_status/count"), polls);
+    let answered: u64 = r["status_counts"]
+        .as_object()
+        .expect("status_counts")
+        .values()
+        .map(|v| v.as_u64().expect("a count"))
+        .sum();
+    assert_eq!(answered, u(r, "/requests") + polls, "{r:#}");
+}
+
+#[test]
+fn simulated_payments_capture_each_paid_order_once_and_leave_none_pending() {
+    // The provider's latency is cut to keep the test short; the flow is the bench's:
+    // `Prefer: wait=0`, polls, the saga in between.
+    let r = bench(&[
+        "--tickets",
+        "300",
+        "--buyers",
+        "1000",
+        "--seed",
+        "5",
+        "--payments",
+        "simulated",
+        "--simulated-latency-ms",
+        "5..40",
+    ]);
+    assert_clean(&r);
+    assert_payments_clean(&r);
+    assert_eq!(u(&r, "/sold"), 300);
+    // The pay requests answered 202 at once (`Prefer: wait=0`), not 200 after waiting.
+    assert!(u(&r, "/status_counts/202") >= u(&r, "/payments/captured"), "{r:#}");
+}
+
+#[test]
+fn declined_payments_are_paid_again_then_cancelled_and_the_sale_still_sells_out_exactly() {
+    // Half the payments declined, two attempts each: a quarter of the paying buyers cancel.
+    let r = bench(&[
+        "--tickets",
+        "300",
+        "--buyers",
+        "1000",
+        "--seed",
+        "9",
+        "--payments",
+        "simulated",
+        "--simulated-latency-ms",
+        "5..40",
+        "--simulated-decline-percent",
+        "50",
+        "--pay-attempts",
+        "2",
+    ]);
+    assert_clean(&r);
+    assert_payments_clean(&r);
+    assert!(u(&r, "/payments/declined") > 0, "{r:#}");
+    assert!(u(&r, "/buyers/declined_out") > 0, "{r:#}");
+    assert!(
+        u(&r, "/latency_ms/cancel/count") >= u(&r, "/buyers/declined_out"),
+        "{r:#}"
+    );
+    // The cancelled orders' tickets went back and were sold to others.
+    assert_eq!(u(&r, "/sold"), 300);
+}
+
+#[test]
+fn a_simulated_provider_flag_without_simulated_payments_is_refused() {
+    // Refused before anything starts, rather than ignored.
+    let out = Command::new(env!("CARGO_BIN_EXE_taquilla"))
+        .args(["bench", "flash-sale", "--simulated-latency-ms", "5..40"])
+        .output()
+        .expect("running taquilla bench flash-sale");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--payments simulated"), "{stderr}");
+}
