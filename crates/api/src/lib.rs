@@ -9,7 +9,9 @@
 
 pub mod application;
 pub mod auth;
+pub mod connections;
 pub mod correlation;
+pub mod cors;
 pub mod error;
 mod extract;
 pub mod ids;
@@ -20,6 +22,7 @@ pub mod named;
 pub mod openapi;
 mod pages;
 pub mod prometheus;
+pub mod rate_limit;
 pub mod request_layer;
 pub mod requests;
 mod responses;
@@ -40,7 +43,10 @@ use tower::Layer;
 
 pub use application::{AppConfig, AppError, Application, Exit, RunningApp};
 pub use auth::{Secrets, mint_buyer_token, verify_buyer_token};
+pub use connections::ConnectionLimits;
+pub use cors::CorsSettings;
 pub use error::{ApiError, Code};
+pub use rate_limit::{Bucket, LimitClock, RateLimitSettings};
 
 /// Limits and switches of the HTTP layer.
 #[derive(Debug, Clone)]
@@ -50,6 +56,12 @@ pub struct ApiSettings {
     /// Longest a request may take before `503`; the engine bounds its own waits, this is
     /// the last line.
     pub request_timeout: Duration,
+    /// Token buckets per buyer and per client address.
+    pub rate_limits: RateLimitSettings,
+    /// Open connections, header and idle timeouts.
+    pub connections: ConnectionLimits,
+    /// Browser origins allowed to call the API (CORS); none by default.
+    pub cors: CorsSettings,
 }
 
 impl Default for ApiSettings {
@@ -57,6 +69,9 @@ impl Default for ApiSettings {
         ApiSettings {
             body_limit_bytes: limits::BODY_LIMIT_BYTES_DEFAULT,
             request_timeout: limits::REQUEST_TIMEOUT,
+            rate_limits: RateLimitSettings::default(),
+            connections: ConnectionLimits::default(),
+            cors: CorsSettings::default(),
         }
     }
 }
@@ -72,6 +87,8 @@ pub struct AppContext {
     /// Rendered sale pages, by sale version.
     pages: pages::SalePages,
     buyer_key: auth::BuyerKey,
+    /// The rate limiters (buyer, address).
+    pub(crate) rate_limits: Arc<rate_limit::RateLimits>,
     /// The payment providers: which methods `POST /v1/orders/{id}/pay` takes, their circuit
     /// breakers, and Stripe's webhook verifier.
     pub providers: Providers,
@@ -103,6 +120,7 @@ impl AppState {
         AppState(Arc::new(AppContext {
             engine: OnceLock::new(),
             buyer_key: auth::BuyerKey::new(&secrets.buyer_secret),
+            rate_limits: Arc::new(rate_limit::RateLimits::new(&settings.rate_limits)),
             secrets,
             settings,
             clock,
@@ -143,6 +161,11 @@ impl AppState {
     pub fn now(&self) -> Timestamp {
         self.clock.now()
     }
+
+    /// Keys the rate limiters track now: (buyers, addresses).
+    pub fn rate_limit_keys(&self) -> (usize, usize) {
+        self.rate_limits.tracked()
+    }
 }
 
 /// The whole application as a service: [`request_layer::RequestService`] around the router (every route and
@@ -151,17 +174,25 @@ impl AppState {
 pub fn app(state: AppState) -> App {
     let timeout = state.settings.request_timeout;
     let body_limit = state.settings.body_limit_bytes;
+    let cors = cors::layer(&state.settings.cors);
     let (router, _) = routes::router().split_for_parts();
-    let router = router
-        // One route layer (one boxed level per route): the route label and the body limit.
+    let mut router = router
+        // One route layer (one boxed level per route): the route label, the address limit
+        // (after routing: it knows the route) and the body limit.
         .route_layer(
             tower::ServiceBuilder::new()
                 .layer(request_layer::RouteLabelLayer)
+                .layer(rate_limit::AddressLimitLayer::new(state.rate_limits.clone()))
                 .layer(DefaultBodyLimit::max(body_limit)),
         )
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .with_state(state);
+    // Outside the route layer, so that its answers (a 429 too) carry the CORS headers, and
+    // only when origins are allowed: no cost otherwise.
+    if let Some(cors) = cors {
+        router = router.layer(cors);
+    }
     request_layer::RequestLayer::new(timeout).layer(router)
 }
 

@@ -323,6 +323,19 @@ fn status_message(s: StatusCode) -> String {
     s.canonical_reason().unwrap_or("error").to_lowercase()
 }
 
+/// The error's JSON answer, keeping the headers that layers put on the plain one (CORS,
+/// `Allow`) unless the JSON answer sets them itself.
+fn rendered(plain: Response, err: &ApiError, id: &CorrelationId) -> Response {
+    let mut res = render(err, id);
+    let own: Vec<header::HeaderName> = res.headers().keys().cloned().collect();
+    for (name, value) in plain.headers() {
+        if name != header::CONTENT_LENGTH && !own.contains(name) {
+            res.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    res
+}
+
 fn finish(mut res: Response, state: Pending) -> Response {
     let Pending {
         started,
@@ -334,13 +347,11 @@ fn finish(mut res: Response, state: Pending) -> Response {
     } = state;
     let route = res.extensions().get::<RouteName>().map_or(UNMATCHED, |r| r.0);
     if let Some(PendingError(err)) = res.extensions_mut().remove::<PendingError>() {
-        res = render(&err, &id);
+        res = rendered(res, &err, &id);
     } else if (res.status().is_client_error() || res.status().is_server_error()) && !is_json(&res) {
         // A plain answer from routing or the timeout: same JSON shape as ours.
-        res = render(
-            &ApiError::new(Code::from_status(res.status()), status_message(res.status())),
-            &id,
-        );
+        let err = ApiError::new(Code::from_status(res.status()), status_message(res.status()));
+        res = rendered(res, &err, &id);
     }
     if let Ok(v) = HeaderValue::from_str(id.as_str()) {
         res.headers_mut().insert(correlation::HEADER, v);

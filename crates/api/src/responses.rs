@@ -16,6 +16,15 @@ use crate::error::ErrorBody;
 )]
 pub struct Unavailable(ErrorBody);
 
+/// Routes under a rate limit (per buyer, per client address).
+#[derive(IntoResponses)]
+#[response(
+    status = 429,
+    description = "`rate_limited`: too many requests from this buyer or client address. Retry after `Retry-After` seconds.",
+    headers(("Retry-After" = u32, description = "Whole seconds until the next request is taken (at least 1)"))
+)]
+pub struct RateLimited(ErrorBody);
+
 /// Routes with a buyer token.
 #[derive(IntoResponses)]
 #[response(

@@ -19,13 +19,13 @@ use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, Idempotency, PreferWait};
 use crate::json::{self, Json, JsonBody};
 use crate::requests::{HoldRequest, PayRequest};
-use crate::responses::{BadBody, BuyerAuth, NotFound, Unavailable};
+use crate::responses::{BadBody, BuyerAuth, NotFound, RateLimited, Unavailable};
 use crate::views::{HoldView, OrderView, SaleList, SaleView};
 
 /// The sale page may be served from a cache for a second.
 const SALE_CACHE_CONTROL: &str = "public, max-age=1";
 
-#[utoipa::path(get, path = "/v1/events", tag = "public", responses((status = 200, body = SaleList), Unavailable))]
+#[utoipa::path(get, path = "/v1/events", tag = "public", responses((status = 200, body = SaleList), Unavailable, RateLimited))]
 pub(crate) async fn list_sales(State(state): State<AppState>) -> Result<Json<SaleList>, ApiError> {
     let engine = state.engine()?;
     let events = engine
@@ -37,7 +37,7 @@ pub(crate) async fn list_sales(State(state): State<AppState>) -> Result<Json<Sal
 }
 
 #[utoipa::path(get, path = "/v1/events/{event_id}", tag = "public", params(("event_id" = String, Path)),
-    responses((status = 200, body = SaleView, description = "With ETag and Cache-Control: public, max-age=1"), NotFound, Unavailable, (status = 304, description = "If-None-Match matched the current ETag")))]
+    responses((status = 200, body = SaleView, description = "With ETag and Cache-Control: public, max-age=1"), NotFound, Unavailable, RateLimited, (status = 304, description = "If-None-Match matched the current ETag")))]
 pub(crate) async fn get_sale(
     State(state): State<AppState>,
     ApiPath(event_id): ApiPath,
@@ -114,7 +114,7 @@ fn items(req: &HoldRequest) -> Result<Items, ApiError> {
 #[utoipa::path(post, path = "/v1/events/{event_id}/holds", tag = "buyer", params(("event_id" = String, Path),
         ("Idempotency-Key" = Option<String>, Header, description = "1–64 printable characters; retrying with the same key and body returns the original hold")),
     request_body = HoldRequest,
-    responses((status = 201, body = HoldView, description = "Durable when answered"), BadBody, BuyerAuth, NotFound, Unavailable, (status = 409, body = ErrorBody, description = "`sold_out`, `insufficient_inventory` (with `details`), `sale_not_open`, `idempotency_conflict`"), (status = 422, body = ErrorBody, description = "`invalid`, or `limit_exceeded` (the per-buyer limit, with `details`)")),
+    responses((status = 201, body = HoldView, description = "Durable when answered"), BadBody, BuyerAuth, NotFound, Unavailable, RateLimited, (status = 409, body = ErrorBody, description = "`sold_out`, `insufficient_inventory` (with `details`), `sale_not_open`, `idempotency_conflict`"), (status = 422, body = ErrorBody, description = "`invalid`, or `limit_exceeded` (the per-buyer limit, with `details`)")),
     security(("buyer" = [])))]
 pub(crate) async fn place_hold(
     State(state): State<AppState>,
@@ -137,7 +137,7 @@ pub(crate) async fn place_hold(
 }
 
 #[utoipa::path(get, path = "/v1/holds/{hold_id}", tag = "buyer", params(("hold_id" = String, Path)),
-    responses((status = 200, body = HoldView), BuyerAuth, NotFound, Unavailable), security(("buyer" = [])))]
+    responses((status = 200, body = HoldView), BuyerAuth, NotFound, Unavailable, RateLimited), security(("buyer" = [])))]
 pub(crate) async fn get_hold(
     State(state): State<AppState>,
     Buyer(buyer): Buyer,
@@ -148,7 +148,7 @@ pub(crate) async fn get_hold(
 }
 
 #[utoipa::path(delete, path = "/v1/holds/{hold_id}", tag = "buyer", params(("hold_id" = String, Path)),
-    responses((status = 200, body = HoldView, description = "Released; its tickets are available again"), BuyerAuth, NotFound, Unavailable, (status = 409, body = ErrorBody, description = "`conflict`: the hold was converted or already released (`details.reason`)")),
+    responses((status = 200, body = HoldView, description = "Released; its tickets are available again"), BuyerAuth, NotFound, Unavailable, RateLimited, (status = 409, body = ErrorBody, description = "`conflict`: the hold was converted or already released (`details.reason`)")),
     security(("buyer" = [])))]
 pub(crate) async fn release_hold(
     State(state): State<AppState>,
@@ -167,7 +167,7 @@ pub(crate) async fn release_hold(
 
 #[utoipa::path(post, path = "/v1/holds/{hold_id}/checkout", tag = "buyer", params(("hold_id" = String, Path),
         ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the original order")),
-    responses((status = 201, body = OrderView, description = "Awaiting payment until the hold's deadline"), BuyerAuth, NotFound, Unavailable, (status = 409, body = ErrorBody, description = "`hold_expired`, `idempotency_conflict`, or `conflict` (`details.reason`)"), (status = 422, body = ErrorBody, description = "`invalid` Idempotency-Key")),
+    responses((status = 201, body = OrderView, description = "Awaiting payment until the hold's deadline"), BuyerAuth, NotFound, Unavailable, RateLimited, (status = 409, body = ErrorBody, description = "`hold_expired`, `idempotency_conflict`, or `conflict` (`details.reason`)"), (status = 422, body = ErrorBody, description = "`invalid` Idempotency-Key")),
     security(("buyer" = [])))]
 pub(crate) async fn checkout(
     State(state): State<AppState>,
@@ -189,7 +189,7 @@ pub(crate) async fn checkout(
 }
 
 #[utoipa::path(get, path = "/v1/orders/{order_id}", tag = "buyer", params(("order_id" = String, Path)),
-    responses((status = 200, body = OrderView, description = "With ticket codes once paid"), BuyerAuth, NotFound, Unavailable),
+    responses((status = 200, body = OrderView, description = "With ticket codes once paid"), BuyerAuth, NotFound, Unavailable, RateLimited),
     security(("buyer" = [])))]
 pub(crate) async fn get_order(
     State(state): State<AppState>,
@@ -205,7 +205,7 @@ pub(crate) async fn get_order(
     request_body = PayRequest,
     responses((status = 200, body = OrderView, description = "Paid, with its tickets"),
         (status = 202, body = OrderView, description = "The payment is under way (`payment.state`); with Stripe, `payment.client_secret` is what the buyer's front end confirms it with. Poll the order, or pass `Prefer: wait`"),
-        BadBody, BuyerAuth, NotFound,
+        BadBody, BuyerAuth, NotFound, RateLimited,
         (status = 403, body = ErrorBody, description = "`payment_method_disabled`: this server does not take that method"),
         (status = 409, body = ErrorBody, description = "`hold_expired`, or `conflict` (`details.reason`: `payment_in_progress`, `payment_attempts_exhausted`, `payment_method_not_offered`, …)"),
         (status = 503, body = ErrorBody, description = "`payment_unavailable`: the provider is failing and its circuit is open (holds still work); `overloaded`, `unavailable`. See Retry-After")),
@@ -238,7 +238,7 @@ pub(crate) async fn pay(
 }
 
 #[utoipa::path(post, path = "/v1/orders/{order_id}/cancel", tag = "buyer", params(("order_id" = String, Path)),
-    responses((status = 200, body = OrderView, description = "Cancelled; its tickets are available again"), BuyerAuth, NotFound, Unavailable, (status = 409, body = ErrorBody, description = "`conflict`: the order is not awaiting payment (`details.reason`)")),
+    responses((status = 200, body = OrderView, description = "Cancelled; its tickets are available again"), BuyerAuth, NotFound, Unavailable, RateLimited, (status = 409, body = ErrorBody, description = "`conflict`: the order is not awaiting payment (`details.reason`)")),
     security(("buyer" = [])))]
 pub(crate) async fn cancel_order(
     State(state): State<AppState>,

@@ -12,6 +12,7 @@ use crate::AppState;
 use crate::error::{ApiError, Code, ErrorBody};
 use crate::json::Json;
 use crate::named::Named;
+use crate::responses::RateLimited;
 use crate::views::{Health, HoldStateView};
 
 #[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, body = Health)))]
@@ -74,7 +75,7 @@ fn record_engine_gauges(engine: &taquilla_engine::Engine) {
     }
 }
 
-#[utoipa::path(get, path = "/openapi.json", tag = "ops", responses((status = 200, description = "This document")))]
+#[utoipa::path(get, path = "/openapi.json", tag = "ops", responses((status = 200, description = "This document"), RateLimited))]
 pub(crate) async fn openapi() -> Response {
     let mut res = crate::openapi::document_json().into_response();
     res.headers_mut()

@@ -15,7 +15,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::helpers::*;
-use crate::{concurrency, flow, ops, payments, refunds};
+use crate::{concurrency, flow, limits, ops, payments, refunds};
 
 /// Codes no client request to a correctly working server can produce, and why.
 const UNREACHABLE: &[(&str, &str)] = &[
@@ -57,6 +57,7 @@ fn scenarios() -> Vec<(&'static str, Scenario)> {
         ("payments::provider_outage", |c| Box::pin(payments::provider_outage(c))),
         ("concurrency::full_queue", |c| Box::pin(concurrency::full_queue(c))),
         ("ops::not_ready", |c| Box::pin(ops::not_ready_until_recovered(c))),
+        ("limits::buyer_rate_limit", |c| Box::pin(limits::buyer_rate_limit(c))),
     ]
 }
 

@@ -7,6 +7,7 @@ mod docs;
 mod errors;
 mod flow;
 mod helpers;
+mod limits;
 mod ops;
 mod payments;
 mod refunds;

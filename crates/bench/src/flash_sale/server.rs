@@ -48,6 +48,9 @@ impl Server {
             .arg("--data-dir")
             .arg(dir.path().join("data"))
             .arg("--allow-test-payments")
+            // Every simulated buyer comes from this one address: the per-address limit would
+            // measure itself. The per-buyer limit stays on, as in production.
+            .args(["--rate-limit-address", "off"])
             // Secrets through the environment: they do not show up in `ps`.
             .env("TAQUILLA_ADMIN_TOKEN", opts.admin_token)
             .env("TAQUILLA_BUYER_SECRET", opts.buyer_secret)
