@@ -1,11 +1,12 @@
 //! HTTP API v1 of taquilla (axum). This crate turns HTTP into engine commands and engine state
 //! into JSON; it holds no sales state of its own.
 //!
-//! Request path: [`request_layer`] (correlation id, error rendering, panic and timeout, keep-alive
-//! check, metrics) → router (route label, body limit) → extractors
-//! (auth, JSON with our error codes) → handler → `Engine::submit` (bounded queue; full =
-//! `503 overloaded`) → reply after the command is durable → view built from the engine's
-//! in-memory state.
+//! Request path: [`connections`] (at most `max_connections`, header read and idle timeouts, the
+//! peer's address) → [`request_layer`] (correlation id, error rendering, panic and timeout,
+//! keep-alive check, metrics) → router (CORS when configured; route label, address rate limit,
+//! body limit) → extractors (auth and the buyer rate limit, JSON with our error codes) →
+//! handler → `Engine::submit` (bounded queue; full = `503 overloaded`) → reply after the
+//! command is durable → view built from the engine's in-memory state.
 
 pub mod application;
 pub mod auth;
