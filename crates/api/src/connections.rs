@@ -155,6 +155,10 @@ pub struct Guarded<IO> {
     phase: Phase,
     /// Requests started when the phase was last brought up to date.
     seen_started: u64,
+    /// When the phase's time is up (idle, head).
+    due: Instant,
+    /// The timer, set to `due` only when a read has to wait: a head that comes whole (the usual
+    /// case) costs no timer update.
     deadline: Pin<Box<Sleep>>,
     limits: ConnectionLimits,
     metrics: Arc<ConnMetrics>,
@@ -169,6 +173,7 @@ impl<IO> Guarded<IO> {
             state: Arc::default(),
             phase: Phase::Idle,
             seen_started: 0,
+            due: Instant::now() + limits.idle_timeout,
             deadline: Box::pin(tokio::time::sleep(limits.idle_timeout)),
             limits,
             metrics,
@@ -189,7 +194,7 @@ impl<IO> Guarded<IO> {
         if self.phase == Phase::Busy || started != self.seen_started {
             self.seen_started = started;
             self.phase = Phase::Idle;
-            self.deadline.as_mut().reset(Instant::now() + self.limits.idle_timeout);
+            self.due = Instant::now() + self.limits.idle_timeout;
         }
     }
 }
@@ -209,14 +214,16 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Guarded<IO> {
             Poll::Ready(Ok(())) => {
                 if this.phase == Phase::Idle && buf.filled().len() > before {
                     this.phase = Phase::Head;
-                    let deadline = Instant::now() + this.limits.header_read_timeout;
-                    this.deadline.as_mut().reset(deadline);
+                    this.due = Instant::now() + this.limits.header_read_timeout;
                 }
                 Poll::Ready(Ok(()))
             }
             Poll::Pending => {
                 if this.phase == Phase::Busy {
                     return Poll::Pending;
+                }
+                if this.deadline.deadline() != this.due {
+                    this.deadline.as_mut().reset(this.due);
                 }
                 ready!(this.deadline.as_mut().poll(cx));
                 Poll::Ready(this.timed_out())

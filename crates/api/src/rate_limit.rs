@@ -177,7 +177,7 @@ impl<K: Hash + Eq + Clone> Keyed<K> {
 
     /// Takes a token from `key`'s bucket, or says how many whole seconds until one is there.
     pub fn check(&self, key: &K) -> Result<(), u64> {
-        if self.checks.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == 0 {
+        if self.checks.fetch_add(1, Ordering::Relaxed).is_multiple_of(PRUNE_EVERY) {
             self.bound();
         }
         let refused = self.limiter.read().check_key(key).err();
