@@ -57,8 +57,9 @@ pub struct Args {
     allow_test_payments: bool,
     #[command(flatten)]
     payments: PaymentArgs,
+    /// Boxed: `Cmd::Serve` stays about the size of the other commands.
     #[command(flatten)]
-    limits: LimitArgs,
+    limits: Box<LimitArgs>,
 }
 
 /// Rate limits, connection limits, CORS (see `taquilla_api::limits` for the defaults' reasons).
@@ -461,7 +462,7 @@ mod tests {
 
     fn with_limits(limits: LimitArgs) -> anyhow::Result<Settings> {
         Args {
-            limits,
+            limits: Box::new(limits),
             ..Args::default()
         }
         .resolve()
