@@ -3,6 +3,8 @@
 # release server pinned to one core, next to the same server's /healthz rate in the same run.
 # Needs wrk (Debian package `wrk`; installed if missing and apt-get is available).
 # Usage: scripts/bench-wrk.sh [duration, default 10s] [connections, default 64]
+# One host at full speed is what the rate limits stop: they are off unless RATE_LIMIT (per second,
+# with RATE_LIMIT_BURST) is set, e.g. RATE_LIMIT=1000000 RATE_LIMIT_BURST=1000000 to measure their cost.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-10s}
@@ -13,7 +15,10 @@ dir=$(mktemp -d)
 admin=bench-admin-token-0123456789
 trap 'kill $server 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$dir"' EXIT
 ./target/release/taquilla serve --listen 127.0.0.1:0 --data-dir "$dir/data" --cpu 0 --worker-threads 1 \
-  --admin-token "$admin" --buyer-secret bench-buyer-secret-0123456789 > "$dir/out" 2> "$dir/err" &
+  --admin-token "$admin" --buyer-secret bench-buyer-secret-0123456789 \
+  --rate-limit-buyer "${RATE_LIMIT:-off}" --rate-limit-buyer-burst "${RATE_LIMIT_BURST:-30}" \
+  --rate-limit-address "${RATE_LIMIT:-off}" --rate-limit-address-burst "${RATE_LIMIT_BURST:-1000}" \
+  > "$dir/out" 2> "$dir/err" &
 server=$!
 for _ in $(seq 100); do grep -q listening "$dir/out" 2>/dev/null && break; sleep 0.1; done
 url=$(grep -o 'http://[0-9.:]*' "$dir/out" | head -1)

@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::connections::{LimitedListener, MakeConnService};
 use crate::keys::KeyStore;
 use crate::{ApiSettings, AppState, Secrets};
 
@@ -153,23 +154,15 @@ impl Application {
 }
 
 async fn serve(listener: TcpListener, state: AppState, mut stop: watch::Receiver<bool>) -> std::io::Result<()> {
-    // Answers are small and written whole: Nagle could only hold one back behind a delayed ACK.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |stream: &mut tokio::net::TcpStream| {
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(error = %e, "TCP_NODELAY on an accepted connection");
-        }
-    });
+    let listener = LimitedListener::new(listener, state.settings.connections);
     // hyper's own answers to requests it cannot parse, in our JSON error shape.
     let listener = crate::protocol_errors::JsonErrorsListener(listener);
     let app = crate::app(state);
-    axum::serve(
-        listener,
-        axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
-    )
-    .with_graceful_shutdown(async move {
-        let _ = stop.wait_for(|s| *s).await;
-    })
-    .await
+    axum::serve(listener, MakeConnService::new(app))
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await
 }
 
 /// A serving application.

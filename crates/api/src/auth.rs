@@ -305,11 +305,13 @@ impl FromRequestParts<AppState> for Buyer {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer(parts)?;
         let now_secs = state.now().0.div_euclid(1000);
-        state
+        let buyer = state
             .keys
             .verify_buyer(token, now_secs)
-            .map(Buyer)
-            .map_err(|reason| ApiError::new(Code::Unauthorized, reason))
+            .map_err(|reason| ApiError::new(Code::Unauthorized, reason))?;
+        // Before any work is queued: the extractor runs before the handler.
+        state.rate_limits.check_buyer(&buyer)?;
+        Ok(Buyer(buyer))
     }
 }
 

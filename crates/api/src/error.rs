@@ -71,6 +71,7 @@ error_codes! {
     LimitExceeded => (UNPROCESSABLE_ENTITY, "limit_exceeded"),
     TooManySales => (UNPROCESSABLE_ENTITY, "too_many_sales"),
     TooManyKeys => (UNPROCESSABLE_ENTITY, "too_many_keys"),
+    RateLimited => (TOO_MANY_REQUESTS, "rate_limited"),
     Overloaded => (SERVICE_UNAVAILABLE, "overloaded"),
     StorageFull => (SERVICE_UNAVAILABLE, "storage_full"),
     PaymentUnavailable => (SERVICE_UNAVAILABLE, "payment_unavailable"),
@@ -91,6 +92,7 @@ impl Code {
             StatusCode::UNAUTHORIZED => Code::Unauthorized,
             StatusCode::FORBIDDEN => Code::Forbidden,
             StatusCode::UNPROCESSABLE_ENTITY => Code::Invalid,
+            StatusCode::TOO_MANY_REQUESTS => Code::RateLimited,
             StatusCode::SERVICE_UNAVAILABLE | StatusCode::REQUEST_TIMEOUT => Code::Unavailable,
             s if s.is_client_error() => Code::MalformedRequest,
             _ => Code::Internal,
@@ -105,7 +107,7 @@ pub struct ApiError {
     pub code: Code,
     pub message: String,
     pub details: Option<ErrorDetails>,
-    /// Seconds for `Retry-After` on a `503`, when the cause knows better than the default.
+    /// Seconds for `Retry-After` on a `503` or `429`, when the cause knows better than the default.
     pub retry_after_secs: Option<u64>,
 }
 
@@ -208,7 +210,7 @@ pub fn render(err: &ApiError, correlation: &CorrelationId) -> Response {
     let mut res = (err.code.status(), axum::Json(body)).into_response();
     if matches!(
         err.code,
-        Code::Overloaded | Code::Unavailable | Code::PaymentUnavailable | Code::StorageFull
+        Code::Overloaded | Code::Unavailable | Code::PaymentUnavailable | Code::StorageFull | Code::RateLimited
     ) {
         let secs = err
             .retry_after_secs

@@ -1,16 +1,19 @@
 //! HTTP API v1 of taquilla (axum). This crate turns HTTP into engine commands and engine state
 //! into JSON; it holds no sales state of its own.
 //!
-//! Request path: [`request_layer`] (correlation id, error rendering, panic and timeout, keep-alive
-//! check, metrics) → router (route label, body limit) → extractors
-//! (auth, JSON with our error codes) → handler → `Engine::submit` (bounded queue; full =
-//! `503 overloaded`) → reply after the command is durable → view built from the engine's
-//! in-memory state.
+//! Request path: [`connections`] (at most `max_connections`, header read and idle timeouts, the
+//! peer's address) → [`request_layer`] (correlation id, error rendering, panic and timeout,
+//! keep-alive check, metrics) → router (CORS when configured; route label, address rate limit,
+//! body limit) → extractors (auth and the buyer rate limit, JSON with our error codes) →
+//! handler → `Engine::submit` (bounded queue; full = `503 overloaded`) → reply after the
+//! command is durable → view built from the engine's in-memory state.
 
 pub mod application;
 pub mod auth;
+pub mod connections;
 pub mod constraints;
 pub mod correlation;
+pub mod cors;
 pub mod error;
 mod extract;
 pub mod ids;
@@ -23,6 +26,7 @@ pub mod openapi;
 mod pages;
 pub mod prometheus;
 pub mod protocol_errors;
+pub mod rate_limit;
 pub mod request_layer;
 pub mod requests;
 mod routes;
@@ -42,7 +46,10 @@ use tower::Layer;
 
 pub use application::{AppConfig, AppError, Application, Exit, RunningApp};
 pub use auth::{Secrets, mint_buyer_token, mint_buyer_token_with_kid, verify_buyer_token};
+pub use connections::ConnectionLimits;
+pub use cors::CorsSettings;
 pub use error::{ApiError, Code};
+pub use rate_limit::{Bucket, LimitClock, RateLimitSettings};
 
 /// Limits and switches of the HTTP layer.
 #[derive(Debug, Clone)]
@@ -55,6 +62,12 @@ pub struct ApiSettings {
     /// Below this many free bytes on the data directory's file system, a warning is logged
     /// (once per crossing); `/metrics` shows both figures.
     pub disk_free_warn_bytes: u64,
+    /// Token buckets per buyer and per client address.
+    pub rate_limits: RateLimitSettings,
+    /// Open connections, header and idle timeouts.
+    pub connections: ConnectionLimits,
+    /// Browser origins allowed to call the API (CORS); none by default.
+    pub cors: CorsSettings,
 }
 
 impl Default for ApiSettings {
@@ -63,6 +76,9 @@ impl Default for ApiSettings {
             body_limit_bytes: limits::BODY_LIMIT_BYTES_DEFAULT,
             request_timeout: limits::REQUEST_TIMEOUT,
             disk_free_warn_bytes: limits::DISK_FREE_WARN_BYTES_DEFAULT,
+            rate_limits: RateLimitSettings::default(),
+            connections: ConnectionLimits::default(),
+            cors: CorsSettings::default(),
         }
     }
 }
@@ -79,6 +95,8 @@ pub struct AppContext {
     pages: pages::SalePages,
     /// The admin API keys and the buyer signing keys (see [`keys`]).
     pub keys: Arc<keys::KeyStore>,
+    /// The rate limiters (buyer, address).
+    pub(crate) rate_limits: Arc<rate_limit::RateLimits>,
     /// The payment providers: which methods `POST /v1/orders/{id}/pay` takes, their circuit
     /// breakers, and Stripe's webhook verifier.
     pub providers: Providers,
@@ -111,6 +129,7 @@ impl AppState {
         AppState(Arc::new(AppContext {
             engine: OnceLock::new(),
             keys,
+            rate_limits: Arc::new(rate_limit::RateLimits::new(&settings.rate_limits)),
             secrets,
             settings,
             clock,
@@ -151,6 +170,11 @@ impl AppState {
     pub fn now(&self) -> Timestamp {
         self.clock.now()
     }
+
+    /// Keys the rate limiters track now: (buyers, addresses).
+    pub fn rate_limit_keys(&self) -> (usize, usize) {
+        self.rate_limits.tracked()
+    }
 }
 
 /// The whole application as a service: [`request_layer::RequestService`] around the router (every route and
@@ -159,17 +183,25 @@ impl AppState {
 pub fn app(state: AppState) -> App {
     let timeout = state.settings.request_timeout;
     let body_limit = state.settings.body_limit_bytes;
+    let cors = cors::layer(&state.settings.cors);
     let (router, _) = routes::router().split_for_parts();
-    let router = router
-        // One route layer (one boxed level per route): the route label and the body limit.
+    let mut router = router
+        // One route layer (one boxed level per route): the route label, the address limit
+        // (after routing: it knows the route) and the body limit.
         .route_layer(
             tower::ServiceBuilder::new()
                 .layer(request_layer::RouteLabelLayer)
+                .layer(rate_limit::AddressLimitLayer::new(state.rate_limits.clone()))
                 .layer(DefaultBodyLimit::max(body_limit)),
         )
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .with_state(state);
+    // Outside the route layer, so that its answers (a 429 too) carry the CORS headers, and
+    // only when origins are allowed: no cost otherwise.
+    if let Some(cors) = cors {
+        router = router.layer(cors);
+    }
     request_layer::RequestLayer::new(timeout).layer(router)
 }
 

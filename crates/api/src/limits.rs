@@ -2,7 +2,17 @@
 //! quantities, items per hold…) are in `taquilla_domain::limits`, the engine's (queues,
 //! batches, sales) in `taquilla_engine::limits`.
 
+use std::num::NonZeroU32;
 use std::time::Duration;
+
+use crate::rate_limit::Bucket;
+
+const fn bucket(per_sec: u32, burst: u32) -> Bucket {
+    match (NonZeroU32::new(per_sec), NonZeroU32::new(burst)) {
+        (Some(per_sec), Some(burst)) => Bucket { per_sec, burst },
+        _ => panic!("a bucket has a rate and a burst"),
+    }
+}
 
 /// Request body size when the settings name none.
 pub const BODY_LIMIT_BYTES_DEFAULT: usize = 16 * 1024;
@@ -60,6 +70,36 @@ pub const BUYER_KID_MAX_DIGITS: usize = 10;
 /// How often the server re-reads the keys file in any case (a change by the CLI is seen at
 /// once by the next admin request; see `keys`).
 pub const KEYS_POLL: Duration = Duration::from_secs(1);
+/// Rate limits when the settings name none: a buyer's whole purchase (page, hold, checkout,
+/// pay, a few polls) fits in the burst, and a person never keeps up 10 requests a second; a
+/// hold/release loop does. An address may be a NAT with many buyers behind it: 10× wider.
+pub const RATE_LIMIT_BUYER_DEFAULT: Bucket = bucket(10, 30);
+pub const RATE_LIMIT_ADDRESS_DEFAULT: Bucket = bucket(200, 1000);
+/// Largest rate (per second) and burst a limit may be configured with.
+pub const RATE_LIMIT_MAX: u32 = 1_000_000;
+/// Keys (buyers; addresses) each rate-limit table tracks at most, when the settings name none
+/// (about 64 bytes each), and the bounds of the setting.
+pub const RATE_LIMIT_KEYS_MAX_DEFAULT: usize = 100_000;
+pub const RATE_LIMIT_KEYS_MAX_MIN: usize = 1_024;
+pub const RATE_LIMIT_KEYS_MAX_MAX: usize = 10_000_000;
+/// Open connections at most when the settings name none; beyond it new connections wait in
+/// the kernel's accept backlog. The bounds of the setting.
+pub const MAX_CONNECTIONS_DEFAULT: usize = 10_000;
+pub const MAX_CONNECTIONS_MAX: usize = 1_000_000;
+/// File descriptors kept free beyond the connections (the log, snapshots, payment clients).
+pub const FILES_RESERVED: usize = 1_024;
+/// Time for a request's head (request line and headers) from its first byte, when the settings
+/// name none (slowloris), and the bounds of the setting.
+pub const HEADER_READ_TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);
+/// Time a connection may sit with no request (before its first, or after an answer) when the
+/// settings name none, and the bounds of the setting.
+pub const IDLE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(60);
+pub const CONNECTION_TIMEOUT_MIN: Duration = Duration::from_secs(1);
+pub const CONNECTION_TIMEOUT_MAX: Duration = Duration::from_secs(3_600);
+/// Browser origins a server may allow (CORS), at most.
+pub const CORS_ORIGINS_MAX: usize = 64;
+/// How long a browser may cache a CORS preflight answer.
+pub const CORS_MAX_AGE: Duration = Duration::from_secs(600);
 /// HTTP worker threads a server may be configured with, at most.
 pub const WORKER_THREADS_MAX: usize = 256;
 
@@ -68,6 +108,13 @@ const _: () = assert!(BODY_LIMIT_BYTES_DEFAULT <= BODY_LIMIT_BYTES_MAX);
 const _: () = assert!(BUYER_TOKEN_TTL_SECS_MIN <= BUYER_TOKEN_TTL_SECS_DEFAULT);
 const _: () = assert!(BUYER_TOKEN_TTL_SECS_DEFAULT <= BUYER_TOKEN_TTL_SECS_MAX);
 const _: () = assert!(FEED_LIMIT_DEFAULT <= FEED_LIMIT_MAX);
+const _: () = assert!(RATE_LIMIT_KEYS_MAX_MIN <= RATE_LIMIT_KEYS_MAX_DEFAULT);
+const _: () = assert!(RATE_LIMIT_KEYS_MAX_DEFAULT <= RATE_LIMIT_KEYS_MAX_MAX);
+// The key table bound leaves room for the checks between two looks at its size.
+const _: () = assert!(RATE_LIMIT_KEYS_MAX_MIN as u64 > 2 * crate::rate_limit::PRUNE_EVERY);
+const _: () = assert!(MAX_CONNECTIONS_DEFAULT <= MAX_CONNECTIONS_MAX);
+const _: () = assert!(HEADER_READ_TIMEOUT_DEFAULT.as_secs() >= CONNECTION_TIMEOUT_MIN.as_secs());
+const _: () = assert!(IDLE_TIMEOUT_DEFAULT.as_secs() <= CONNECTION_TIMEOUT_MAX.as_secs());
 const _: () = assert!(PAY_WAIT_DEFAULT.as_millis() <= PREFER_WAIT_MAX.as_millis());
 // A waiting request must answer before the request timeout turns it into a 503.
 const _: () = assert!(PREFER_WAIT_MAX.as_millis() < REQUEST_TIMEOUT.as_millis());

@@ -61,6 +61,9 @@ pub enum Group {
     JsonBody,
     /// Routes with an id in the path.
     PathId,
+    /// Routes under a rate limit (per buyer, per client address): all but the exempt ones
+    /// (`rate_limit::exempt_from_address_limit`, which have no buyer either).
+    RateLimited,
 }
 
 impl Group {
@@ -81,6 +84,7 @@ impl Group {
             Group::Buyer => secured_by("buyer"),
             Group::JsonBody => op.request_body.is_some() && !tagged("webhooks"),
             Group::PathId => path.contains('{'),
+            Group::RateLimited => !crate::rate_limit::exempt_from_address_limit(path),
         }
     }
 }
@@ -157,6 +161,12 @@ pub const COMMON_ANSWERS: &[CommonAnswer] = &[
         status: 404,
         description: "`not_found`: unknown or malformed id (or another buyer's hold or order)",
         retry_after: false,
+    },
+    CommonAnswer {
+        group: Group::RateLimited,
+        status: 429,
+        description: "`rate_limited`: too many requests from this buyer or client address. Retry after `Retry-After` seconds",
+        retry_after: true,
     },
 ];
 

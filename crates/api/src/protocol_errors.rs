@@ -54,6 +54,13 @@ pin_project! {
     }
 }
 
+impl<T> JsonErrors<T> {
+    /// The socket it wraps.
+    pub fn get_ref(&self) -> &T {
+        &self.inner
+    }
+}
+
 /// Our answer, being written in place of hyper's.
 struct Replacement {
     bytes: Vec<u8>,

@@ -323,17 +323,17 @@ fn status_message(s: StatusCode) -> String {
     s.canonical_reason().unwrap_or("error").to_lowercase()
 }
 
-/// `err` rendered in place of `res`, keeping the headers `res` had beyond its body's (axum's
-/// `Allow` on a `405`, which RFC 9110 requires).
-fn rendered(res: Response, err: &ApiError, id: &CorrelationId) -> Response {
-    let mut out = render(err, id);
-    for (name, value) in res.headers() {
-        // What `render` decides itself.
-        if ![header::CONTENT_TYPE, header::CONTENT_LENGTH, header::RETRY_AFTER].contains(name) {
-            out.headers_mut().append(name.clone(), value.clone());
+/// The error's JSON answer, keeping the headers that layers put on the plain one (CORS,
+/// `Allow`) unless the JSON answer sets them itself.
+fn rendered(plain: Response, err: &ApiError, id: &CorrelationId) -> Response {
+    let mut res = render(err, id);
+    let own: Vec<header::HeaderName> = res.headers().keys().cloned().collect();
+    for (name, value) in plain.headers() {
+        if name != header::CONTENT_LENGTH && !own.contains(name) {
+            res.headers_mut().append(name.clone(), value.clone());
         }
     }
-    out
+    res
 }
 
 fn finish(mut res: Response, state: Pending) -> Response {

@@ -81,6 +81,7 @@ pub fn run(args: &Args, on_sample: &mut dyn FnMut(Sample)) -> anyhow::Result<Vec
                 simulated_latency_ms: None,
                 simulated_decline_percent: None,
                 saga_concurrency: None,
+                buyer_rate_limit: false,
             })?;
             (a, b, s.pid(), s.url.clone(), Some(s))
         }

@@ -69,6 +69,11 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             limits::SECRET_MIN_BYTES
         );
     }
+    let files = settings.api.connections.max_connections + limits::FILES_RESERVED;
+    if let Err(e) = taquilla_os::process::raise_open_files(files as u64) {
+        // Past the file limit, accepting fails (and is retried each second) instead of waiting.
+        tracing::warn!(max_connections = settings.api.connections.max_connections, "{e}");
+    }
     let clock: Arc<dyn Clock> = Arc::new(PacedClock::system());
     let config = AppConfig {
         listen: settings.listen.clone(),
@@ -183,26 +188,37 @@ fn print_banner(banner: Banner<'_>) {
         payment_methods,
     } = banner;
     let url = format!("http://{addr}");
-    println!("taquilla listening on {url}");
-    println!("  admin token: {admin_token}");
-    println!("  OpenAPI:     {url}/openapi.json");
+    // Written whole, and a closed stdout (a reader that took the first line and left) is not
+    // a reason to die: `println!` would panic on it.
+    let mut out = String::new();
+    macro_rules! line {
+        ($($t:tt)*) => {{
+            use std::fmt::Write as _;
+            let _ = writeln!(out, $($t)*);
+        }};
+    }
+    line!("taquilla listening on {url}");
+    line!("  admin token: {admin_token}");
+    line!("  OpenAPI:     {url}/openapi.json");
     let methods: Vec<&str> = payment_methods.iter().map(|m| m.as_str()).collect();
     if methods.is_empty() {
-        println!("  payments:    none (free orders only; see --payment-methods)");
+        line!("  payments:    none (free orders only; see --payment-methods)");
     } else {
-        println!("  payments:    {} (POST /v1/orders/{{id}}/pay)", methods.join(", "));
+        line!("  payments:    {} (POST /v1/orders/{{id}}/pay)", methods.join(", "));
     }
     if let Some((sale, token)) = demo {
         let event = taquilla_api::ids::PublicSaleId(sale);
-        println!("  demo sale:   {url}/v1/events/{event}");
-        println!("  buyer token for \"demo-buyer\" (24 h): {token}");
-        println!("  hold two tickets:");
-        println!(
+        line!("  demo sale:   {url}/v1/events/{event}");
+        line!("  buyer token for \"demo-buyer\" (24 h): {token}");
+        line!("  hold two tickets:");
+        line!(
             "    curl -s -X POST {url}/v1/events/{event}/holds -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' -d '{{\"items\":[{{\"ticket_type_id\":0,\"quantity\":2}}]}}'"
         );
-        println!(
+        line!(
             "  then check out (POST /v1/holds/<hold id>/checkout) and pay with {{\"method\":\"test\"}} or {{\"method\":\"simulated\"}}"
         );
     }
-    let _ = std::io::stdout().flush();
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(out.as_bytes());
+    let _ = stdout.flush();
 }

@@ -1,12 +1,14 @@
 //! `taquilla serve`'s settings: flags > environment > config file (`--config`, TOML with the
 //! same snake_case keys) > defaults, each checked against its bounds with a message naming it.
 
+use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
-use taquilla_api::{ApiSettings, limits};
+use taquilla_api::{ApiSettings, Bucket, ConnectionLimits, CorsSettings, RateLimitSettings, limits};
 use taquilla_engine::EngineConfig;
 use taquilla_followers::SagaConfig;
 use taquilla_followers::limits::{RECONCILE_AFTER_MAX, RECONCILE_AFTER_MIN, SAGA_CONCURRENCY_MAX};
@@ -65,6 +67,54 @@ pub struct Args {
     allow_test_payments: bool,
     #[command(flatten)]
     payments: PaymentArgs,
+    /// Boxed: `Cmd::Serve` stays about the size of the other commands.
+    #[command(flatten)]
+    limits: Box<LimitArgs>,
+}
+
+/// Rate limits, connection limits, CORS (see `taquilla_api::limits` for the defaults' reasons).
+#[derive(clap::Args, Debug, Default)]
+struct LimitArgs {
+    /// Requests a second per buyer (buyer token), or `off` (also `0`) [default: 10].
+    #[arg(long, env = "TAQUILLA_RATE_LIMIT_BUYER")]
+    rate_limit_buyer: Option<String>,
+    /// Requests a buyer may send at once before the rate applies [default: 30].
+    #[arg(long, env = "TAQUILLA_RATE_LIMIT_BUYER_BURST")]
+    rate_limit_buyer_burst: Option<u32>,
+    /// Requests a second per client address (IPv6: per /64), or `off` (also `0`) [default: 200].
+    #[arg(long, env = "TAQUILLA_RATE_LIMIT_ADDRESS")]
+    rate_limit_address: Option<String>,
+    /// Requests an address may send at once before the rate applies [default: 1000].
+    #[arg(long, env = "TAQUILLA_RATE_LIMIT_ADDRESS_BURST")]
+    rate_limit_address_burst: Option<u32>,
+    /// Buyers (and addresses) each rate-limit table tracks at most [default: 100000].
+    #[arg(long, env = "TAQUILLA_RATE_LIMIT_KEYS_MAX")]
+    rate_limit_keys_max: Option<usize>,
+    /// Reverse proxies (IP addresses) whose X-Forwarded-For names the client; repeated or
+    /// comma-separated [default: none: the peer is the client].
+    #[arg(long, env = "TAQUILLA_TRUSTED_PROXY", value_delimiter = ',')]
+    trusted_proxy: Vec<String>,
+    /// Open connections at most; more wait in the accept backlog [default: 10000].
+    #[arg(long, env = "TAQUILLA_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Seconds for a request's head from its first byte, else the connection closes [default: 10].
+    #[arg(long, env = "TAQUILLA_HEADER_READ_TIMEOUT_SECS")]
+    header_read_timeout_secs: Option<u64>,
+    /// Seconds a connection may wait for its next request before it closes [default: 60].
+    #[arg(long, env = "TAQUILLA_IDLE_TIMEOUT_SECS")]
+    idle_timeout_secs: Option<u64>,
+    /// Browser origins allowed to call the API (CORS), e.g. https://shop.example; repeated or
+    /// comma-separated, or `*` [default: none, no CORS headers].
+    #[arg(long, env = "TAQUILLA_CORS_ALLOW_ORIGIN")]
+    cors_allow_origin: Vec<String>,
+}
+
+/// A rate in the config file: a number, or `"off"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum RateValue {
+    Number(u64),
+    Text(String),
 }
 
 /// The payment providers (see `taquilla_payments::config`).
@@ -141,6 +191,16 @@ struct FileConfig {
     simulated_seed: Option<u64>,
     payment_reconcile_after_secs: Option<u64>,
     saga_concurrency: Option<usize>,
+    rate_limit_buyer: Option<RateValue>,
+    rate_limit_buyer_burst: Option<u32>,
+    rate_limit_address: Option<RateValue>,
+    rate_limit_address_burst: Option<u32>,
+    rate_limit_keys_max: Option<usize>,
+    trusted_proxy: Option<Vec<String>>,
+    max_connections: Option<usize>,
+    header_read_timeout_secs: Option<u64>,
+    idle_timeout_secs: Option<u64>,
+    cors_allow_origin: Option<Vec<String>>,
 }
 
 /// Settings after precedence was applied.
@@ -222,6 +282,9 @@ fn api_settings(args: &Args, file: &FileConfig) -> anyhow::Result<ApiSettings> {
             .disk_free_warn_bytes
             .or(file.disk_free_warn_bytes)
             .unwrap_or(limits::DISK_FREE_WARN_BYTES_DEFAULT),
+        rate_limits: rate_limits(&args.limits, file)?,
+        connections: connection_limits(&args.limits, file)?,
+        cors: cors(&args.limits, file)?,
         ..ApiSettings::default()
     };
     if !(limits::BODY_LIMIT_BYTES_MIN..=limits::BODY_LIMIT_BYTES_MAX).contains(&api.body_limit_bytes) {
@@ -232,6 +295,130 @@ fn api_settings(args: &Args, file: &FileConfig) -> anyhow::Result<ApiSettings> {
         );
     }
     Ok(api)
+}
+
+fn rate_limits(args: &LimitArgs, file: &FileConfig) -> anyhow::Result<RateLimitSettings> {
+    let buyer = bucket(
+        "rate_limit_buyer",
+        args.rate_limit_buyer
+            .clone()
+            .map(RateValue::Text)
+            .or(file.rate_limit_buyer.clone()),
+        args.rate_limit_buyer_burst.or(file.rate_limit_buyer_burst),
+        limits::RATE_LIMIT_BUYER_DEFAULT,
+    )?;
+    let address = bucket(
+        "rate_limit_address",
+        args.rate_limit_address
+            .clone()
+            .map(RateValue::Text)
+            .or(file.rate_limit_address.clone()),
+        args.rate_limit_address_burst.or(file.rate_limit_address_burst),
+        limits::RATE_LIMIT_ADDRESS_DEFAULT,
+    )?;
+    let keys_max = args
+        .rate_limit_keys_max
+        .or(file.rate_limit_keys_max)
+        .unwrap_or(limits::RATE_LIMIT_KEYS_MAX_DEFAULT);
+    within(
+        "rate_limit_keys_max",
+        keys_max,
+        limits::RATE_LIMIT_KEYS_MAX_MIN,
+        limits::RATE_LIMIT_KEYS_MAX_MAX,
+    )?;
+    let proxies = if args.trusted_proxy.is_empty() {
+        file.trusted_proxy.clone().unwrap_or_default()
+    } else {
+        args.trusted_proxy.clone()
+    };
+    let trusted_proxies = proxies
+        .iter()
+        .flat_map(|p| p.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.parse::<IpAddr>()
+                .with_context(|| format!("trusted_proxy {p:?}: expected an IP address"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(RateLimitSettings {
+        buyer,
+        address,
+        keys_max,
+        trusted_proxies,
+        ..RateLimitSettings::default()
+    })
+}
+
+/// A token bucket from its rate (`off` or `0`: none) and burst.
+fn bucket(name: &str, rate: Option<RateValue>, burst: Option<u32>, default: Bucket) -> anyhow::Result<Option<Bucket>> {
+    let per_sec = match rate {
+        None => default.per_sec.get(),
+        Some(RateValue::Number(n)) => u32::try_from(n).unwrap_or(u32::MAX),
+        Some(RateValue::Text(t)) if t.trim().eq_ignore_ascii_case("off") => 0,
+        Some(RateValue::Text(t)) => t
+            .trim()
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{name} must be requests a second or `off`, not {t:?}"))?,
+    };
+    let Some(per_sec) = NonZeroU32::new(per_sec) else {
+        return Ok(None);
+    };
+    within(name, per_sec.get(), 1, limits::RATE_LIMIT_MAX)?;
+    let burst = burst.unwrap_or(default.burst.get());
+    within(&format!("{name}_burst"), burst, 1, limits::RATE_LIMIT_MAX)?;
+    let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
+    Ok(Some(Bucket { per_sec, burst }))
+}
+
+fn connection_limits(args: &LimitArgs, file: &FileConfig) -> anyhow::Result<ConnectionLimits> {
+    let defaults = ConnectionLimits::default();
+    let max_connections = args
+        .max_connections
+        .or(file.max_connections)
+        .unwrap_or(defaults.max_connections);
+    within("max_connections", max_connections, 1, limits::MAX_CONNECTIONS_MAX)?;
+    let timeout = |name: &str, value: Option<u64>, default: Duration| -> anyhow::Result<Duration> {
+        let Some(secs) = value else {
+            return Ok(default);
+        };
+        within(
+            name,
+            secs,
+            limits::CONNECTION_TIMEOUT_MIN.as_secs(),
+            limits::CONNECTION_TIMEOUT_MAX.as_secs(),
+        )?;
+        Ok(Duration::from_secs(secs))
+    };
+    Ok(ConnectionLimits {
+        max_connections,
+        header_read_timeout: timeout(
+            "header_read_timeout_secs",
+            args.header_read_timeout_secs.or(file.header_read_timeout_secs),
+            defaults.header_read_timeout,
+        )?,
+        idle_timeout: timeout(
+            "idle_timeout_secs",
+            args.idle_timeout_secs.or(file.idle_timeout_secs),
+            defaults.idle_timeout,
+        )?,
+    })
+}
+
+fn cors(args: &LimitArgs, file: &FileConfig) -> anyhow::Result<CorsSettings> {
+    let origins = if args.cors_allow_origin.is_empty() {
+        file.cors_allow_origin.clone().unwrap_or_default()
+    } else {
+        args.cors_allow_origin.clone()
+    };
+    CorsSettings::parse(&origins).map_err(anyhow::Error::msg)
+}
+
+fn within<T: PartialOrd + std::fmt::Display>(name: &str, value: T, min: T, max: T) -> anyhow::Result<()> {
+    if value < min || value > max {
+        bail!("{name} must be between {min} and {max}");
+    }
+    Ok(())
 }
 
 fn saga_config(args: &PaymentArgs, file: &FileConfig) -> anyhow::Result<SagaConfig> {
@@ -307,6 +494,125 @@ mod tests {
     use taquilla_domain::PaymentMethod;
 
     use super::*;
+
+    fn with_limits(limits: LimitArgs) -> anyhow::Result<Settings> {
+        Args {
+            limits: Box::new(limits),
+            ..Args::default()
+        }
+        .resolve()
+    }
+
+    #[test]
+    fn limits_resolve_with_their_defaults_and_bounds() {
+        let s = with_limits(LimitArgs::default()).unwrap();
+        assert_eq!(s.api.rate_limits.buyer, Some(limits::RATE_LIMIT_BUYER_DEFAULT));
+        assert_eq!(s.api.rate_limits.address, Some(limits::RATE_LIMIT_ADDRESS_DEFAULT));
+        assert_eq!(s.api.connections, ConnectionLimits::default());
+        assert!(s.api.cors.allow_origins.is_empty(), "no CORS unless asked");
+
+        let s = with_limits(LimitArgs {
+            rate_limit_buyer: Some("off".into()),
+            rate_limit_address: Some("5".into()),
+            rate_limit_address_burst: Some(7),
+            trusted_proxy: vec!["10.0.0.1, ::1".into()],
+            max_connections: Some(3),
+            header_read_timeout_secs: Some(2),
+            idle_timeout_secs: Some(4),
+            cors_allow_origin: vec!["https://shop.example".into()],
+            ..LimitArgs::default()
+        })
+        .unwrap();
+        assert_eq!(s.api.rate_limits.buyer, None);
+        let address = s.api.rate_limits.address.unwrap();
+        assert_eq!((address.per_sec.get(), address.burst.get()), (5, 7));
+        assert_eq!(s.api.rate_limits.trusted_proxies.len(), 2);
+        assert_eq!(
+            s.api.connections,
+            ConnectionLimits {
+                max_connections: 3,
+                header_read_timeout: Duration::from_secs(2),
+                idle_timeout: Duration::from_secs(4),
+            }
+        );
+        assert_eq!(s.api.cors.allow_origins, ["https://shop.example"]);
+        let zero = with_limits(LimitArgs {
+            rate_limit_address: Some("0".into()),
+            ..LimitArgs::default()
+        })
+        .unwrap();
+        assert_eq!(zero.api.rate_limits.address, None, "0 turns a limit off");
+
+        let bad = [
+            LimitArgs {
+                rate_limit_buyer: Some("fast".into()),
+                ..LimitArgs::default()
+            },
+            LimitArgs {
+                rate_limit_buyer_burst: Some(0),
+                ..LimitArgs::default()
+            },
+            LimitArgs {
+                rate_limit_keys_max: Some(10),
+                ..LimitArgs::default()
+            },
+            LimitArgs {
+                trusted_proxy: vec!["proxy.local".into()],
+                ..LimitArgs::default()
+            },
+            LimitArgs {
+                max_connections: Some(0),
+                ..LimitArgs::default()
+            },
+            LimitArgs {
+                header_read_timeout_secs: Some(0),
+                ..LimitArgs::default()
+            },
+            LimitArgs {
+                idle_timeout_secs: Some(3_601),
+                ..LimitArgs::default()
+            },
+            LimitArgs {
+                cors_allow_origin: vec!["shop.example".into()],
+                ..LimitArgs::default()
+            },
+        ];
+        let names = [
+            "rate_limit_buyer",
+            "rate_limit_buyer_burst",
+            "rate_limit_keys_max",
+            "trusted_proxy",
+            "max_connections",
+            "header_read_timeout_secs",
+            "idle_timeout_secs",
+            "cors_allow_origin",
+        ];
+        for (args, name) in bad.into_iter().zip(names) {
+            let e = with_limits(args).unwrap_err();
+            assert!(format!("{e:#}").contains(name), "{name}: {e:#}");
+        }
+    }
+
+    #[test]
+    fn limits_come_from_the_config_file_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("taquilla.toml");
+        std::fs::write(
+            &path,
+            "rate_limit_buyer = 3\nrate_limit_address = \"off\"\nmax_connections = 9\ncors_allow_origin = [\"*\"]\n",
+        )
+        .unwrap();
+        let s = Args {
+            config: Some(path),
+            ..Args::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(s.api.rate_limits.buyer.unwrap().per_sec.get(), 3);
+        assert_eq!(s.api.rate_limits.address, None);
+        assert_eq!(s.api.connections.max_connections, 9);
+        assert_eq!(s.api.cors.allow_origins, ["*"]);
+    }
 
     fn with_payments(payments: PaymentArgs) -> Args {
         Args {

@@ -17,7 +17,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::helpers::*;
-use crate::{concurrency, disk, flow, keys, ops, payments, refunds};
+use crate::{concurrency, disk, flow, keys, limits, ops, payments, refunds};
 
 /// Codes no client request to a correctly working server can produce, and why.
 const UNREACHABLE: &[(&str, &str)] = &[
@@ -65,6 +65,7 @@ fn scenarios() -> Vec<(&'static str, Scenario)> {
         ("disk::storage_full", |c| Box::pin(disk::storage_full(c))),
         ("keys::scopes", |c| Box::pin(keys::scopes(c))),
         ("keys::too_many_keys", |c| Box::pin(keys::too_many_keys(c))),
+        ("limits::buyer_rate_limit", |c| Box::pin(limits::buyer_rate_limit(c))),
     ]
 }
 

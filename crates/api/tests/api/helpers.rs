@@ -15,7 +15,10 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, RequestBuilder};
 use serde_json::{Value, json};
-use taquilla_api::{ApiSettings, AppConfig, AppState, Application, RunningApp, Secrets};
+use taquilla_api::{
+    ApiSettings, AppConfig, AppState, Application, ConnectionLimits, CorsSettings, RateLimitSettings, RunningApp,
+    Secrets,
+};
 use taquilla_domain::{BuyerId, Timestamp};
 use taquilla_engine::{Clock, Engine, EngineConfig, ManualClock, SystemClock};
 use taquilla_followers::{Providers, SagaConfig};
@@ -170,6 +173,9 @@ pub struct AppOptions {
     /// Where the data directory goes (a fresh one inside it), instead of the system temp dir.
     data_dir_in: Option<PathBuf>,
     segment_size_bytes: Option<u64>,
+    rate_limits: RateLimitSettings,
+    connections: ConnectionLimits,
+    cors: CorsSettings,
 }
 
 impl Default for AppOptions {
@@ -191,6 +197,11 @@ impl Default for AppOptions {
             codes: Codes::default(),
             data_dir_in: None,
             segment_size_bytes: None,
+            // Tests send many requests from one address and buyer fast; the limits' own tests
+            // turn them on.
+            rate_limits: RateLimitSettings::off(),
+            connections: ConnectionLimits::default(),
+            cors: CorsSettings::default(),
         }
     }
 }
@@ -271,6 +282,24 @@ impl AppOptions {
         self
     }
 
+    /// The rate limits (off unless set).
+    pub fn rate_limits(mut self, limits: RateLimitSettings) -> Self {
+        self.rate_limits = limits;
+        self
+    }
+
+    /// The connection limits.
+    pub fn connections(mut self, limits: ConnectionLimits) -> Self {
+        self.connections = limits;
+        self
+    }
+
+    /// The browser origins allowed (CORS).
+    pub fn cors(mut self, cors: CorsSettings) -> Self {
+        self.cors = cors;
+        self
+    }
+
     /// Records the error codes received into `codes` (shared with other apps).
     pub fn codes(mut self, codes: &Codes) -> Self {
         self.codes = codes.clone();
@@ -281,6 +310,9 @@ impl AppOptions {
         let defaults = ApiSettings::default();
         ApiSettings {
             body_limit_bytes: self.body_limit_bytes.unwrap_or(defaults.body_limit_bytes),
+            rate_limits: self.rate_limits.clone(),
+            connections: self.connections,
+            cors: self.cors.clone(),
             ..defaults
         }
     }
@@ -959,6 +991,16 @@ impl TestApp {
     /// The app's data directory (where `taquilla keys` would write).
     pub fn data_dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The running application's shared state.
+    pub fn state(&self) -> &AppState {
+        self.running.as_ref().expect("running").state()
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.running.as_ref().expect("running").local_addr()
     }
 
     pub fn engine(&self) -> &Arc<Engine> {

@@ -9,6 +9,7 @@ mod errors;
 mod flow;
 mod helpers;
 mod keys;
+mod limits;
 mod ops;
 mod payments;
 mod refunds;

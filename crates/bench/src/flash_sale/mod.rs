@@ -287,6 +287,7 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
                 PaymentMode::Simulated => Some(SAGA_CONCURRENCY_MAX),
                 PaymentMode::Test => None,
             }),
+            buyer_rate_limit: true,
         })?),
     };
     let url = match (&args.url, &server) {

@@ -35,6 +35,9 @@ pub struct Options<'a> {
     pub simulated_decline_percent: Option<f64>,
     /// `--saga-concurrency` for the server.
     pub saga_concurrency: Option<usize>,
+    /// Whether the per-buyer rate limit stays on (as in production); off for a bench whose one
+    /// buyer is the load (`bench churn`).
+    pub buyer_rate_limit: bool,
 }
 
 pub struct Server {
@@ -58,6 +61,9 @@ impl Server {
             .arg("127.0.0.1:0")
             .arg("--data-dir")
             .arg(dir.path().join("data"))
+            // Every simulated buyer comes from this one address: the per-address limit would
+            // measure itself. The per-buyer limit stays on, as in production.
+            .args(["--rate-limit-address", "off"])
             // Secrets through the environment: they do not show up in `ps`.
             .env("TAQUILLA_ADMIN_TOKEN", opts.admin_token)
             .env("TAQUILLA_BUYER_SECRET", opts.buyer_secret)
@@ -74,6 +80,9 @@ impl Server {
         }
         if let Some(percent) = opts.simulated_decline_percent {
             cmd.arg("--simulated-decline-percent").arg(percent.to_string());
+        }
+        if !opts.buyer_rate_limit {
+            cmd.args(["--rate-limit-buyer", "off"]);
         }
         if let Some(n) = opts.saga_concurrency {
             cmd.arg("--saga-concurrency").arg(n.to_string());

@@ -49,6 +49,8 @@ fn spawn_child(data_dir: &Path, args: &[&str]) -> (Child, String) {
         .arg(data_dir)
         .args(["--admin-token", ADMIN_TOKEN, "--buyer-secret", BUYER_SECRET])
         .args(["--worker-threads", "2"])
+        // Bursts from one address and buyer: these tests are not about the rate limits.
+        .args(["--rate-limit-address", "off", "--rate-limit-buyer", "off"])
         .args(args)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
