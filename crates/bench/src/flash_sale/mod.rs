@@ -778,9 +778,15 @@ async fn join_bounded(mut set: tokio::task::JoinSet<()>, hard_stop: Instant) -> 
             Ok(Some(_)) => {}
             Ok(None) => return 0,
             Err(_) => {
-                let left = set.len() as u64;
+                // Counted by how each ended, not by `set.len()`: a buyer may finish (and be
+                // tallied) between the timeout and the abort.
                 set.abort_all();
-                while set.join_next().await.is_some() {}
+                let mut left = 0;
+                while let Some(ended) = set.join_next().await {
+                    if ended.is_err_and(|e| e.is_cancelled()) {
+                        left += 1;
+                    }
+                }
                 return left;
             }
         }
