@@ -222,6 +222,7 @@ impl RunningApp {
                 &cursors,
                 namespace,
                 config,
+                self.state.order_watch.clone(),
             )?);
         }
         tokio::spawn(watch_free_space(

@@ -104,6 +104,8 @@ pub struct AppContext {
     webhooks_seen: routes::webhooks::SeenNotifications,
     /// This deployment's namespace at the payment providers, once recovered.
     payment_namespace: OnceLock<String>,
+    /// Pay requests waiting for the saga, woken by its reports.
+    pub(crate) order_watch: Arc<taquilla_followers::OrderWatch>,
 }
 
 /// Shared by every handler. Cheap to clone.
@@ -138,6 +140,7 @@ impl AppState {
             providers,
             webhooks_seen: Default::default(),
             payment_namespace: OnceLock::new(),
+            order_watch: Default::default(),
         }))
     }
 

@@ -48,8 +48,10 @@ pub const PREFER_WAIT_MAX: Duration = Duration::from_secs(10);
 /// the buyer can act on: paid or ended (`test`, `simulated`), created with its client secret
 /// (`stripe`).
 pub const PAY_WAIT_DEFAULT: Duration = Duration::from_secs(5);
-/// How often a waiting payment request looks at its order again.
-pub const PAY_POLL: Duration = Duration::from_millis(10);
+/// How often a waiting payment request looks at its order again without being woken: the
+/// saga wakes it when it reports about the order; this catches what moves an order without
+/// the saga (its deadline, a cancel meanwhile).
+pub const PAY_RECHECK: Duration = Duration::from_millis(100);
 /// Stripe event ids remembered to answer a redelivered webhook without work.
 /// Largest webhook body taken, whatever `body_limit_bytes` says for the API's own requests (a
 /// provider's event is a few KiB; its size is not ours to choose).

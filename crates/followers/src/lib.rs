@@ -4,9 +4,12 @@
 //!
 //! - [`follower`]: the cursor loop every follower shares.
 //! - [`saga`]: the payment saga (authorise, capture, void, refund) and its reconciler.
+//! - [`watch`]: requests waiting for an order's payment to move, woken by the saga.
 
 pub mod follower;
 pub mod limits;
 pub mod saga;
+pub mod watch;
 
 pub use saga::{Providers, SagaConfig, SagaHandle};
+pub use watch::OrderWatch;

@@ -14,6 +14,9 @@ pub const RECONCILE_AFTER_DEFAULT: Duration = Duration::from_secs(60);
 /// Bounds of the setting: often enough to matter, seldom enough not to poll the provider hard.
 pub const RECONCILE_AFTER_MIN: Duration = Duration::from_secs(1);
 pub const RECONCILE_AFTER_MAX: Duration = Duration::from_secs(3600);
+/// How often a follower saves its position at most (and when it stops). After a crash the
+/// records of up to this long come again; the followers are idempotent.
+pub const CURSOR_COMMIT_EVERY: Duration = Duration::from_secs(1);
 /// Longest the scheduler sleeps without work, so that gauges stay fresh.
 pub const SAGA_IDLE_MAX: Duration = Duration::from_secs(1);
 

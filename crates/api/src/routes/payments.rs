@@ -10,11 +10,13 @@ use taquilla_payments::resilience::BreakerState;
 
 use crate::AppState;
 use crate::error::{ApiError, Code};
-use crate::limits::PAY_POLL;
+use crate::limits::PAY_RECHECK;
 
 /// Waits up to `wait` for attempt `attempt` of the order to get somewhere the buyer can act on:
 /// the order paid, the attempt over, or (Stripe) the payment created at the provider. Returns
-/// whether the order is paid. The saga does the work; this only reads the sale's state.
+/// whether the order is paid. The saga does the work; this only reads the sale's state, when
+/// the saga reports about the order (it wakes this wait) and every `PAY_RECHECK` for what
+/// moves the order without the saga (its deadline, the buyer cancelling meanwhile).
 pub(crate) async fn await_payment(
     state: &AppState,
     sale: SaleId,
@@ -25,33 +27,25 @@ pub(crate) async fn await_payment(
 ) -> Result<bool, ApiError> {
     let deadline = Instant::now() + wait;
     let engine = state.engine()?;
-    let mut seen = None;
-    let mut paid = false;
+    let watching = state.order_watch.watch(sale, order);
     loop {
-        // The sale's version is an atomic read; its state (under the read lock the writer
-        // needs) is looked at only when it changed.
-        let version = engine.version(sale);
-        if version != seen {
-            seen = version;
-            let (now_paid, settled) = engine
-                .read(sale, |s| {
-                    let o = s.orders.get(&order)?;
-                    let p = o.payments.get(attempt.checked_sub(1)? as usize)?;
-                    let paid = o.state == OrderState::Paid;
-                    let created = method == PaymentMethod::Stripe && p.state != PaymentState::Requested;
-                    Some((paid, paid || p.state.is_final() || created || !p.method.is_provider()))
-                })
-                .flatten()
-                .ok_or_else(|| ApiError::not_found("order"))?;
-            paid = now_paid;
-            if settled {
-                return Ok(paid);
-            }
-        }
-        if Instant::now() >= deadline {
+        let mut reported = std::pin::pin!(watching.notified());
+        reported.as_mut().enable();
+        let (paid, settled) = engine
+            .read(sale, |s| {
+                let o = s.orders.get(&order)?;
+                let p = o.payments.get(attempt.checked_sub(1)? as usize)?;
+                let paid = o.state == OrderState::Paid;
+                let created = method == PaymentMethod::Stripe && p.state != PaymentState::Requested;
+                Some((paid, paid || p.state.is_final() || created || !p.method.is_provider()))
+            })
+            .flatten()
+            .ok_or_else(|| ApiError::not_found("order"))?;
+        let now = Instant::now();
+        if settled || now >= deadline {
             return Ok(paid);
         }
-        tokio::time::sleep(PAY_POLL.min(deadline - Instant::now())).await;
+        let _ = tokio::time::timeout(PAY_RECHECK.min(deadline - now), reported).await;
     }
 }
 

@@ -52,9 +52,11 @@ const UNKNOWN_OUTCOME_GRACE: Duration = Duration::from_secs(2);
 const COORDINATOR_TICK: Duration = Duration::from_millis(20);
 /// A buyer paying with `simulated` first looks at its order this long after paying, then
 /// every `PAY_POLL_EVERY`: a payment is two provider calls (authorise, capture) of 50–300 ms
-/// each by default, so most are done after two or three looks, and a decline is seen soon
-/// enough to pay again well within the order's deadline.
-const PAY_POLL_FIRST: Duration = Duration::from_millis(250);
+/// each by default (their sum is under 400 ms two times in three, under 500 ms eleven times
+/// in twelve), so most are done at the first or second look — as a front end would poll at
+/// its provider's usual latency — and a decline is seen soon enough to pay again well within
+/// the order's deadline.
+const PAY_POLL_FIRST: Duration = Duration::from_millis(400);
 const PAY_POLL_EVERY: Duration = Duration::from_millis(100);
 /// The pay request's body, per method.
 const PAY_TEST: &[u8] = br#"{"method":"test"}"#;

@@ -18,6 +18,7 @@
 //!
 //! Nothing here runs on a shard thread or inside a buyer's request.
 
+mod report;
 mod run;
 pub mod step;
 mod work;
@@ -37,6 +38,8 @@ use tokio::time::Instant;
 
 use crate::follower::{self, FollowerHandle};
 use crate::limits;
+use crate::watch::OrderWatch;
+use report::Reporter;
 use work::{Work, WorkKey};
 
 /// The providers the saga may call, by payment method (each behind its resilience stack).
@@ -72,6 +75,9 @@ struct Inner {
     namespace: String,
     config: SagaConfig,
     work: Mutex<Work>,
+    reporter: Reporter,
+    /// Pay requests waiting on an order: woken once a report about it is durable.
+    watch: Arc<OrderWatch>,
     wake: Notify,
     stopping: AtomicBool,
 }
@@ -81,6 +87,7 @@ pub struct SagaHandle {
     inner: Arc<Inner>,
     follower: Option<FollowerHandle>,
     scheduler: Option<JoinHandle<()>>,
+    reporter: Option<JoinHandle<()>>,
 }
 
 /// The cursor the saga follows the log with.
@@ -89,20 +96,25 @@ pub const CURSOR_NAME: &str = "payment-saga";
 impl SagaHandle {
     /// Starts the saga on `engine` (recovered): finds every order with pending saga work, then
     /// follows the log from the cursor kept in `checkpoint_dir`. `namespace` comes from
-    /// [`namespace`] on the same data directory. Call within a tokio runtime.
+    /// [`namespace`] on the same data directory; `watch` is where pay requests wait for the
+    /// saga's reports. Call within a tokio runtime.
     pub fn start(
         engine: Arc<Engine>,
         providers: Providers,
         checkpoint_dir: &Path,
         namespace: String,
         config: SagaConfig,
+        watch: Arc<OrderWatch>,
     ) -> Result<SagaHandle, taquilla_log::cursor::CursorError> {
+        let (reporter, reporting) = Reporter::start(engine.clone());
         let inner = Arc::new(Inner {
             engine,
             providers,
             namespace,
             config,
             work: Mutex::new(Work::default()),
+            reporter,
+            watch,
             wake: Notify::new(),
             stopping: AtomicBool::new(false),
         });
@@ -119,6 +131,7 @@ impl SagaHandle {
             inner,
             follower: Some(follower),
             scheduler: Some(scheduler),
+            reporter: Some(reporting),
         })
     }
 
@@ -136,9 +149,9 @@ impl SagaHandle {
             // Joining blocks up to one poll interval: off the async workers.
             let _ = tokio::task::spawn_blocking(move || f.stop()).await;
         }
-        if let Some(s) = self.scheduler.take() {
-            s.abort();
-            let _ = s.await;
+        for task in [self.scheduler.take(), self.reporter.take()].into_iter().flatten() {
+            task.abort();
+            let _ = task.await;
         }
     }
 }

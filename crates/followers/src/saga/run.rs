@@ -111,7 +111,8 @@ impl Inner {
         Some(Duration::from_millis(now.0.saturating_sub(requested.0).max(0) as u64))
     }
 
-    /// Submits the reports in order, each durable before the next. `Again` only if the order
+    /// Submits the reports in order, each durable before the next (through the
+    /// [`Reporter`](super::report::Reporter), which batches them with other orders' reports). `Again` only if the order
     /// moved: a report that changed nothing (a provider answer the domain has already taken
     /// into account) must not make the saga call again at once, or it would spin.
     async fn report(&self, (sale, order): WorkKey, step: Step, commands: Vec<Command>) -> Progress {
@@ -123,11 +124,7 @@ impl Inner {
                 command,
                 correlation_id: Some(correlation.clone()),
             };
-            let submitted = match self.engine.submit(env) {
-                Ok(reply) => reply.await,
-                Err(e) => Err(e),
-            };
-            match submitted {
+            match self.reporter.submit(env).await {
                 Ok(_) => {}
                 // The state moved on: the report no longer applies.
                 Err(EngineError::Rejected(r)) => {
@@ -140,6 +137,7 @@ impl Inner {
                 }
             }
         }
+        self.watch.moved(sale, order);
         if self.order_progress(sale, order) == before {
             Progress::Retry { unknown: false }
         } else {
