@@ -54,6 +54,7 @@ error_codes! {
     Forbidden => (FORBIDDEN, "forbidden"),
     InsufficientScope => (FORBIDDEN, "insufficient_scope"),
     PaymentMethodDisabled => (FORBIDDEN, "payment_method_disabled"),
+    AdmissionRequired => (FORBIDDEN, "admission_required"),
     InvalidSignature => (BAD_REQUEST, "invalid_signature"),
     NotFound => (NOT_FOUND, "not_found"),
     MethodNotAllowed => (METHOD_NOT_ALLOWED, "method_not_allowed"),
@@ -73,6 +74,7 @@ error_codes! {
     TooManyKeys => (UNPROCESSABLE_ENTITY, "too_many_keys"),
     RateLimited => (TOO_MANY_REQUESTS, "rate_limited"),
     Overloaded => (SERVICE_UNAVAILABLE, "overloaded"),
+    QueueFull => (SERVICE_UNAVAILABLE, "queue_full"),
     StorageFull => (SERVICE_UNAVAILABLE, "storage_full"),
     PaymentUnavailable => (SERVICE_UNAVAILABLE, "payment_unavailable"),
     Unavailable => (SERVICE_UNAVAILABLE, "unavailable"),
@@ -235,6 +237,8 @@ impl From<Rejection> for ApiError {
             Rejection::AlreadyCheckedIn { .. } => Code::AlreadyCheckedIn,
             Rejection::IdempotencyConflict => Code::IdempotencyConflict,
             Rejection::Conflict(_) => Code::Conflict,
+            Rejection::AdmissionRequired => Code::AdmissionRequired,
+            Rejection::QueueFull => Code::QueueFull,
         };
         let details = match &r {
             Rejection::SoldOut { ticket_type } => Some(ErrorDetails {

@@ -6,6 +6,7 @@ use smallvec::SmallVec;
 
 use crate::ids::{HoldId, OrderId, TicketCode, TicketTypeId};
 use crate::payment::{PaymentMethod, PaymentUpdate, RefundUpdate};
+use crate::room::RoomConfig;
 use crate::values::{BuyerId, Currency, IdempotencyKey, MoneyMinor, Name, PaymentRef, Quantity, Timestamp};
 
 /// One line of a hold: so many tickets of one type.
@@ -139,4 +140,18 @@ pub enum Command {
     CheckIn {
         code: TicketCode,
     },
+    /// The organiser puts a waiting room in front of the sale (or changes it before anyone
+    /// joined).
+    ConfigureRoom(RoomConfig),
+    /// A buyer joins the waiting room (again after leaving or once their admission ended);
+    /// joining while queued or admitted changes nothing.
+    JoinRoom {
+        buyer: BuyerId,
+    },
+    LeaveRoom {
+        buyer: BuyerId,
+    },
+    /// Issued by the engine's timer when `room::next_tick` has passed: shuffles the pre-queue
+    /// at `opens_at`, expires admissions that ran out, admits the next batch.
+    RoomTick,
 }

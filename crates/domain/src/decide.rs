@@ -28,7 +28,7 @@ use crate::rejection::{ConflictReason, Entity, Rejection};
 use crate::state::{Deadline, Hold, HoldState, Order, OrderState, Outcome, Sale, SaleState};
 use crate::text::{Text, at_most, between};
 use crate::values::{BuyerId, IdempotencyKey, MoneyMinor, Name, PaymentRef, Timestamp};
-use crate::{Ctx, Decision, Entropy, decide_payment};
+use crate::{Ctx, Decision, Entropy, decide_payment, decide_room};
 
 /// Judges `command` against `state` at `ctx.now`. Pure apart from drawing ticket codes from
 /// `ctx.entropy` (only `ConfirmPayment` does).
@@ -80,6 +80,10 @@ pub fn decide(state: &SaleState, command: Command, ctx: &mut Ctx) -> Result<Deci
         Command::CancelOrder { actor, order } => decide_payment::cancel(state, &actor, order, ctx),
         Command::Refund { order, tickets } => refund(state, order, tickets, now),
         Command::CheckIn { code } => check_in(state, code, now),
+        Command::ConfigureRoom(config) => decide_room::configure(state, sale, config, ctx),
+        Command::JoinRoom { buyer } => decide_room::join(state, sale, buyer, now),
+        Command::LeaveRoom { buyer } => decide_room::leave(state, buyer, now),
+        Command::RoomTick => Ok(decide_room::tick(state, now)),
     }
 }
 
@@ -349,6 +353,7 @@ fn place_hold(
     if !is_open(sale, now) {
         return Err(Rejection::SaleNotOpen);
     }
+    decide_room::check_admission(state, &buyer, now)?;
     if items.is_empty() {
         return Err(Rejection::invalid("items", "must not be empty"));
     }
@@ -465,8 +470,14 @@ fn checkout(
         at: now,
         idempotency_key,
     };
+    let used = decide_room::use_admission(state, &buyer);
     if h.total != MoneyMinor::ZERO {
-        return Ok(one(placed, Outcome::Order(order)));
+        let mut events = vec![placed];
+        events.extend(used);
+        return Ok(Decision {
+            events,
+            outcome: Outcome::Order(order),
+        });
     }
     // Nothing to pay: the tickets are issued at checkout, with no provider involved.
     let paid = Event::OrderPaid {
@@ -476,8 +487,10 @@ fn checkout(
         reinstated: false,
         at: now,
     };
+    let mut events = vec![placed, paid];
+    events.extend(used);
     Ok(Decision {
-        events: vec![placed, paid],
+        events,
         outcome: Outcome::Order(order),
     })
 }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::command::{Items, SaleStatus};
 use crate::ids::{HoldId, OrderId, QuotaId, TicketCode, TicketTypeId};
 use crate::payment::PaymentMethod;
+use crate::room::RoomConfig;
 use crate::values::{
     BuyerId, ClientSecret, CorrelationId, Currency, IdempotencyKey, MoneyMinor, Name, PaymentRef, Reason, Timestamp,
 };
@@ -199,5 +200,39 @@ pub enum Event {
         reason: Reason,
         at: Timestamp,
         correlation_id: Option<CorrelationId>,
+    },
+    /// The sale has a waiting room. `seed` (drawn by the engine) orders the pre-queue; its
+    /// SHA-256 is public, the seed only once the sale has ended.
+    RoomConfigured {
+        config: RoomConfig,
+        seed: [u8; 32],
+    },
+    /// The buyer's place is the back of the (pre-)queue.
+    BuyerJoined {
+        buyer: BuyerId,
+        at: Timestamp,
+    },
+    /// A queued or admitted buyer left.
+    BuyerLeft {
+        buyer: BuyerId,
+        at: Timestamp,
+    },
+    /// The pre-queue is ordered by the seed's permutation; joins from now on queue behind.
+    PrequeueShuffled {
+        at: Timestamp,
+    },
+    /// The next `count` queued buyers are admitted until `at` + the session length.
+    BuyersAdmitted {
+        count: u32,
+        at: Timestamp,
+    },
+    /// The `count` oldest live admissions ran out unused.
+    AdmissionsExpired {
+        count: u32,
+        at: Timestamp,
+    },
+    /// The buyer checked out under their admission, which ends.
+    AdmissionUsed {
+        buyer: BuyerId,
     },
 }

@@ -106,9 +106,25 @@ pub fn evolve(state: &mut SaleState, event: &Event) {
             order, tickets, amount, ..
         } => order_refunded(state, *order, tickets, *amount),
         Event::TicketCheckedIn { code, at } => ticket_checked_in(state, *code, *at),
+        Event::RoomConfigured { config, seed } => {
+            state.room = Some(Box::new(crate::room::Room::new(*config, *seed)));
+        }
+        Event::BuyerJoined { buyer, .. } => room_mut(state, "BuyerJoined").join(buyer),
+        Event::BuyerLeft { buyer, .. } => room_mut(state, "BuyerLeft").leave(buyer),
+        Event::PrequeueShuffled { .. } => room_mut(state, "PrequeueShuffled").shuffle(),
+        Event::BuyersAdmitted { count, at } => room_mut(state, "BuyersAdmitted").admit(*count, *at),
+        Event::AdmissionsExpired { count, .. } => room_mut(state, "AdmissionsExpired").expire(*count),
+        Event::AdmissionUsed { buyer } => room_mut(state, "AdmissionUsed").used(buyer),
         payment => crate::evolve_payment::evolve(state, payment),
     }
     prune_deadlines(state);
+}
+
+fn room_mut<'a>(state: &'a mut SaleState, event: &'static str) -> &'a mut crate::room::Room {
+    match state.room.as_deref_mut() {
+        Some(room) => room,
+        None => impossible!(event, "the sale has no waiting room"),
+    }
 }
 
 /// Stops at an event that cannot be applied: `impossible!("HoldReleased", "hold {} ...", h)`.
@@ -232,6 +248,9 @@ fn hold_placed(
         "HoldPlaced",
     );
     buyer_add(&mut state.buyer_tickets, buyer, quantity(items));
+    if let Some(room) = state.room.as_deref_mut() {
+        room.hold_placed(buyer, quantity(items));
+    }
     insert_deadline(&mut state.deadlines, expires_at, Deadline::Hold(hold));
     state.counts.holds[HoldState::Active.kind()] += 1;
     if let Some(key) = idempotency_key {

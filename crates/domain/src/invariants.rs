@@ -60,6 +60,11 @@ pub fn check(state: &SaleState) -> Result<(), Violation> {
     check_type_counters(state, &recount)?;
     check_quotas(state)?;
     check_buyers(state, &mut recount)?;
+    if let Some(room) = &state.room
+        && let Err(e) = room.check()
+    {
+        broken!("waiting room: {e}");
+    }
     check_deadline_index(state, recount.pending_deadlines)
 }
 

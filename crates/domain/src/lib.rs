@@ -9,6 +9,7 @@ pub mod codec;
 pub mod command;
 mod decide;
 mod decide_payment;
+mod decide_room;
 pub mod event;
 mod evolve;
 mod evolve_payment;
@@ -18,6 +19,7 @@ pub mod invariants;
 pub mod limits;
 pub mod payment;
 pub mod rejection;
+pub mod room;
 pub mod state;
 mod text;
 pub mod values;
@@ -31,6 +33,7 @@ pub use payment::{
     Payment, PaymentMethod, PaymentState, PaymentStep, PaymentUpdate, Refund, RefundState, RefundUpdate,
 };
 pub use rejection::{ConflictReason, Entity, Rejection};
+pub use room::{Odds, Room, RoomConfig, RoomStanding, RoomStatus};
 pub use state::{
     Counts, Deadline, Hold, HoldState, Order, OrderState, Outcome, Quota, Sale, SaleState, Ticket, TicketType,
 };
@@ -43,6 +46,13 @@ pub use values::{
 /// counter.
 pub trait Entropy {
     fn ticket_code(&mut self) -> TicketCode;
+    /// A secret seed (the waiting room's shuffle): 256 bits from two ticket codes.
+    fn seed(&mut self) -> [u8; 32] {
+        let mut seed = [0u8; 32];
+        seed[..16].copy_from_slice(&self.ticket_code().0.to_le_bytes());
+        seed[16..].copy_from_slice(&self.ticket_code().0.to_le_bytes());
+        seed
+    }
 }
 
 /// Everything `decide` may know about the world besides the state and the command.

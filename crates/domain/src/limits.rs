@@ -58,6 +58,26 @@ pub const DEADLINES_SLACK: usize = 1024;
 /// looping.
 pub const CODE_DRAWS_MAX: usize = 8;
 
+/// Waiting room: the engine's admission tick, at most this often per sale.
+pub const ROOM_TICK_MS: u64 = 100;
+/// Most buyers one `RoomTick` admits or expires, so that one record stays small.
+pub const ROOM_BATCH_MAX: usize = 4096;
+/// Most buyers queued in one sale's room (the organiser's `queue_max` is at most this).
+/// A queued buyer costs about [`ROOM_BYTES_PER_BUYER_MAX`] bytes of server memory.
+pub const ROOM_QUEUE_MAX: u32 = 2_000_000;
+/// Distinct buyers one room remembers (queued, admitted, or done); joins beyond it are refused.
+pub const ROOM_BUYERS_MAX: usize = 4_000_000;
+/// What one queued buyer may cost the server, id included (the memory test checks it).
+pub const ROOM_BYTES_PER_BUYER_MAX: usize = 200;
+pub const ROOM_ADMIT_PER_SEC_MAX: u32 = 100_000;
+pub const ROOM_SESSION_MS_MIN: u64 = 60_000;
+pub const ROOM_SESSION_MS_MAX: u64 = 3_600_000;
+/// The most no-shows admission plans for, in thousandths: admission may exceed what stock
+/// serves by at most 1 / (1 − this).
+pub const ROOM_NO_SHOW_MAX_PER_MILLE: u64 = 200;
+/// Ended admissions needed before the observed no-show rate counts.
+pub const ROOM_NO_SHOW_SAMPLE_MIN: u64 = 20;
+
 // Relations between limits, checked when compiling.
 const _: () = {
     assert!(HOLD_TTL_MS_MIN < HOLD_TTL_MS_DEFAULT);
@@ -87,4 +107,11 @@ const _: () = {
     assert!(IDEMPOTENCY_PRUNE_PER_KEY >= 2);
     assert!(DEADLINES_SLACK >= 1);
     assert!(OFFLINE_PAYMENT_TTL_MS_MAX < (i64::MAX as u64) / 2);
+    assert!(ROOM_QUEUE_MAX as usize <= ROOM_BUYERS_MAX);
+    // Queue positions and admission numbers are u32.
+    assert!(ROOM_BUYERS_MAX as u64 <= u32::MAX as u64 / 2);
+    assert!(ROOM_BATCH_MAX >= 1);
+    assert!(ROOM_NO_SHOW_MAX_PER_MILLE < 1000);
+    assert!(ROOM_SESSION_MS_MIN <= ROOM_SESSION_MS_MAX);
+    assert!(ROOM_ADMIT_PER_SEC_MAX >= 1);
 };

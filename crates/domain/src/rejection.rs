@@ -39,6 +39,12 @@ pub enum Rejection {
     /// The same idempotency key was used before with a different request.
     #[error("idempotency key already used for a different request")]
     IdempotencyConflict,
+    /// The sale has a waiting room and the buyer holds no live admission from it.
+    #[error("the sale has a waiting room: join it and wait to be admitted")]
+    AdmissionRequired,
+    /// The waiting room holds as many buyers as it may.
+    #[error("the waiting room is full")]
+    QueueFull,
     /// The command does not apply in the current state (e.g. paying a cancelled order).
     #[error("conflict: {0}")]
     Conflict(ConflictReason),
@@ -58,6 +64,8 @@ impl Rejection {
             Rejection::AlreadyExists => "already_exists",
             Rejection::AlreadyCheckedIn { .. } => "already_checked_in",
             Rejection::IdempotencyConflict => "idempotency_conflict",
+            Rejection::AdmissionRequired => "admission_required",
+            Rejection::QueueFull => "queue_full",
             Rejection::Conflict(_) => "conflict",
         }
     }
@@ -113,11 +121,17 @@ pub enum ConflictReason {
     PaymentIntentMismatch,
     /// A refund after `limits::REFUNDS_MAX`.
     RefundsExhausted,
+    /// Joining a waiting room before its pre-queue opens.
+    RoomNotOpen,
+    /// Reconfiguring a waiting room someone has joined.
+    RoomInUse,
+    /// Leaving a waiting room one is not queued or admitted in.
+    NotInRoom,
 }
 
 impl ConflictReason {
     /// Every reason, in declaration order (`reason as usize` indexes it).
-    pub const ALL: [ConflictReason; 17] = [
+    pub const ALL: [ConflictReason; 20] = [
         ConflictReason::OrderNotAwaitingPayment,
         ConflictReason::SaleClosed,
         ConflictReason::CapacityBelowUsage,
@@ -135,6 +149,9 @@ impl ConflictReason {
         ConflictReason::PaymentMethodNotOffered,
         ConflictReason::PaymentIntentMismatch,
         ConflictReason::RefundsExhausted,
+        ConflictReason::RoomNotOpen,
+        ConflictReason::RoomInUse,
+        ConflictReason::NotInRoom,
     ];
 
     /// The stable snake_case name.
@@ -157,6 +174,9 @@ impl ConflictReason {
             ConflictReason::PaymentMethodNotOffered => "payment_method_not_offered",
             ConflictReason::PaymentIntentMismatch => "payment_intent_mismatch",
             ConflictReason::RefundsExhausted => "refunds_exhausted",
+            ConflictReason::RoomNotOpen => "room_not_open",
+            ConflictReason::RoomInUse => "room_in_use",
+            ConflictReason::NotInRoom => "not_in_room",
         }
     }
 
@@ -182,6 +202,9 @@ impl ConflictReason {
             ConflictReason::PaymentMethodNotOffered => "this sale does not offer that payment method",
             ConflictReason::PaymentIntentMismatch => "the report names another payment than this attempt's",
             ConflictReason::RefundsExhausted => "the order has had its last refund",
+            ConflictReason::RoomNotOpen => "the waiting room's pre-queue is not open yet",
+            ConflictReason::RoomInUse => "buyers have joined the waiting room already",
+            ConflictReason::NotInRoom => "the buyer is not queued or admitted in the waiting room",
         }
     }
 }

@@ -519,6 +519,8 @@ pub struct SaleState {
     /// [`limits::DEADLINES_SLACK`], the index is compacted (amortized O(1) per entry).
     pub deadlines: VecDeque<(Timestamp, Deadline)>,
     pub counts: Counts,
+    /// The waiting room, when the organiser configured one.
+    pub room: Option<Box<crate::room::Room>>,
 }
 
 impl SaleState {
@@ -544,6 +546,14 @@ impl SaleState {
         let mut state = SaleState::default();
         state.idempotency.ttl_ms = ttl_ms;
         state
+    }
+
+    /// When the engine must next act on this sale: `ExpireDue` or `RoomTick`.
+    pub fn next_timer(&self) -> Option<Timestamp> {
+        [self.next_deadline(), crate::room::next_tick(self)]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// When the engine must next send `ExpireDue`, if anything is pending.

@@ -38,6 +38,10 @@ pub const LOG_RESERVE_CHUNK_BYTES: u64 = 64 * 1024;
 /// Expiries that found the disk full are tried again after this long (commands try again with
 /// every batch; the API's `Retry-After` for `storage_full` says the same, in seconds).
 pub const STORAGE_FULL_RETRY_MS: u64 = 1_000;
+/// Times one sale's timers may run in one pass of a shard (each run expires at most
+/// `EXPIRE_BATCH_MAX` deadlines and admits at most `ROOM_BATCH_MAX` buyers); a sale still due
+/// after that is postponed by `STORAGE_FULL_RETRY_MS` rather than starving the shard.
+pub const DUE_ROUNDS_MAX: usize = 4_096;
 /// A failed snapshot is retried after this long, then after twice as long each time...
 pub const SNAPSHOT_RETRY_FIRST_MS: u64 = 1_000;
 /// ...at most this many times; then the sale waits for its next normal trigger.

@@ -27,7 +27,9 @@ use taquilla_log::file::frame;
 use taquilla_log::{Append, EventLog, LogError, Lsn};
 
 use crate::flusher::Durable;
-use crate::limits::{FLUSH_QUEUE_BATCHES, IDLE_WAIT_MS_MAX, LOG_RESERVE_CHUNK_BYTES, STORAGE_FULL_RETRY_MS};
+use crate::limits::{
+    DUE_ROUNDS_MAX, FLUSH_QUEUE_BATCHES, IDLE_WAIT_MS_MAX, LOG_RESERVE_CHUNK_BYTES, STORAGE_FULL_RETRY_MS,
+};
 use crate::snapshotter;
 use crate::{BatchReply, CommandResult, EngineError, Envelope, Msg, Reply, SaleCell, Shared};
 
@@ -462,26 +464,31 @@ impl Shard {
         Ok(decision.outcome)
     }
 
-    /// Expires what is due: one `ExpireDue` per sale whose deadline has passed, repeated
-    /// while more than one command's worth is due.
+    /// Runs the timers that are due: per sale whose next timer has passed, `ExpireDue` when a
+    /// hold or order deadline passed and `RoomTick` when its waiting room's tick is due,
+    /// repeated while more than one command's worth is due.
     fn run_due(&mut self, now: Timestamp) {
-        // Sales whose expiry found the disk full: still due, tried again after a later batch.
+        // Sales whose timer found the disk full, or kept coming due without progress (a bug:
+        // logged), are tried again after a pause rather than spinning.
         let mut postponed = Vec::new();
+        let mut rounds: FxHashMap<SaleId, usize> = FxHashMap::default();
         while let Some(&(t, sale)) = self.schedule.first() {
             if t > now {
                 break;
             }
             self.schedule.pop_first();
             self.scheduled.remove(&sale);
-            let env = Envelope {
-                sale,
-                command: Command::ExpireDue,
-                correlation_id: None,
-            };
-            match self.apply(env, now) {
-                Ok(_) => self.reschedule(sale),
+            let round = rounds.entry(sale).or_default();
+            *round += 1;
+            if *round > DUE_ROUNDS_MAX {
+                tracing::error!(sale = sale.0, "a timer stays due without progress");
+                postponed.push(sale);
+                continue;
+            }
+            match self.run_timers(sale, now) {
+                Ok(()) => self.reschedule(sale),
                 Err(EngineError::StorageFull) => postponed.push(sale),
-                Err(e) => tracing::error!(sale = sale.0, error = %e, "expiry rejected"),
+                Err(e) => tracing::error!(sale = sale.0, error = %e, "timer command rejected"),
             }
         }
         // Not at once (the loop would spin on a full disk): after a pause.
@@ -492,8 +499,34 @@ impl Shard {
         }
     }
 
+    /// The timer commands due for `sale` at `now`.
+    fn run_timers(&mut self, sale: SaleId, now: Timestamp) -> Result<(), EngineError> {
+        let (expire, tick) = match self.sales.get(&sale) {
+            Some(o) => {
+                let state = o.cell.state.read();
+                let due = |t: Option<Timestamp>| t.is_some_and(|t| t <= now);
+                (
+                    due(state.next_deadline()),
+                    due(taquilla_domain::room::next_tick(&state)),
+                )
+            }
+            None => return Ok(()),
+        };
+        for (run, command) in [(expire, Command::ExpireDue), (tick, Command::RoomTick)] {
+            if run {
+                let env = Envelope {
+                    sale,
+                    command,
+                    correlation_id: None,
+                };
+                self.apply(env, now)?;
+            }
+        }
+        Ok(())
+    }
+
     fn reschedule(&mut self, sale: SaleId) {
-        let next = self.sales.get(&sale).and_then(|o| o.cell.state.read().next_deadline());
+        let next = self.sales.get(&sale).and_then(|o| o.cell.state.read().next_timer());
         if let Some(old) = self.scheduled.remove(&sale) {
             self.schedule.remove(&(old, sale));
         }

@@ -268,6 +268,19 @@ fn refund_event_data(sale: SaleId, e: &Event) -> (&'static str, serde_json::Valu
             json!({"order_id": PublicOrderId(sale, *order), "refund": refund, "reason": reason.as_str(),
                    "at": Rfc3339(*at)}),
         ),
+        Event::RoomConfigured { config, .. } => (
+            "room_configured",
+            // The seed stays secret while the sale runs: its hash only.
+            json!({"prequeue_opens_at": Rfc3339(config.prequeue_opens_at), "opens_at": Rfc3339(config.opens_at),
+                   "admit_per_sec": config.admit_per_sec, "session_secs": config.session_ms / 1000,
+                   "queue_max": config.queue_max}),
+        ),
+        Event::BuyerJoined { buyer, at } => ("buyer_joined", json!({"buyer_id": buyer.as_str(), "at": Rfc3339(*at)})),
+        Event::BuyerLeft { buyer, at } => ("buyer_left", json!({"buyer_id": buyer.as_str(), "at": Rfc3339(*at)})),
+        Event::PrequeueShuffled { at } => ("prequeue_shuffled", json!({"at": Rfc3339(*at)})),
+        Event::BuyersAdmitted { count, at } => ("buyers_admitted", json!({"count": count, "at": Rfc3339(*at)})),
+        Event::AdmissionsExpired { count, at } => ("admissions_expired", json!({"count": count, "at": Rfc3339(*at)})),
+        Event::AdmissionUsed { buyer } => ("admission_used", json!({"buyer_id": buyer.as_str()})),
         other => {
             // Every event has its arm in `event_data` or here.
             tracing::error!(?other, "an event without a feed shape");

@@ -80,16 +80,27 @@ mod tag {
     pub const REFUND_REQUESTED: u8 = 24;
     pub const REFUND_ISSUED: u8 = 25;
     pub const REFUND_FAILED: u8 = 26;
+    // 32–47: the waiting room.
+    pub const ROOM_CONFIGURED: u8 = 32;
+    pub const BUYER_JOINED: u8 = 33;
+    pub const BUYER_LEFT: u8 = 34;
+    pub const PREQUEUE_SHUFFLED: u8 = 35;
+    pub const BUYERS_ADMITTED: u8 = 36;
+    pub const ADMISSIONS_EXPIRED: u8 = 37;
+    pub const ADMISSION_USED: u8 = 38;
 }
 
 /// Current version written for each tag (index = tag). Version 2 of `HoldPlaced` appended
 /// `idempotency_key`; version 2 of `SaleCreated` appended `offline_payment_ttl_ms`, and of
 /// `OrderExpired` and `OrderCancelled` their `at`.
-const VERSIONS: [u8; 27] = [
-    0, 2, 1, 1, 1, 2, 1, 1, 1, 1, 1, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+const VERSIONS: [u8; 39] = [
+    0, 2, 1, 1, 1, 2, 1, 1, 1, 1, 1, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, // 0–26
+    0, 0, 0, 0, 0, // 27–31: unused
+    1, 1, 1, 1, 1, 1, 1, // 32–38: the waiting room
 ];
 
 mod payment;
+mod room;
 
 // ---------------------------------------------------------------------------------------------
 // Encoding
@@ -129,6 +140,9 @@ pub fn encode_event(event: &Event, out: &mut Vec<u8>) {
 }
 
 fn tag_of(event: &Event) -> u8 {
+    if let Some(tag) = room::tag_of(event) {
+        return tag;
+    }
     match event {
         Event::SaleCreated { .. } => tag::SALE_CREATED,
         Event::TicketTypeAdded { .. } => tag::TICKET_TYPE_ADDED,
@@ -156,6 +170,7 @@ fn tag_of(event: &Event) -> u8 {
         Event::RefundRequested { .. } => tag::REFUND_REQUESTED,
         Event::RefundIssued { .. } => tag::REFUND_ISSUED,
         Event::RefundFailed { .. } => tag::REFUND_FAILED,
+        _ => unreachable!("room events have their tags above"),
     }
 }
 
@@ -286,7 +301,11 @@ fn encode_body(event: &Event, out: &mut Vec<u8>) {
             put_code(out, *code);
             put_time(out, *at);
         }
-        _ => payment::encode_body(event, out),
+        _ => {
+            if !room::encode_body(event, out) {
+                payment::encode_body(event, out)
+            }
+        }
     }
 }
 
@@ -524,6 +543,7 @@ fn decode_body(tag: u8, version: u8, r: &mut Reader) -> Result<Event, DecodeErro
             code: r.code()?,
             at: r.time()?,
         },
+        tag::ROOM_CONFIGURED..=tag::ADMISSION_USED => return room::decode_body(tag, r),
         _ => return payment::decode_body(tag, version, r),
     })
 }

@@ -6,4 +6,5 @@ mod commands;
 mod evolve;
 mod model;
 mod payments;
+mod room;
 mod support;

@@ -7,4 +7,5 @@ mod support;
 mod commit;
 mod expiry;
 mod recovery;
+mod room;
 mod snapshots;
