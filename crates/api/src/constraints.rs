@@ -188,3 +188,29 @@ pub fn feed_after() -> Schema {
 pub fn feed_limit() -> Schema {
     integer(1u32, FEED_LIMIT_MAX, false)
 }
+
+pub fn admit_per_sec() -> Schema {
+    integer(1u32, limits::ROOM_ADMIT_PER_SEC_MAX, false)
+}
+
+pub fn session_secs() -> Schema {
+    integer(
+        limits::ROOM_SESSION_MS_MIN / 1000,
+        limits::ROOM_SESSION_MS_MAX / 1000,
+        false,
+    )
+}
+
+pub fn queue_max() -> Schema {
+    integer(1u32, limits::ROOM_QUEUE_MAX, false)
+}
+
+/// A required RFC 3339 time (`time::parse_rfc3339`).
+pub fn time() -> Schema {
+    Schema::Object(
+        ObjectBuilder::new()
+            .schema_type(SchemaType::new(Type::String))
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+            .build(),
+    )
+}

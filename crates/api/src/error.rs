@@ -212,7 +212,12 @@ pub fn render(err: &ApiError, correlation: &CorrelationId) -> Response {
     let mut res = (err.code.status(), axum::Json(body)).into_response();
     if matches!(
         err.code,
-        Code::Overloaded | Code::Unavailable | Code::PaymentUnavailable | Code::StorageFull | Code::RateLimited
+        Code::Overloaded
+            | Code::Unavailable
+            | Code::PaymentUnavailable
+            | Code::StorageFull
+            | Code::RateLimited
+            | Code::QueueFull
     ) {
         let secs = err
             .retry_after_secs

@@ -8,6 +8,7 @@
 //! handler → `Engine::submit` (bounded queue; full = `503 overloaded`) → reply after the
 //! command is durable → view built from the engine's in-memory state.
 
+pub mod admission;
 pub mod application;
 pub mod auth;
 pub mod connections;

@@ -131,3 +131,24 @@ pub struct CreateApiKeyRequest {
     #[schema(min_items = 1, max_items = 3)]
     pub scopes: Vec<crate::keys::Scope>,
 }
+
+/// The waiting room of a sale (organiser).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WaitingRoomRequest {
+    /// RFC 3339: buyers may join from then on (the pre-queue).
+    #[schema(schema_with = constraints::time)]
+    pub prequeue_opens_at: String,
+    /// RFC 3339, not before `prequeue_opens_at`: the pre-queue is shuffled and admission starts.
+    #[schema(schema_with = constraints::time)]
+    pub opens_at: String,
+    /// Most buyers admitted per second (admission also waits for stock).
+    #[schema(schema_with = constraints::admit_per_sec)]
+    pub admit_per_sec: u32,
+    /// How long an admission lasts, in seconds.
+    #[schema(schema_with = constraints::session_secs)]
+    pub session_secs: u64,
+    /// Most buyers queued at once; a join beyond it answers `503 queue_full`.
+    #[schema(schema_with = constraints::queue_max)]
+    pub queue_max: u32,
+}

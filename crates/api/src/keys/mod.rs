@@ -190,6 +190,28 @@ impl KeyStore {
         self.current.read().ring.mac(kid).cloned()
     }
 
+    /// Signs an admission token with the newest active signing key.
+    pub fn mint_admission(&self, admission: &crate::admission::Admission) -> String {
+        let keys = self.current.read();
+        let Some((kid, mac)) = keys.ring.signer() else {
+            unreachable!("retiring the last active signing key is refused");
+        };
+        crate::admission::mint(kid, mac, admission)
+    }
+
+    /// Checks an admission token for `sale` and `buyer` against the active signing keys.
+    pub fn verify_admission(
+        &self,
+        token: &str,
+        sale: taquilla_domain::SaleId,
+        buyer: &BuyerId,
+        now: Timestamp,
+    ) -> Result<crate::admission::Admission, &'static str> {
+        let kid = crate::admission::kid_of(token)?;
+        let mac = self.mac(kid).ok_or("unknown or retired signing key")?;
+        crate::admission::check(mac, token, sale, buyer, now)
+    }
+
     /// Mints a buyer token with the newest active signing key.
     pub fn mint_buyer_token(&self, buyer: &BuyerId, expires_at_secs: i64) -> String {
         self.refresh();

@@ -13,6 +13,7 @@ use taquilla_domain::{
 
 use super::{exec, hold_of, order_of, payments, sale_of, unexpected};
 use crate::AppState;
+use crate::admission::AdmissionToken;
 use crate::auth::Buyer;
 use crate::correlation::CorrelationId;
 use crate::error::{ApiError, ErrorBody};
@@ -121,9 +122,10 @@ fn items(req: &HoldRequest) -> Result<Items, ApiError> {
 }
 
 #[utoipa::path(post, path = "/v1/events/{event_id}/holds", tag = "buyer", params(("event_id" = String, Path),
-        ("Idempotency-Key" = Option<String>, Header, description = "1–64 printable characters; retrying with the same key and body returns the original hold")),
+        ("Idempotency-Key" = Option<String>, Header, description = "1–64 printable characters; retrying with the same key and body returns the original hold"),
+        ("Admission-Token" = Option<String>, Header, description = "When the sale has a waiting room: the token its status gave the buyer once admitted")),
     request_body = HoldRequest,
-    responses((status = 201, body = HoldView, description = "Durable when answered"), (status = 410, body = ErrorBody, description = "`hold_ended`: a retry (same key and body) whose hold has ended since"), (status = 409, body = ErrorBody, description = "`sold_out`, `insufficient_inventory` (with `details`), `sale_not_open`, `idempotency_conflict`"), (status = 422, body = ErrorBody, description = "`limit_exceeded`: the per-buyer limit (with `details`); `invalid`: a ticket type twice, or over its `max_per_order`")),
+    responses((status = 201, body = HoldView, description = "Durable when answered"), (status = 403, body = ErrorBody, description = "`admission_required`: the sale has a waiting room and the request carries no valid admission token of this buyer's current admission"), (status = 410, body = ErrorBody, description = "`hold_ended`: a retry (same key and body) whose hold has ended since"), (status = 409, body = ErrorBody, description = "`sold_out`, `insufficient_inventory` (with `details`), `sale_not_open`, `idempotency_conflict`"), (status = 422, body = ErrorBody, description = "`limit_exceeded`: the per-buyer limit (with `details`); `invalid`: a ticket type twice, or over its `max_per_order`")),
     security(("buyer" = [])))]
 pub(crate) async fn place_hold(
     State(state): State<AppState>,
@@ -131,9 +133,11 @@ pub(crate) async fn place_hold(
     Buyer(buyer): Buyer,
     ApiPath(event_id): ApiPath,
     idempotency: Idempotency,
+    AdmissionToken(admission): AdmissionToken,
     ApiJson(req): ApiJson<HoldRequest>,
 ) -> Result<(StatusCode, JsonBody), ApiError> {
     let sale = sale_of(&event_id)?;
+    super::room::check_admission(&state, sale, &buyer, admission.as_deref())?;
     let cmd = Command::PlaceHold {
         buyer: buyer.clone(),
         items: items(&req)?,

@@ -10,6 +10,7 @@ pub(crate) mod feed;
 pub(crate) mod keys;
 pub(crate) mod ops;
 pub(crate) mod payments;
+pub(crate) mod room;
 pub(crate) mod webhooks;
 
 use taquilla_domain::{Command, HoldId, OrderId, Outcome, SaleId};
@@ -55,6 +56,8 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(buyer::pay))
         .routes(routes!(buyer::cancel_order))
         .routes(routes!(webhooks::stripe))
+        .routes(routes!(room::configure))
+        .routes(routes!(room::join, room::status, room::leave))
 }
 
 /// Public ids from the path. A malformed id cannot name anything that exists: 404, like an

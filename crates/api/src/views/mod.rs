@@ -11,6 +11,7 @@ mod feed;
 mod hold;
 mod order;
 mod payment;
+mod room;
 mod sale;
 mod stats;
 
@@ -19,6 +20,7 @@ pub use feed::{FeedEvent, FeedView, event_data};
 pub use hold::{HoldStateView, HoldView, ItemView, ItemsView};
 pub use order::{OrderView, TicketStateView, TicketView, TicketsView};
 pub use payment::{AdminOrderView, PaymentDetailView, PaymentStepView, PaymentView, RefundView};
+pub use room::{OddsView, WaitingRoomStatusView, WaitingRoomView, WaitingStatus, read_status};
 pub use sale::{SaleList, SaleView, TicketTypeView};
 pub use stats::{HoldCounts, OrderCounts, QuotaView, StatsView, TypeStats};
 

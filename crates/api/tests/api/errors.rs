@@ -17,7 +17,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::helpers::*;
-use crate::{concurrency, disk, flow, keys, limits, ops, payments, refunds};
+use crate::{concurrency, disk, flow, keys, limits, ops, payments, refunds, waiting_room};
 
 /// Codes no client request to a correctly working server can produce, and why.
 const UNREACHABLE: &[(&str, &str)] = &[
@@ -66,6 +66,10 @@ fn scenarios() -> Vec<(&'static str, Scenario)> {
         ("keys::scopes", |c| Box::pin(keys::scopes(c))),
         ("keys::too_many_keys", |c| Box::pin(keys::too_many_keys(c))),
         ("limits::buyer_rate_limit", |c| Box::pin(limits::buyer_rate_limit(c))),
+        ("waiting_room::admission", |c| Box::pin(waiting_room::admission(c))),
+        ("waiting_room::join_leave_limits", |c| {
+            Box::pin(waiting_room::join_leave_limits(c))
+        }),
     ]
 }
 

@@ -690,6 +690,43 @@ impl Api {
         self.send(Method::POST, &path, Some(token), Some(body), &headers).await
     }
 
+    /// `PUT /v1/admin/events/{event_id}/waiting-room`
+    pub async fn configure_room(&self, event: &str, body: &Value) -> Resp {
+        let path = format!("/v1/admin/events/{event}/waiting-room");
+        self.admin(Method::PUT, &path, Some(body)).await
+    }
+
+    /// `POST /v1/events/{event_id}/waiting-room`
+    pub async fn join_room(&self, token: &str, event: &str) -> Resp {
+        let path = format!("/v1/events/{event}/waiting-room");
+        self.buyer(token, Method::POST, &path, None).await
+    }
+
+    /// `GET /v1/events/{event_id}/waiting-room`
+    pub async fn room_status(&self, token: &str, event: &str) -> Resp {
+        let path = format!("/v1/events/{event}/waiting-room");
+        self.buyer(token, Method::GET, &path, None).await
+    }
+
+    /// `DELETE /v1/events/{event_id}/waiting-room`
+    pub async fn leave_room(&self, token: &str, event: &str) -> Resp {
+        let path = format!("/v1/events/{event}/waiting-room");
+        self.buyer(token, Method::DELETE, &path, None).await
+    }
+
+    /// `POST /v1/events/{event_id}/holds` with an `Admission-Token`.
+    pub async fn place_admitted_hold(&self, token: &str, event: &str, body: &Value, admission: &str) -> Resp {
+        let path = format!("/v1/events/{event}/holds");
+        self.send(
+            Method::POST,
+            &path,
+            Some(token),
+            Some(body),
+            &[("admission-token", admission)],
+        )
+        .await
+    }
+
     /// `GET /v1/holds/{hold_id}`
     pub async fn get_hold(&self, token: &str, hold: &str) -> Resp {
         self.buyer(token, Method::GET, &format!("/v1/holds/{hold}"), None).await

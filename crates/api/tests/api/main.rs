@@ -13,3 +13,4 @@ mod limits;
 mod ops;
 mod payments;
 mod refunds;
+mod waiting_room;
