@@ -9,4 +9,5 @@ mod disk;
 mod keys;
 mod lifecycle;
 mod payments;
+mod room_crash;
 mod support;
