@@ -226,7 +226,7 @@ fn unix_secs() -> i64 {
 }
 
 /// The resident set size of process `pid` (`VmRSS` in `/proc/<pid>/status`).
-fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
+pub(crate) fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).context("reading the server's /proc status")?;
     let kb = status
         .lines()

@@ -4,4 +4,5 @@
 pub mod churn;
 pub mod engine;
 pub mod flash_sale;
+pub mod room_memory;
 pub mod snapshot_stall;

@@ -87,6 +87,15 @@ enum BenchCmd {
     /// One buyer holds and releases over keep-alive HTTP, over and over, and the server's RSS
     /// is printed every so many cycles: after warm-up the curve must be flat.
     Churn(taquilla_bench::churn::Args),
+    /// The server memory of a sale's waiting room per queued buyer: joins that many buyers
+    /// and prints the RSS growth per buyer, the join rate and one status read's time.
+    RoomMemory {
+        #[arg(long, default_value_t = 1_000_000)]
+        buyers: u64,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Hold latency on a sale of many holds while its snapshot is written: open-loop single
     /// holds, timed from when each was due to its durable reply.
     SnapshotStall {
@@ -185,6 +194,23 @@ fn main() -> anyhow::Result<()> {
                     let cycles = (last.cycles - first.cycles).max(1) as f64;
                     let growth = last.rss_bytes as f64 - first.rss_bytes as f64;
                     println!("after warm-up: {:+.1} bytes of RSS per cycle", growth / cycles);
+                }
+                Ok(())
+            }
+            BenchCmd::RoomMemory { buyers, json } => {
+                let r = taquilla_bench::room_memory::run(buyers)?;
+                if json {
+                    println!("{}", serde_json::to_string(&r)?);
+                } else {
+                    println!(
+                        "{} buyers queued: RSS {:.1} -> {:.1} MiB, {:.0} bytes per queued buyer; {:.0} joins/s; status read {:.1} us",
+                        r.buyers,
+                        r.rss_before_bytes as f64 / 1048576.0,
+                        r.rss_after_bytes as f64 / 1048576.0,
+                        r.server_bytes_per_queued_buyer,
+                        r.joins_per_sec,
+                        r.status_read_us
+                    );
                 }
                 Ok(())
             }
