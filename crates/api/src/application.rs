@@ -254,6 +254,8 @@ impl RunningApp {
     pub async fn shutdown(mut self) -> Result<(), AppError> {
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = self.stop_tx.send(true);
+        // Event streams never end by themselves: end them, or the drain would wait forever.
+        self.state.push.close();
         let served = (&mut self.server).await;
         self.keys_poll.abort();
         if let Some(saga) = self.saga.take() {

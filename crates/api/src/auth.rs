@@ -303,16 +303,39 @@ impl FromRequestParts<AppState> for Buyer {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer(parts)?;
-        let now_secs = state.now().0.div_euclid(1000);
-        let buyer = state
-            .keys
-            .verify_buyer(token, now_secs)
-            .map_err(|reason| ApiError::new(Code::Unauthorized, reason))?;
-        // Before any work is queued: the extractor runs before the handler.
-        state.rate_limits.check_buyer(&buyer)?;
-        Ok(Buyer(buyer))
+        buyer_of(state, bearer(parts)?).map(Buyer)
     }
+}
+
+/// The buyer a token proves, after the buyer's rate limit.
+pub(crate) fn buyer_of(state: &AppState, token: &str) -> Result<BuyerId, ApiError> {
+    let now_secs = state.now().0.div_euclid(1000);
+    let buyer = state
+        .keys
+        .verify_buyer(token, now_secs)
+        .map_err(|reason| ApiError::new(Code::Unauthorized, reason))?;
+    // Before any work is queued: the extractor runs before the handler.
+    state.rate_limits.check_buyer(&buyer)?;
+    Ok(buyer)
+}
+
+/// The buyer of a request that may name one: by `Authorization: Bearer`, or by `query_token`
+/// (for browsers' `EventSource`, which cannot set headers). `None` when it names none.
+pub(crate) fn optional_buyer(
+    parts: &axum::http::HeaderMap,
+    query_token: Option<&str>,
+    state: &AppState,
+) -> Result<Option<BuyerId>, ApiError> {
+    if parts.contains_key(AUTHORIZATION) {
+        let v = parts.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let token = v
+            .strip_prefix("Bearer ")
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ApiError::new(Code::Unauthorized, "expected Authorization: Bearer <token>"))?;
+        return buyer_of(state, token).map(Some);
+    }
+    query_token.map(|t| buyer_of(state, t)).transpose()
 }
 
 #[cfg(test)]

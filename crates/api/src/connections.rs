@@ -9,6 +9,12 @@
 //!   must arrive within `header_read_timeout`, or the connection is closed (slowloris).
 //! - **Idle timeout**: a connection with no request in progress (before its first, or after an
 //!   answer on keep-alive) is closed after `idle_timeout` without a byte.
+//! - **Write timeout**: a write that waits `write_timeout` for the client to drain its socket
+//!   (a reader that stopped reading: an event stream nobody reads, a client stuck behind a full
+//!   window) fails, and the connection closes, so a stalled reader cannot keep a connection,
+//!   its buffers and its subscription forever.
+//! - **Streams stay busy**: an answer marked [`LongLived`] (an event stream) keeps its request
+//!   in progress until its body ends, so the idle timeout does not cut it.
 //!
 //! Why not hyper's `http1::Builder::header_read_timeout`: its timer starts when the server
 //! begins waiting for a head, idle wait included, so it is one knob for both limits, and
@@ -47,6 +53,7 @@ pub struct ConnectionLimits {
     pub max_connections: usize,
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
+    pub write_timeout: Duration,
 }
 
 impl Default for ConnectionLimits {
@@ -55,6 +62,7 @@ impl Default for ConnectionLimits {
             max_connections: limits::MAX_CONNECTIONS_DEFAULT,
             header_read_timeout: limits::HEADER_READ_TIMEOUT_DEFAULT,
             idle_timeout: limits::IDLE_TIMEOUT_DEFAULT,
+            write_timeout: limits::WRITE_TIMEOUT_DEFAULT,
         }
     }
 }
@@ -64,6 +72,7 @@ struct ConnMetrics {
     open: Gauge,
     idle_closed: Counter,
     header_closed: Counter,
+    write_closed: Counter,
 }
 
 /// A TCP listener that accepts at most `max_connections` at once.
@@ -84,6 +93,7 @@ impl LimitedListener {
                 open: metrics::gauge!("taquilla_http_connections"),
                 idle_closed: metrics::counter!("taquilla_http_connections_timed_out_total", "phase" => "idle"),
                 header_closed: metrics::counter!("taquilla_http_connections_timed_out_total", "phase" => "header"),
+                write_closed: metrics::counter!("taquilla_http_connections_timed_out_total", "phase" => "write"),
             }),
         }
     }
@@ -160,6 +170,10 @@ pub struct Guarded<IO> {
     /// The timer, set to `due` only when a read has to wait: a head that comes whole (the usual
     /// case) costs no timer update.
     deadline: Pin<Box<Sleep>>,
+    /// The write timer, made the first time a write has to wait, and armed (`Some`) while one
+    /// waits: a write that completes at once (the usual case) costs no timer.
+    write_deadline: Option<Pin<Box<Sleep>>>,
+    write_waiting: bool,
     limits: ConnectionLimits,
     metrics: Arc<ConnMetrics>,
     _slot: OwnedSemaphorePermit,
@@ -175,6 +189,8 @@ impl<IO> Guarded<IO> {
             seen_started: 0,
             due: Instant::now() + limits.idle_timeout,
             deadline: Box::pin(tokio::time::sleep(limits.idle_timeout)),
+            write_deadline: None,
+            write_waiting: false,
             limits,
             metrics,
             _slot: slot,
@@ -250,9 +266,35 @@ impl<IO> Guarded<IO> {
     }
 }
 
+impl<IO> Guarded<IO> {
+    /// Follows a write's outcome: done clears the write timer; waiting arms it (from the first
+    /// wait) and fails the write once it is up.
+    fn write_timed<T>(&mut self, cx: &mut Context<'_>, polled: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if polled.is_ready() {
+            self.write_waiting = false;
+            return polled;
+        }
+        let due = Instant::now() + self.limits.write_timeout;
+        let deadline = self
+            .write_deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+        if !self.write_waiting {
+            self.write_waiting = true;
+            deadline.as_mut().reset(due);
+        }
+        ready!(deadline.as_mut().poll(cx));
+        self.metrics.write_closed.increment(1);
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the client did not read what was written in time",
+        )))
+    }
+}
+
 impl<IO: AsyncWrite + Unpin> AsyncWrite for Guarded<IO> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.write_timed(cx, polled)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -268,7 +310,8 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Guarded<IO> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.write_timed(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -335,7 +378,7 @@ where
         self.state.started.fetch_add(1, Ordering::AcqRel);
         ConnFuture {
             inner: self.inner.call(req),
-            _in_progress: InProgress(self.state.clone()),
+            in_progress: Some(InProgress(self.state.clone())),
         }
     }
 }
@@ -349,18 +392,63 @@ impl Drop for InProgress {
     }
 }
 
+/// Marks an answer whose body is a long-lived stream (`text/event-stream`): its request stays
+/// in progress until the body ends, so the connection is busy, not idle, meanwhile.
+#[derive(Debug, Clone, Copy)]
+pub struct LongLived;
+
 pin_project! {
     pub struct ConnFuture<F> {
         #[pin]
         inner: F,
-        _in_progress: InProgress,
+        in_progress: Option<InProgress>,
     }
 }
 
-impl<F: Future> Future for ConnFuture<F> {
+impl<F: Future<Output = Result<Response, Infallible>>> Future for ConnFuture<F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        self.project().inner.poll(cx)
+        let this = self.project();
+        let Ok(res) = ready!(this.inner.poll(cx));
+        if res.extensions().get::<LongLived>().is_none() {
+            return Poll::Ready(Ok(res));
+        }
+        // Only streams pay for the wrapper (one more boxed body).
+        let (parts, body) = res.into_parts();
+        let body = axum::body::Body::new(StreamBody {
+            inner: body,
+            _in_progress: this.in_progress.take(),
+        });
+        Poll::Ready(Ok(Response::from_parts(parts, body)))
+    }
+}
+
+pin_project! {
+    /// A [`LongLived`] answer's body, keeping its request in progress while it lives.
+    struct StreamBody {
+        #[pin]
+        inner: axum::body::Body,
+        _in_progress: Option<InProgress>,
+    }
+}
+
+impl http_body::Body for StreamBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        self.project().inner.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }

@@ -76,6 +76,7 @@ error_codes! {
     Overloaded => (SERVICE_UNAVAILABLE, "overloaded"),
     QueueFull => (SERVICE_UNAVAILABLE, "queue_full"),
     StorageFull => (SERVICE_UNAVAILABLE, "storage_full"),
+    TooManySubscribers => (SERVICE_UNAVAILABLE, "too_many_subscribers"),
     PaymentUnavailable => (SERVICE_UNAVAILABLE, "payment_unavailable"),
     Unavailable => (SERVICE_UNAVAILABLE, "unavailable"),
     Internal => (INTERNAL_SERVER_ERROR, "internal"),
@@ -218,6 +219,7 @@ pub fn render(err: &ApiError, correlation: &CorrelationId) -> Response {
             | Code::StorageFull
             | Code::RateLimited
             | Code::QueueFull
+            | Code::TooManySubscribers
     ) {
         let secs = err
             .retry_after_secs

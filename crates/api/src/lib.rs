@@ -27,6 +27,7 @@ pub mod openapi;
 mod pages;
 pub mod prometheus;
 pub mod protocol_errors;
+pub mod push;
 pub mod rate_limit;
 pub mod request_layer;
 pub mod requests;
@@ -50,6 +51,7 @@ pub use auth::{Secrets, mint_buyer_token, mint_buyer_token_with_kid, verify_buye
 pub use connections::ConnectionLimits;
 pub use cors::CorsSettings;
 pub use error::{ApiError, Code};
+pub use push::PushLimits;
 pub use rate_limit::{Bucket, LimitClock, RateLimitSettings};
 
 /// Limits and switches of the HTTP layer.
@@ -69,6 +71,8 @@ pub struct ApiSettings {
     pub connections: ConnectionLimits,
     /// Browser origins allowed to call the API (CORS); none by default.
     pub cors: CorsSettings,
+    /// Live-push subscribers at most (`GET /v1/events/{id}/stream`).
+    pub push: PushLimits,
 }
 
 impl Default for ApiSettings {
@@ -80,6 +84,7 @@ impl Default for ApiSettings {
             rate_limits: RateLimitSettings::default(),
             connections: ConnectionLimits::default(),
             cors: CorsSettings::default(),
+            push: PushLimits::default(),
         }
     }
 }
@@ -94,6 +99,8 @@ pub struct AppContext {
     pub prometheus: Option<PrometheusHandle>,
     /// Rendered sale pages, by sale version.
     pages: pages::SalePages,
+    /// Live push: each sale's subscribers and the task that renders for them.
+    pub push: Arc<push::PushHub>,
     /// The admin API keys and the buyer signing keys (see [`keys`]).
     pub keys: Arc<keys::KeyStore>,
     /// The rate limiters (buyer, address).
@@ -129,6 +136,8 @@ impl AppState {
         providers: Providers,
         keys: Arc<keys::KeyStore>,
     ) -> AppState {
+        // The waiting room's status reader plugs in here (see `push::room`).
+        let push = Arc::new(push::PushHub::new(settings.push, Box::new(push::room::NoRoom)));
         AppState(Arc::new(AppContext {
             engine: OnceLock::new(),
             keys,
@@ -138,6 +147,7 @@ impl AppState {
             clock,
             prometheus,
             pages: pages::SalePages::default(),
+            push,
             providers,
             webhooks_seen: Default::default(),
             payment_namespace: OnceLock::new(),

@@ -104,6 +104,28 @@ pub const CORS_ORIGINS_MAX: usize = 64;
 pub const CORS_MAX_AGE: Duration = Duration::from_secs(600);
 /// HTTP worker threads a server may be configured with, at most.
 pub const WORKER_THREADS_MAX: usize = 256;
+/// Longest a write to a connection may wait for the client to drain its socket before the
+/// connection is closed (a stalled reader, e.g. an event stream nobody reads), when the
+/// settings name none.
+pub const WRITE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
+/// Live-push subscribers (`GET /v1/events/{id}/stream`) at once, in total and per sale, when
+/// the settings name none: each holds a connection, so together they stay well under
+/// `MAX_CONNECTIONS_DEFAULT`, leaving room for the buyers who buy. The bound of both settings.
+pub const PUSH_SUBSCRIBERS_MAX_DEFAULT: usize = 5_000;
+pub const PUSH_SUBSCRIBERS_PER_SALE_MAX_DEFAULT: usize = 5_000;
+pub const PUSH_SUBSCRIBERS_MAX_MAX: usize = MAX_CONNECTIONS_MAX;
+/// Renders per second of one sale's availability for its subscribers, at most: changes in
+/// between are coalesced into the next render (a flash sale changes state thousands of times a
+/// second; a page needs a few updates a second). It is also how often a sale with subscribers
+/// looks at its version (one atomic read).
+pub const PUSH_RENDERS_PER_SEC_MAX: u32 = 10;
+/// Updates a sale's channel keeps for subscribers that have not taken them yet; a subscriber
+/// further behind is dropped (it reconnects with `Last-Event-ID` and gets the current state).
+pub const PUSH_CHANNEL_CAPACITY: usize = 16;
+/// A comment on an idle stream this often, so that proxies keep it open.
+pub const PUSH_HEARTBEAT: Duration = Duration::from_secs(15);
+/// How long a browser waits before reconnecting a dropped stream (the SSE `retry:` field).
+pub const PUSH_RETRY_MS: u64 = 1_000;
 
 const _: () = assert!(BODY_LIMIT_BYTES_MIN <= BODY_LIMIT_BYTES_DEFAULT);
 const _: () = assert!(BODY_LIMIT_BYTES_DEFAULT <= BODY_LIMIT_BYTES_MAX);
@@ -115,6 +137,13 @@ const _: () = assert!(RATE_LIMIT_KEYS_MAX_DEFAULT <= RATE_LIMIT_KEYS_MAX_MAX);
 // The key table bound leaves room for the checks between two looks at its size.
 const _: () = assert!(RATE_LIMIT_KEYS_MAX_MIN as u64 > 2 * crate::rate_limit::PRUNE_EVERY);
 const _: () = assert!(MAX_CONNECTIONS_DEFAULT <= MAX_CONNECTIONS_MAX);
+// Subscribers leave most connections to buyers.
+const _: () = assert!(PUSH_SUBSCRIBERS_MAX_DEFAULT <= MAX_CONNECTIONS_DEFAULT / 2);
+const _: () = assert!(PUSH_SUBSCRIBERS_PER_SALE_MAX_DEFAULT <= PUSH_SUBSCRIBERS_MAX_DEFAULT);
+const _: () = assert!(PUSH_RENDERS_PER_SEC_MAX >= 1 && PUSH_RENDERS_PER_SEC_MAX <= 1_000);
+const _: () = assert!(PUSH_CHANNEL_CAPACITY >= 2);
+const _: () = assert!(WRITE_TIMEOUT_DEFAULT.as_secs() >= CONNECTION_TIMEOUT_MIN.as_secs());
+const _: () = assert!(WRITE_TIMEOUT_DEFAULT.as_secs() <= CONNECTION_TIMEOUT_MAX.as_secs());
 const _: () = assert!(HEADER_READ_TIMEOUT_DEFAULT.as_secs() >= CONNECTION_TIMEOUT_MIN.as_secs());
 const _: () = assert!(IDLE_TIMEOUT_DEFAULT.as_secs() <= CONNECTION_TIMEOUT_MAX.as_secs());
 const _: () = assert!(PAY_WAIT_DEFAULT.as_millis() <= PREFER_WAIT_MAX.as_millis());

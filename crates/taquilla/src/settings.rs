@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
-use taquilla_api::{ApiSettings, Bucket, ConnectionLimits, CorsSettings, RateLimitSettings, limits};
+use taquilla_api::{ApiSettings, Bucket, ConnectionLimits, CorsSettings, PushLimits, RateLimitSettings, limits};
 use taquilla_engine::EngineConfig;
 use taquilla_followers::SagaConfig;
 use taquilla_followers::limits::{RECONCILE_AFTER_MAX, RECONCILE_AFTER_MIN, SAGA_CONCURRENCY_MAX};
@@ -103,6 +103,16 @@ struct LimitArgs {
     /// Seconds a connection may wait for its next request before it closes [default: 60].
     #[arg(long, env = "TAQUILLA_IDLE_TIMEOUT_SECS")]
     idle_timeout_secs: Option<u64>,
+    /// Seconds a write may wait for the client to read before the connection closes (a stalled
+    /// reader) [default: 30].
+    #[arg(long, env = "TAQUILLA_WRITE_TIMEOUT_SECS")]
+    write_timeout_secs: Option<u64>,
+    /// Live-push subscribers (GET /v1/events/{id}/stream) at once, in total [default: 5000].
+    #[arg(long, env = "TAQUILLA_PUSH_SUBSCRIBERS_MAX")]
+    push_subscribers_max: Option<usize>,
+    /// Live-push subscribers of one sale at once [default: 5000].
+    #[arg(long, env = "TAQUILLA_PUSH_SUBSCRIBERS_PER_SALE_MAX")]
+    push_subscribers_per_sale_max: Option<usize>,
     /// Browser origins allowed to call the API (CORS), e.g. https://shop.example; repeated or
     /// comma-separated, or `*` [default: none, no CORS headers].
     #[arg(long, env = "TAQUILLA_CORS_ALLOW_ORIGIN")]
@@ -200,6 +210,9 @@ struct FileConfig {
     max_connections: Option<usize>,
     header_read_timeout_secs: Option<u64>,
     idle_timeout_secs: Option<u64>,
+    write_timeout_secs: Option<u64>,
+    push_subscribers_max: Option<usize>,
+    push_subscribers_per_sale_max: Option<usize>,
     cors_allow_origin: Option<Vec<String>>,
 }
 
@@ -273,6 +286,7 @@ fn engine_config(args: &Args, file: &FileConfig) -> anyhow::Result<EngineConfig>
 }
 
 fn api_settings(args: &Args, file: &FileConfig) -> anyhow::Result<ApiSettings> {
+    let connections = connection_limits(&args.limits, file)?;
     let api = ApiSettings {
         body_limit_bytes: args
             .body_limit_bytes
@@ -283,8 +297,9 @@ fn api_settings(args: &Args, file: &FileConfig) -> anyhow::Result<ApiSettings> {
             .or(file.disk_free_warn_bytes)
             .unwrap_or(limits::DISK_FREE_WARN_BYTES_DEFAULT),
         rate_limits: rate_limits(&args.limits, file)?,
-        connections: connection_limits(&args.limits, file)?,
+        connections,
         cors: cors(&args.limits, file)?,
+        push: push_limits(&args.limits, file, connections.max_connections)?,
         ..ApiSettings::default()
     };
     if !(limits::BODY_LIMIT_BYTES_MIN..=limits::BODY_LIMIT_BYTES_MAX).contains(&api.body_limit_bytes) {
@@ -402,6 +417,40 @@ fn connection_limits(args: &LimitArgs, file: &FileConfig) -> anyhow::Result<Conn
             args.idle_timeout_secs.or(file.idle_timeout_secs),
             defaults.idle_timeout,
         )?,
+        write_timeout: timeout(
+            "write_timeout_secs",
+            args.write_timeout_secs.or(file.write_timeout_secs),
+            defaults.write_timeout,
+        )?,
+    })
+}
+
+/// Subscribers hold connections: by default at most half of them, and never all.
+fn push_limits(args: &LimitArgs, file: &FileConfig, max_connections: usize) -> anyhow::Result<PushLimits> {
+    let defaults = PushLimits::default();
+    let subscribers_max = args
+        .push_subscribers_max
+        .or(file.push_subscribers_max)
+        .unwrap_or(defaults.subscribers_max.min(max_connections / 2));
+    within(
+        "push_subscribers_max",
+        subscribers_max,
+        0,
+        limits::PUSH_SUBSCRIBERS_MAX_MAX.min(max_connections.saturating_sub(1)),
+    )?;
+    let subscribers_per_sale_max = args
+        .push_subscribers_per_sale_max
+        .or(file.push_subscribers_per_sale_max)
+        .unwrap_or(defaults.subscribers_per_sale_max.min(subscribers_max));
+    within(
+        "push_subscribers_per_sale_max",
+        subscribers_per_sale_max,
+        0,
+        subscribers_max,
+    )?;
+    Ok(PushLimits {
+        subscribers_max,
+        subscribers_per_sale_max,
     })
 }
 
@@ -509,6 +558,7 @@ mod tests {
         assert_eq!(s.api.rate_limits.buyer, Some(limits::RATE_LIMIT_BUYER_DEFAULT));
         assert_eq!(s.api.rate_limits.address, Some(limits::RATE_LIMIT_ADDRESS_DEFAULT));
         assert_eq!(s.api.connections, ConnectionLimits::default());
+        assert_eq!(s.api.push, PushLimits::default());
         assert!(s.api.cors.allow_origins.is_empty(), "no CORS unless asked");
 
         let s = with_limits(LimitArgs {
@@ -519,6 +569,7 @@ mod tests {
             max_connections: Some(3),
             header_read_timeout_secs: Some(2),
             idle_timeout_secs: Some(4),
+            write_timeout_secs: Some(5),
             cors_allow_origin: vec!["https://shop.example".into()],
             ..LimitArgs::default()
         })
@@ -533,8 +584,12 @@ mod tests {
                 max_connections: 3,
                 header_read_timeout: Duration::from_secs(2),
                 idle_timeout: Duration::from_secs(4),
+                write_timeout: Duration::from_secs(5),
             }
         );
+        // Subscribers take at most half the connections unless told otherwise.
+        assert_eq!(s.api.push.subscribers_max, 1);
+        assert_eq!(s.api.push.subscribers_per_sale_max, 1);
         assert_eq!(s.api.cors.allow_origins, ["https://shop.example"]);
         let zero = with_limits(LimitArgs {
             rate_limit_address: Some("0".into()),
@@ -576,6 +631,20 @@ mod tests {
                 cors_allow_origin: vec!["shop.example".into()],
                 ..LimitArgs::default()
             },
+            LimitArgs {
+                write_timeout_secs: Some(0),
+                ..LimitArgs::default()
+            },
+            LimitArgs {
+                max_connections: Some(100),
+                push_subscribers_max: Some(100),
+                ..LimitArgs::default()
+            },
+            LimitArgs {
+                push_subscribers_max: Some(10),
+                push_subscribers_per_sale_max: Some(11),
+                ..LimitArgs::default()
+            },
         ];
         let names = [
             "rate_limit_buyer",
@@ -586,6 +655,9 @@ mod tests {
             "header_read_timeout_secs",
             "idle_timeout_secs",
             "cors_allow_origin",
+            "write_timeout_secs",
+            "push_subscribers_max",
+            "push_subscribers_per_sale_max",
         ];
         for (args, name) in bad.into_iter().zip(names) {
             let e = with_limits(args).unwrap_err();

@@ -11,6 +11,7 @@ pub(crate) mod keys;
 pub(crate) mod ops;
 pub(crate) mod payments;
 pub(crate) mod room;
+pub(crate) mod stream;
 pub(crate) mod webhooks;
 
 use taquilla_domain::{Command, HoldId, OrderId, Outcome, SaleId};
@@ -49,6 +50,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(feed::feed))
         .routes(routes!(buyer::list_sales))
         .routes(routes!(buyer::get_sale))
+        .routes(routes!(stream::stream))
         .routes(routes!(buyer::place_hold))
         .routes(routes!(buyer::get_hold, buyer::release_hold))
         .routes(routes!(buyer::checkout))

@@ -16,8 +16,8 @@ use reqwest::header::HeaderMap;
 use reqwest::{Method, RequestBuilder};
 use serde_json::{Value, json};
 use taquilla_api::{
-    ApiSettings, AppConfig, AppState, Application, ConnectionLimits, CorsSettings, RateLimitSettings, RunningApp,
-    Secrets,
+    ApiSettings, AppConfig, AppState, Application, ConnectionLimits, CorsSettings, PushLimits, RateLimitSettings,
+    RunningApp, Secrets,
 };
 use taquilla_domain::{BuyerId, Timestamp};
 use taquilla_engine::{Clock, Engine, EngineConfig, ManualClock, SystemClock};
@@ -176,6 +176,7 @@ pub struct AppOptions {
     rate_limits: RateLimitSettings,
     connections: ConnectionLimits,
     cors: CorsSettings,
+    push: PushLimits,
 }
 
 impl Default for AppOptions {
@@ -202,6 +203,7 @@ impl Default for AppOptions {
             rate_limits: RateLimitSettings::off(),
             connections: ConnectionLimits::default(),
             cors: CorsSettings::default(),
+            push: PushLimits::default(),
         }
     }
 }
@@ -294,6 +296,12 @@ impl AppOptions {
         self
     }
 
+    /// The live-push subscriber limits.
+    pub fn push(mut self, limits: PushLimits) -> Self {
+        self.push = limits;
+        self
+    }
+
     /// The browser origins allowed (CORS).
     pub fn cors(mut self, cors: CorsSettings) -> Self {
         self.cors = cors;
@@ -313,6 +321,7 @@ impl AppOptions {
             rate_limits: self.rate_limits.clone(),
             connections: self.connections,
             cors: self.cors.clone(),
+            push: self.push,
             ..defaults
         }
     }

@@ -254,6 +254,7 @@ fn connection_limits(max_connections: usize, header_ms: u64, idle_ms: u64) -> Co
         max_connections,
         header_read_timeout: Duration::from_millis(header_ms),
         idle_timeout: Duration::from_millis(idle_ms),
+        ..ConnectionLimits::default()
     }
 }
 

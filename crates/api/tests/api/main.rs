@@ -12,5 +12,6 @@ mod keys;
 mod limits;
 mod ops;
 mod payments;
+mod push;
 mod refunds;
 mod waiting_room;
