@@ -17,7 +17,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::helpers::*;
-use crate::{concurrency, disk, flow, keys, limits, ops, payments, refunds, waiting_room};
+use crate::{concurrency, disk, flow, keys, limits, ops, payments, push, refunds, waiting_room};
 
 /// Codes no client request to a correctly working server can produce, and why.
 const UNREACHABLE: &[(&str, &str)] = &[
@@ -70,6 +70,7 @@ fn scenarios() -> Vec<(&'static str, Scenario)> {
         ("waiting_room::join_leave_limits", |c| {
             Box::pin(waiting_room::join_leave_limits(c))
         }),
+        ("push::subscriber_limits", |c| Box::pin(push::subscriber_limits(c))),
     ]
 }
 

@@ -471,7 +471,15 @@ impl Api {
     pub async fn read_resp(&self, r: reqwest::Response) -> Resp {
         let status = r.status().as_u16();
         let headers = r.headers().clone();
-        let text = r.text().await.expect("read body");
+        // An event stream does not end: its body is left unread (the `push` tests read it).
+        let stream = headers
+            .get("content-type")
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+        let text = if stream {
+            String::new()
+        } else {
+            r.text().await.expect("read body")
+        };
         let json = serde_json::from_str(&text).unwrap_or(Value::Null);
         if let Some(code) = json["error"]["code"].as_str() {
             self.codes.record(code);

@@ -12,7 +12,7 @@ use taquilla_api::{ConnectionLimits, PushLimits};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
 
-use crate::helpers::{AppOptions, TestApp, items, spawn_app};
+use crate::helpers::{AppOptions, Codes, TestApp, items, spawn_app};
 
 /// Longest a test waits for something the server must do soon (a guard against hanging, not
 /// a measure: the assertions are on what arrives, never on when).
@@ -263,11 +263,17 @@ async fn a_stalled_reader_is_dropped_while_others_keep_receiving() {
 
 #[tokio::test]
 async fn subscribers_past_the_limits_get_503_too_many_subscribers() {
+    subscriber_limits(Codes::default()).await;
+}
+
+/// Two per sale, three in all: the third on a sale and the fourth in all are refused with
+/// `503 too_many_subscribers` and `Retry-After`; one leaving frees a place.
+pub async fn subscriber_limits(codes: Codes) {
     let limits = PushLimits {
         subscribers_max: 3,
         subscribers_per_sale_max: 2,
     };
-    let (app, a, _) = app_with(AppOptions::default().push(limits)).await;
+    let (app, a, _) = app_with(AppOptions::default().push(limits).codes(&codes)).await;
     let b = app.simple_sale(10, json!({})).await;
     let mut on_a = vec![
         Subscriber::open(&app, &a, &[]).await,
