@@ -3,6 +3,7 @@
 # client sends N holds over one keep-alive connection.
 # Usage: scripts/callgrind-holds.sh BIN N [serve flags...], e.g. for the rate limits' cost
 # (on, never refusing): ... --rate-limit-buyer 1000000 --rate-limit-buyer-burst 1000000 ...
+# SUBSCRIBERS=N keeps N live-push subscribers of the sale reading throughout (the push hub's cost).
 # Needs valgrind, curl and python3.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -25,11 +26,19 @@ for i in $(seq 200); do
   echo "$(curl -sf "${auth[@]}" -d "{\"buyer_id\":\"ab-$i\"}" "$url/v1/admin/buyer-tokens" | sed 's/.*"token":"\([^"]*\)".*/\1/')"
 done > "$dir/tokens"
 hostport=${url#http://}
+sub=
+if [ "${SUBSCRIBERS:-0}" -gt 0 ]; then
+  python3 "$here/callgrind/subscribers.py" "${hostport%:*}" "${hostport##*:}" "$event" "$SUBSCRIBERS" > "$dir/subs" &
+  sub=$!
+  for _ in $(seq 600); do grep -q subscribed "$dir/subs" 2>/dev/null && break; sleep 0.2; done
+  cat "$dir/subs"
+fi
 # Warm-up (connection, first-use allocations), then measure.
 python3 "$here/callgrind/holds.py" "${hostport%:*}" "${hostport##*:}" "$event" 200 "$dir/tokens" >/dev/null
 callgrind_control -i on "$vg" >/dev/null
 python3 "$here/callgrind/holds.py" "${hostport%:*}" "${hostport##*:}" "$event" "$n" "$dir/tokens"
 callgrind_control -i off "$vg" >/dev/null
+if [ -n "$sub" ]; then kill -TERM "$sub"; wait "$sub" || true; tail -1 "$dir/subs"; fi
 kill -TERM "$vg"; wait "$vg" || true
 callgrind_annotate "$dir/cg.out" > "$dir/annotate" 2>/dev/null || true
 total=$(grep -m1 'PROGRAM TOTALS' "$dir/annotate" | awk '{gsub(",","",$1); print $1}')
