@@ -362,6 +362,17 @@ async fn a_stream_outlives_the_idle_timeout() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     app.place_hold(&token, &event, &items(0, 1), None).await.expect(201);
     assert_eq!(available_of(&s.availability().await.json()), (999, 1, 0));
+    // The stream's connection is still read (busy, not idle-closed): the server sees the client
+    // leave at once, not only when its next heartbeat fails to be written.
+    drop(s);
+    let before_heartbeat = taquilla_api::limits::PUSH_HEARTBEAT / 2;
+    timeout(before_heartbeat, async {
+        while app.state().push.subscribers() > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the server saw the client leave before any heartbeat");
 }
 
 #[tokio::test]
