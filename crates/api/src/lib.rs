@@ -136,8 +136,12 @@ impl AppState {
         providers: Providers,
         keys: Arc<keys::KeyStore>,
     ) -> AppState {
-        // The waiting room's status reader plugs in here (see `push::room`).
-        let push = Arc::new(push::PushHub::new(settings.push, Box::new(push::room::NoRoom)));
+        // `room` events: the buyer's status in the sale's waiting room.
+        let room = push::room::WaitingRoom {
+            keys: keys.clone(),
+            clock: clock.clone(),
+        };
+        let push = Arc::new(push::PushHub::new(settings.push, Box::new(room)));
         AppState(Arc::new(AppContext {
             engine: OnceLock::new(),
             keys,

@@ -26,10 +26,10 @@ use crate::error::{Code, ErrorBody, ErrorDetail, ErrorDetails};
 #[openapi(
     info(title = "taquilla", description = "High-frequency ticket selling: holds, orders, tickets. A sale is called an event in this API. Errors are always {\"error\": {\"code\", \"message\", \"correlation_id\", \"details\"?}}; branch on `code` (schema ErrorCode)."),
     // HoldItemRequest: named by `constraints::hold_items`, which utoipa cannot see through.
-    // AvailabilityView, RoomStatusView: the data of the event stream's events, which a
+    // AvailabilityView: the data of the event stream's `availability` events, which a
     // `text/event-stream` answer cannot name as its body.
     components(schemas(ErrorBody, ErrorDetail, ErrorDetails, Code, crate::requests::HoldItemRequest, crate::keys::Scope,
-        crate::push::views::AvailabilityView, crate::push::views::RoomStatusView)),
+        crate::push::views::AvailabilityView)),
     modifiers(&Security),
 )]
 pub struct ApiDoc;

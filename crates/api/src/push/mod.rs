@@ -42,7 +42,7 @@ use tokio::time::MissedTickBehavior;
 use crate::error::{ApiError, Code};
 use crate::limits;
 use room::RoomStatus;
-use views::{AvailabilityView, RoomStatusView};
+use views::AvailabilityView;
 
 /// How many subscribers the hub takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -289,7 +289,8 @@ struct Personal {
     engine: Arc<Engine>,
     sale: SaleId,
     buyer: BuyerId,
-    last: Option<RoomStatusView>,
+    /// The data of the last `room` event sent.
+    last: Option<String>,
 }
 
 /// One subscriber: its receiver, the events ready to send, and what it was sent last.
@@ -319,14 +320,17 @@ impl Subscriber {
         let Some(p) = &mut self.personal else {
             return;
         };
-        let status = p.hub.room.status(&p.engine, p.sale, &p.buyer);
-        if status.is_none() || status == p.last {
+        let Some(status) = p.hub.room.status(&p.engine, p.sale, &p.buyer) else {
+            return;
+        };
+        let Ok(json) = serde_json::to_string(&status) else {
+            return;
+        };
+        if p.last.as_ref() == Some(&json) {
             return;
         }
-        if let Some(event) = status.as_ref().and_then(room_event) {
-            self.ready.push_back(event);
-        }
-        p.last = status;
+        self.ready.push_back(Event::default().event("room").data(&json));
+        p.last = Some(json);
     }
 
     /// The next event to send; `None` ends the stream (lagged, feed ended, server stopping).
@@ -356,11 +360,6 @@ impl Subscriber {
         let events = futures_util::stream::unfold(self, Subscriber::next);
         Sse::new(events).keep_alive(KeepAlive::new().interval(limits::PUSH_HEARTBEAT).text("heartbeat"))
     }
-}
-
-fn room_event(status: &RoomStatusView) -> Option<Event> {
-    let json = serde_json::to_string(status).ok()?;
-    Some(Event::default().event("room").data(json))
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
-//! What the stream sends, each shape declared once (the struct is the encoder and the schema
-//! in the OpenAPI document): `availability` (the sale's, the same for every subscriber) and
-//! `room` (the subscribing buyer's place in the waiting room).
+//! What the stream's `availability` events carry (the struct is the encoder and the schema in
+//! the OpenAPI document); `room` events carry `WaitingRoomStatusView`, declared with the
+//! waiting room's routes.
 
 use serde::Serialize;
 use taquilla_domain::{SaleId, SaleState};
@@ -76,20 +76,4 @@ impl AvailabilityView {
                 .collect(),
         })
     }
-}
-
-/// The data of a `room` event: the subscribing buyer's place in the sale's waiting room. Sent
-/// only to a subscriber that gave a buyer token, at once and whenever it changes; never when
-/// the sale has no waiting room or the buyer is not in it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct RoomStatusView {
-    /// 1-based place in the queue while waiting; `null` once admitted or told sold out.
-    pub position: Option<u64>,
-    /// Buyers ahead in the queue while waiting.
-    pub ahead: Option<u64>,
-    /// Admitted: `admission_token` lets this buyer place holds.
-    pub admitted: bool,
-    pub admission_token: Option<String>,
-    /// Nothing is left to sell and no hold can still expire: waiting is in vain.
-    pub sold_out: bool,
 }

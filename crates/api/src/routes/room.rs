@@ -5,6 +5,8 @@ use axum::Extension;
 use axum::extract::State;
 use taquilla_domain::{BuyerId, Command, RoomConfig, RoomStanding, SaleId, Timestamp, limits};
 
+use taquilla_engine::Engine;
+
 use super::{exec, sale_of};
 use crate::AppState;
 use crate::admission::Admission;
@@ -13,6 +15,7 @@ use crate::correlation::CorrelationId;
 use crate::error::{ApiError, Code, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
 use crate::json::Json;
+use crate::keys::KeyStore;
 use crate::requests::WaitingRoomRequest;
 use crate::time::parse_rfc3339;
 use crate::views::{WaitingRoomStatusView, WaitingRoomView, read_status};
@@ -67,11 +70,23 @@ pub(crate) async fn configure(
 
 /// The buyer's status now, with a freshly signed admission token when admitted.
 fn status_view(state: &AppState, sale: SaleId, buyer: &BuyerId) -> Result<Json<WaitingRoomStatusView>, ApiError> {
-    let now = state.now();
-    let read = state.engine()?.read(sale, |s| read_status(sale, s, buyer, now));
-    let (status, room) = read.flatten().ok_or_else(|| ApiError::not_found("waiting room"))?;
+    buyer_status(&state.keys, state.engine()?, sale, buyer, state.now())
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("waiting room"))
+}
+
+/// The buyer's status at `now` (`None` without a room), with a freshly signed admission token
+/// when admitted: what `GET …/waiting-room` answers and the event stream's `room` events carry.
+pub(crate) fn buyer_status(
+    keys: &KeyStore,
+    engine: &Engine,
+    sale: SaleId,
+    buyer: &BuyerId,
+    now: Timestamp,
+) -> Option<WaitingRoomStatusView> {
+    let (status, room) = engine.read(sale, |s| read_status(sale, s, buyer, now)).flatten()?;
     let token = match status.standing {
-        RoomStanding::Admitted { number, expires_at } => Some(state.keys.mint_admission(&Admission {
+        RoomStanding::Admitted { number, expires_at } => Some(keys.mint_admission(&Admission {
             sale,
             buyer: buyer.clone(),
             number,
@@ -79,7 +94,7 @@ fn status_view(state: &AppState, sale: SaleId, buyer: &BuyerId) -> Result<Json<W
         })),
         _ => None,
     };
-    Ok(Json(WaitingRoomStatusView::new(&status, room, token)))
+    Some(WaitingRoomStatusView::new(&status, room, token))
 }
 
 #[utoipa::path(post, path = "/v1/events/{event_id}/waiting-room", tag = "buyer", params(("event_id" = String, Path)),

@@ -385,3 +385,57 @@ async fn shutdown_ends_open_streams() {
         .expect("shutdown does not wait for streams");
     assert!(s.next().await.is_none(), "the stream ended");
 }
+
+#[tokio::test]
+async fn a_buyer_token_adds_the_buyers_waiting_room_status() {
+    let app = spawn_app(AppOptions::default().manual_clock()).await;
+    let event = app.simple_sale(10, json!({})).await;
+    let room = json!({
+        "prequeue_opens_at": app.time_in(Duration::ZERO),
+        "opens_at": app.time_in(Duration::from_secs(10)),
+        "admit_per_sec": 10,
+        "session_secs": 120,
+        "queue_max": 100,
+    });
+    app.configure_room(&event, &room).await.expect(200);
+    let ana = app.buyer_token("ana");
+    assert_eq!(app.join_room(&ana, &event).await.expect(200)["status"], "prequeued");
+
+    let mut anonymous = Subscriber::open(&app, &event, &[]).await;
+    let mut s = Subscriber::open_path(&app, &format!("/v1/events/{event}/stream?token={ana}"), &[]).await;
+    assert_eq!(s.status, 200);
+    let mut room_events = Vec::new();
+    let mut admitted = None;
+    // The draw at opens_at, then admission ticks: each moves the sale's version.
+    app.advance(Duration::from_secs(10));
+    app.tick().await;
+    for _ in 0..10 {
+        app.advance(Duration::from_millis(100));
+        app.tick().await;
+    }
+    while admitted.is_none() {
+        let f = s.next().await.expect("the stream goes on");
+        if f.event.as_deref() == Some("room") {
+            assert_eq!(f.id, None, "room events do not move Last-Event-ID");
+            let status = f.json();
+            if status["status"] == "admitted" {
+                admitted = Some(status.clone());
+            }
+            room_events.push(status["status"].as_str().unwrap_or("").to_string());
+        }
+    }
+    assert_eq!(
+        room_events.first().map(String::as_str),
+        Some("prequeued"),
+        "the status at once"
+    );
+    let admitted = admitted.expect("admitted");
+    let token = admitted["admission_token"].as_str().expect("an admission token");
+    // The token is the one the polling endpoint gives.
+    let polled = app.room_status(&ana, &event).await;
+    assert_eq!(polled.expect(200)["admission_token"].as_str(), Some(token));
+    // Without a buyer token: availability only.
+    anonymous.availability().await;
+    let f = anonymous.availability().await;
+    assert!(f.id.is_some());
+}
