@@ -31,6 +31,14 @@ def filter_case(ctx, case):
                 return opens < closes
             except TypeError:
                 return True
+    if path == "/v1/admin/events/{event_id}/waiting-room":
+        # `prequeue_opens_at` not after `opens_at`.
+        prequeue, opens = _time(body.get("prequeue_opens_at")), _time(body.get("opens_at"))
+        if prequeue is not None and opens is not None:
+            try:
+                return prequeue <= opens
+            except TypeError:
+                return True
     if path == "/v1/events/{event_id}/holds":
         # Each ticket type once per hold.
         items = body.get("items")
