@@ -1,11 +1,15 @@
-//! `taquilla bench churn`: one buyer places and releases a hold over one keep-alive HTTP
-//! connection, over and over, and the server's resident memory (RSS, from `/proc`) is printed
-//! every so many cycles. After warm-up the curve must be flat: ended holds, their deadline
+//! `taquilla bench churn`: buyers place and release a hold over keep-alive HTTP connections,
+//! over and over, and the server's resident memory (RSS, from `/proc`) is printed every so
+//! many cycles. One buyer on one connection by default; `--buyers N` runs N such loops at
+//! once (distinct buyers, one connection each), so their writes share the server's fsyncs
+//! and a million cycles take minutes instead of an hour. After warm-up the curve must be flat: ended holds, their deadline
 //! entries and (past their TTL) their idempotency keys must not pile up in the sale's memory.
 //! Another buyer holds one ticket from the start, so the deadline index always has a live
 //! entry in front of the released ones (as in any real sale).
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -21,6 +25,8 @@ use crate::flash_sale::{random_hex, server};
 
 /// How often a `429` or `503` is retried (after its `Retry-After`) before the run gives up.
 const RETRIES_MAX: u32 = 100;
+/// At most this many concurrent loops: each holds one ticket at a time of the sale's 1,000.
+const BUYERS_MAX: u64 = 512;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
@@ -30,6 +36,10 @@ pub struct Args {
     /// Print the server's RSS every this many cycles.
     #[arg(long, default_value_t = 100_000)]
     pub every: u64,
+    /// Concurrent hold/release loops, each a buyer of its own on a connection of its own
+    /// (the cycles are shared among them).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=BUYERS_MAX))]
+    pub buyers: u64,
     /// Send a fresh Idempotency-Key with each hold: shows what remembered keys cost until
     /// their TTL (`serve --idempotency-ttl-secs`).
     #[arg(long)]
@@ -144,42 +154,102 @@ async fn churn(
         201,
     )
     .await?;
-    let buyer = token("churn")?;
+    let shared = Arc::new(Loop {
+        target,
+        holds,
+        body,
+        keys: args.keys,
+        cycles: args.cycles,
+        every: args.every,
+        claimed: AtomicU64::new(0),
+        done: AtomicU64::new(0),
+    });
+    // Each loop that completes a multiple of `every` cycles says so; the RSS is read here.
+    let (reached, mut milestones) = tokio::sync::mpsc::unbounded_channel::<u64>();
+    let mut loops = tokio::task::JoinSet::new();
+    for b in 0..args.buyers {
+        let buyer = token(&format!("churn-{b}"))?;
+        let conn = connect(&shared.target, None).await?;
+        loops.spawn(cycle_loop(shared.clone(), conn, buyer, reached.clone()));
+    }
+    drop(reached);
     let mut samples = Vec::new();
+    let mut since = Instant::now();
     let mut sample = |cycles: u64, since: Instant, samples: &mut Vec<Sample>| -> anyhow::Result<()> {
         let s = Sample {
             cycles,
             rss_bytes: rss_bytes(pid)?,
-            cycles_per_sec: args.every.min(cycles.max(1)) as f64 / since.elapsed().as_secs_f64(),
+            cycles_per_sec: if cycles == 0 {
+                0.0
+            } else {
+                args.every.min(cycles) as f64 / since.elapsed().as_secs_f64()
+            },
         };
         on_sample(s);
         samples.push(s);
         Ok(())
     };
-    sample(0, Instant::now(), &mut samples)?;
-    let mut since = Instant::now();
-    for i in 1..=args.cycles {
-        let key = args.keys.then(|| format!("churn-{i}"));
+    sample(0, since, &mut samples)?;
+    // The channel closes when every loop has ended, done or failed.
+    while let Some(cycles) = milestones.recv().await {
+        sample(cycles, since, &mut samples)?;
+        since = Instant::now();
+    }
+    while let Some(ended) = loops.join_next().await {
+        ended.context("a churn loop panicked")??;
+    }
+    let done = shared.done.load(Ordering::Relaxed);
+    anyhow::ensure!(done == args.cycles, "{done} of {} cycles done", args.cycles);
+    Ok(samples)
+}
+
+/// What the concurrent loops share.
+struct Loop {
+    target: Target,
+    holds: String,
+    body: Bytes,
+    keys: bool,
+    cycles: u64,
+    every: u64,
+    /// Cycles started (a loop claims the next before it starts one).
+    claimed: AtomicU64,
+    /// Cycles completed.
+    done: AtomicU64,
+}
+
+/// One buyer's loop: claim a cycle, hold, release, until all cycles are claimed.
+async fn cycle_loop(
+    shared: Arc<Loop>,
+    mut conn: Conn,
+    buyer: HeaderValue,
+    reached: tokio::sync::mpsc::UnboundedSender<u64>,
+) -> anyhow::Result<()> {
+    let s = &*shared;
+    loop {
+        let i = s.claimed.fetch_add(1, Ordering::Relaxed) + 1;
+        if i > s.cycles {
+            return Ok(());
+        }
+        let key = s.keys.then(|| format!("churn-{i}"));
         let placed = send(
             &mut conn,
-            &target,
+            &s.target,
             Method::POST,
-            &holds,
+            &s.holds,
             &buyer,
-            Some(body.clone()),
+            Some(s.body.clone()),
             key.as_deref(),
             201,
         )
         .await?;
         let id = serde_json::from_slice::<Created>(&placed).context("a hold's id")?.id;
         let release = format!("/v1/holds/{id}");
-        send(&mut conn, &target, Method::DELETE, &release, &buyer, None, None, 200).await?;
-        if i % args.every == 0 {
-            sample(i, since, &mut samples)?;
-            since = Instant::now();
+        send(&mut conn, &s.target, Method::DELETE, &release, &buyer, None, None, 200).await?;
+        let done = s.done.fetch_add(1, Ordering::Relaxed) + 1;
+        if done % s.every == 0 {
+            let _ = reached.send(done);
         }
     }
-    Ok(samples)
 }
 
 #[derive(Deserialize)]

@@ -43,6 +43,25 @@ pub struct Report {
     pub p99_ms: f64,
     pub p999_ms: f64,
     pub max_ms: f64,
+    /// Spells of slow holds (over `SLOW_MS`), in ms since the timed phase started: when the
+    /// writer stalled, to set beside the snapshot's phases.
+    pub stalls: Vec<Stall>,
+}
+
+/// A hold slower than this is part of a stall.
+const SLOW_MS: f64 = 10.0;
+/// Slow holds due less than this apart are one stall.
+const STALL_GAP_MS: f64 = 100.0;
+/// Stalls reported, at most (the first ones).
+const STALLS_MAX: usize = 20;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Stall {
+    /// When the first and last slow hold of the spell were due.
+    pub from_ms: f64,
+    pub to_ms: f64,
+    pub holds: u64,
+    pub worst_ms: f64,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<Report> {
@@ -75,15 +94,19 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
 
     type Reply = std::pin::Pin<Box<dyn Future<Output = taquilla_engine::CommandResult> + Send>>;
     let (tx, rx) = std::sync::mpsc::channel::<(Instant, Reply)>();
-    let collector = std::thread::spawn(move || -> anyhow::Result<Histogram<u64>> {
+    let collector = std::thread::spawn(move || -> anyhow::Result<(Histogram<u64>, Vec<(Instant, u64)>)> {
         let rt = tokio::runtime::Builder::new_current_thread().build()?;
         let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+        let mut slow = Vec::new();
         for (due, reply) in rx {
             rt.block_on(reply).context("a timed hold failed")?;
             let us = due_to_now_us(due);
             hist.record(us.max(1))?;
+            if us as f64 > SLOW_MS * 1000.0 {
+                slow.push((due, us));
+            }
         }
-        Ok(hist)
+        Ok((hist, slow))
     });
     let snapshot_path = dir.join("snapshots").join(format!("p-{}.snap", sale.0));
     let interval = Duration::from_secs_f64(1.0 / args.rate as f64);
@@ -101,9 +124,10 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         }
     }
     drop(tx);
-    let hist = collector
+    let (hist, slow) = collector
         .join()
         .map_err(|_| anyhow::anyhow!("the collector panicked"))??;
+    let stalls = stalls(phase, &slow);
     let snapshot_bytes = std::fs::metadata(&snapshot_path).map(|m| m.len()).unwrap_or(0);
     drop(engine);
     let q = |f: f64| hist.value_at_quantile(f) as f64 / 1000.0;
@@ -118,26 +142,46 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         p99_ms: q(0.99),
         p999_ms: q(0.999),
         max_ms: hist.max() as f64 / 1000.0,
+        stalls,
     })
+}
+
+/// Groups slow holds (when due, latency in µs; in due order) into spells.
+fn stalls(phase: Instant, slow: &[(Instant, u64)]) -> Vec<Stall> {
+    let mut out: Vec<Stall> = Vec::new();
+    for &(due, us) in slow {
+        let at_ms = ms(due.saturating_duration_since(phase));
+        let took_ms = us as f64 / 1000.0;
+        let full = out.len() == STALLS_MAX;
+        match out.last_mut() {
+            Some(last) if at_ms - last.to_ms < STALL_GAP_MS => {
+                last.to_ms = at_ms;
+                last.holds += 1;
+                last.worst_ms = last.worst_ms.max(took_ms);
+            }
+            _ if full => break,
+            _ => out.push(Stall {
+                from_ms: at_ms,
+                to_ms: at_ms,
+                holds: 1,
+                worst_ms: took_ms,
+            }),
+        }
+    }
+    out
 }
 
 fn due_to_now_us(due: Instant) -> u64 {
     Instant::now().saturating_duration_since(due).as_micros() as u64
 }
 
-/// Sleeps most of the way, then spins: sends stay on schedule to a few microseconds.
+/// Sleeps until `due`, never spins: on a 2-core machine a spinning sender takes a core from
+/// the writer it measures. A late wake-up (the timer's slack, ~50–100 µs) is charged to the
+/// holds sent after it, since each is timed from when it was due.
 fn wait_until(due: Instant) {
-    loop {
-        let now = Instant::now();
-        if now >= due {
-            return;
-        }
-        let left = due - now;
-        if left > Duration::from_micros(200) {
-            std::thread::sleep(left - Duration::from_micros(100));
-        } else {
-            std::hint::spin_loop();
-        }
+    let now = Instant::now();
+    if now < due {
+        std::thread::sleep(due - now);
     }
 }
 
