@@ -40,7 +40,7 @@ use parking_lot::RwLock;
 use rustc_hash::FxHashMap;
 use taquilla_domain::{Command, CreateSale, Outcome, Rejection, SaleId, SaleState};
 use taquilla_log::file::{FileLog, FileLogOptions};
-use taquilla_log::snapshot::SnapshotStore;
+use taquilla_log::snapshot::{SnapshotOptions, SnapshotStore};
 use taquilla_log::{EventLog, LogError, RecoveryReport};
 
 pub use clock::{Clock, Monotonic, PacedClock, SystemClock, SystemMonotonic};
@@ -69,6 +69,10 @@ pub struct EngineConfig {
     /// How long an idempotency key is remembered, on the engine's clock
     /// (`taquilla_domain::limits::IDEMPOTENCY_TTL_MS_MIN..=IDEMPOTENCY_TTL_MS_MAX`).
     pub idempotency_ttl_ms: u64,
+    /// A snapshot is written and synced in parts of this many bytes, paced, so that a big
+    /// sale's snapshot never queues more than this in front of the log's fsyncs
+    /// (1..=`taquilla_log::limits::SNAPSHOT_MAX_BYTES`; used by [`Engine::open`]).
+    pub snapshot_write_chunk_bytes: usize,
 }
 
 impl Default for EngineConfig {
@@ -82,6 +86,7 @@ impl Default for EngineConfig {
             segment_size_bytes: taquilla_log::limits::SEGMENT_SIZE_BYTES_DEFAULT,
             sales_max: limits::SALES_MAX,
             idempotency_ttl_ms: taquilla_domain::limits::IDEMPOTENCY_TTL_MS_DEFAULT,
+            snapshot_write_chunk_bytes: taquilla_log::limits::SNAPSHOT_WRITE_CHUNK_BYTES_DEFAULT,
         }
     }
 }
@@ -105,6 +110,9 @@ impl EngineConfig {
         if !ttl.contains(&self.idempotency_ttl_ms) {
             return Err(ConfigError::IdempotencyTtl(self.idempotency_ttl_ms));
         }
+        if !(1..=taquilla_log::limits::SNAPSHOT_MAX_BYTES).contains(&self.snapshot_write_chunk_bytes) {
+            return Err(ConfigError::SnapshotWriteChunk(self.snapshot_write_chunk_bytes));
+        }
         Ok(())
     }
 }
@@ -112,6 +120,11 @@ impl EngineConfig {
 /// An [`EngineConfig`] value out of its bounds. The messages quote the bounds from [`limits`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
+    #[error(
+        "snapshot_write_chunk_bytes must be between 1 and {max}, not {0}",
+        max = taquilla_log::limits::SNAPSHOT_MAX_BYTES
+    )]
+    SnapshotWriteChunk(usize),
     #[error("shards must be between 1 and {max}, not {0}", max = limits::SHARDS_MAX)]
     Shards(usize),
     #[error("queue_capacity must be between 1 and {max}, not {0}", max = limits::QUEUE_CAPACITY_MAX)]
@@ -262,7 +275,11 @@ impl Engine {
             },
         )?;
         log_recovery_report(&report);
-        let snapshots = SnapshotStore::open(&snapshot_dir(data_dir)).map_err(RecoveryError::Snapshots)?;
+        let snapshot_opts = SnapshotOptions {
+            write_chunk_bytes: config.snapshot_write_chunk_bytes,
+        };
+        let snapshots =
+            SnapshotStore::open_with(&snapshot_dir(data_dir), snapshot_opts).map_err(RecoveryError::Snapshots)?;
         let mut engine = Self::start(Arc::new(log), snapshots, config, clock)?;
         engine.data_dir = Some(data_dir.to_path_buf());
         Ok(engine)

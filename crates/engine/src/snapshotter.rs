@@ -7,7 +7,11 @@
 //! ([`crate::recovery::rebuild_sale`]) — encodes it and replaces the snapshot atomically. It
 //! never touches the live state or its lock, and a snapshot holds only durable records by
 //! construction (invariant 3), so no flush is needed first. The cost is a transient copy of
-//! the sale and the CPU of a replay, on a thread of its own.
+//! the sale and the CPU of a replay, on a thread of its own, and the writes of the file.
+//! Neither may slow the writers: the thread runs at the lowest normal priority
+//! (`taquilla_os::process::run_in_background`), so a shard or flusher that wakes takes the
+//! core from it at once, and the file goes out in synced, paced parts
+//! (`SnapshotStore::save`), so the log's fsyncs never queue behind a whole snapshot.
 //!
 //! A failed snapshot (a full disk, say) is retried with exponential delay on the engine's
 //! clock ([`Backoff`]), a bounded number of times, with one warning per attempt; after the
@@ -97,6 +101,9 @@ pub(crate) fn run(shared: Arc<Shared>, rx: Receiver<Msg>) {
         thread: "snapshotter",
         shard: 0,
     };
+    if let Err(error) = taquilla_os::process::run_in_background() {
+        tracing::warn!(%error, "could not lower the snapshot thread's priority: snapshots may slow the writers");
+    }
     let mut retries: Vec<Retry> = Vec::new();
     loop {
         let now = shared.clock.now();
@@ -176,6 +183,7 @@ fn attempt(shared: &Shared, job: Job, mut backoff: Backoff, retries: &mut Vec<Re
 fn snapshot(shared: &Shared, sale: SaleId, upto: Lsn) -> Result<u64, String> {
     // What the shard had appended when it asked: make it durable (sharing the flusher's
     // fsync when one is under way), so the snapshot covers at least that.
+    let started = std::time::Instant::now();
     shared.log.flush(upto).map_err(|e| e.to_string())?;
     let rebuilt = rebuild_sale(
         shared.log.as_ref(),
@@ -188,12 +196,26 @@ fn snapshot(shared: &Shared, sale: SaleId, upto: Lsn) -> Result<u64, String> {
         // Nothing durable since the snapshot on disk: it is already current.
         return Ok(rebuilt.seq);
     }
+    let rebuilt_at = started.elapsed();
     let bytes = encode_snapshot(&rebuilt.state).map_err(|e| e.to_string())?;
+    let encoded_at = started.elapsed();
     drop(rebuilt.state);
+    let dropped_at = started.elapsed();
     shared
         .snapshots
         .save(sale.0, rebuilt.seq, rebuilt.lsn, &bytes)
         .map_err(|e| e.to_string())?;
+    let saved_at = started.elapsed();
+    drop(bytes);
+    tracing::debug!(
+        sale = sale.0,
+        rebuild_ms = rebuilt_at.as_millis() as u64,
+        encode_ms = (encoded_at - rebuilt_at).as_millis() as u64,
+        drop_ms = (dropped_at - encoded_at).as_millis() as u64,
+        save_ms = (saved_at - dropped_at).as_millis() as u64,
+        total_ms = started.elapsed().as_millis() as u64,
+        "snapshot written"
+    );
     shared.stats.snapshots.fetch_add(1, Ordering::Relaxed);
     metrics::counter!("taquilla_snapshots_total").increment(1);
     Ok(rebuilt.seq)

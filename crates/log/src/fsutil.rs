@@ -1,4 +1,5 @@
-//! File-system helpers the durable pieces share: atomic replacement of a small file.
+//! File-system helpers the durable pieces share: atomic replacement of a file, written at
+//! once or (a large one, [`write_paced`]) in synced parts.
 //!
 //! Snapshots and cursor checkpoints are rewritten whole; a crash in the middle must leave the
 //! old content or the new, never a mix. [`replace_file`] does that with the usual dance: a temp
@@ -12,6 +13,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 /// What a temp file's name holds after the target's name: `.<name>.tmp-<pid>-<n>`.
 const TEMP_MARKER: &str = ".tmp-";
@@ -40,6 +42,23 @@ pub fn replace_file_with(path: &Path, mode: u32, write: impl FnOnce(&mut File) -
         return Err(e);
     }
     File::open(dir)?.sync_all()
+}
+
+/// Writes `bytes` to `file` in parts of `chunk_bytes`, each synced (`fdatasync`) before the
+/// next and followed by `pause`. For a large file written beside a log that fsyncs on the
+/// same disk: one big write left to the final fsync would put all of it in the disk's queue
+/// ahead of the log's next flush; this way at most one part is. Inside
+/// [`replace_file_with`], the replacement stays atomic: the parts go to the temp file.
+pub fn write_paced(file: &mut File, bytes: &[u8], chunk_bytes: usize, pause: Duration) -> io::Result<()> {
+    assert!(chunk_bytes >= 1, "a part holds at least a byte");
+    for part in bytes.chunks(chunk_bytes) {
+        file.write_all(part)?;
+        file.sync_data()?;
+        if !pause.is_zero() {
+            std::thread::sleep(pause);
+        }
+    }
+    Ok(())
 }
 
 /// Bytes free for an unprivileged writer on the file system holding `path` (`statvfs`:

@@ -19,6 +19,13 @@ pub const FRAME_MAX_BYTES: usize = frame::FRAME_HEADER_BYTES + FRAME_BODY_MAX_BY
 /// (Loading reads the whole body into memory.)
 pub const SNAPSHOT_MAX_BYTES: usize = 1 << 30;
 
+/// A snapshot is written and synced in parts of this size by default
+/// (`SnapshotStore::open_with`), with [`SNAPSHOT_WRITE_PAUSE_MS`] between them: at most one
+/// part of its data is ever queued in front of the log's next `fdatasync` on the same disk.
+pub const SNAPSHOT_WRITE_CHUNK_BYTES_DEFAULT: usize = 1 << 20;
+/// Pause after each synced part of a snapshot, so the commit path's fsyncs get the disk.
+pub const SNAPSHOT_WRITE_PAUSE_MS: u64 = 1;
+
 /// Most records one cursor `poll` returns, whatever is asked.
 pub const POLL_MAX_RECORDS: usize = 65_536;
 /// Longest cursor name.
@@ -57,6 +64,7 @@ const _: () = {
     assert!(SEGMENT_SIZE_BYTES_DEFAULT > SEGMENT_HEADER_BYTES);
     assert!(INDEX_INTERVAL_RECORDS_DEFAULT >= 1);
     assert!(READ_FIRST_BYTES <= READ_BUFFER_BYTES_MIN);
+    assert!(SNAPSHOT_WRITE_CHUNK_BYTES_DEFAULT >= 1 && SNAPSHOT_WRITE_CHUNK_BYTES_DEFAULT <= SNAPSHOT_MAX_BYTES);
     assert!(READ_BUFFER_BYTES_MIN <= READ_BUFFER_BYTES_DEFAULT);
     assert!(POLL_MAX_RECORDS >= 1);
     // A cursor name is a file name.

@@ -11,13 +11,16 @@
 //! `[8 magic][u32 LE format version][u64 LE partition][u64 LE seq][u64 LE lsn][u64 LE len]
 //! [u32 LE crc32c]`; the CRC covers the header fields after the magic up to `len`, then the
 //! body, so a damaged seq or lsn is caught as well as a damaged body. Writes are atomic
-//! ([`crate::fsutil::replace_file`]).
+//! ([`crate::fsutil::replace_file_with`]), and paced: the body goes out in synced parts, so a
+//! big sale's snapshot never queues hundreds of MB on the disk ahead of the log's fsyncs.
 
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 pub use crate::limits::SNAPSHOT_MAX_BYTES;
+use crate::limits::{SNAPSHOT_WRITE_CHUNK_BYTES_DEFAULT, SNAPSHOT_WRITE_PAUSE_MS};
 use crate::{Lsn, PartitionId, Seq, fsutil};
 
 const MAGIC: [u8; 8] = *b"TQSNAP\0\0";
@@ -47,17 +50,45 @@ pub enum SnapshotError {
     Io(#[from] std::io::Error),
 }
 
+/// How a [`SnapshotStore`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotOptions {
+    /// A snapshot is written and synced in parts of this many bytes (at least 1), with
+    /// [`SNAPSHOT_WRITE_PAUSE_MS`] between them ([`fsutil::write_paced`]).
+    pub write_chunk_bytes: usize,
+}
+
+impl Default for SnapshotOptions {
+    fn default() -> Self {
+        SnapshotOptions {
+            write_chunk_bytes: SNAPSHOT_WRITE_CHUNK_BYTES_DEFAULT,
+        }
+    }
+}
+
 /// Snapshots of all partitions, in one directory.
 pub struct SnapshotStore {
     dir: PathBuf,
+    opts: SnapshotOptions,
 }
 
 impl SnapshotStore {
     /// Opens (creating if absent) the store in `dir` and removes temp files of interrupted saves.
     pub fn open(dir: &Path) -> Result<Self, SnapshotError> {
+        Self::open_with(dir, SnapshotOptions::default())
+    }
+
+    /// [`SnapshotStore::open`] with options. A `write_chunk_bytes` of 0 is taken as 1.
+    pub fn open_with(dir: &Path, opts: SnapshotOptions) -> Result<Self, SnapshotError> {
         std::fs::create_dir_all(dir)?;
         fsutil::remove_temp_files(dir)?;
-        Ok(SnapshotStore { dir: dir.to_path_buf() })
+        let opts = SnapshotOptions {
+            write_chunk_bytes: opts.write_chunk_bytes.max(1),
+        };
+        Ok(SnapshotStore {
+            dir: dir.to_path_buf(),
+            opts,
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -70,6 +101,8 @@ impl SnapshotStore {
     }
 
     /// Atomically replaces the partition's snapshot: a crash leaves either the old or the new.
+    /// The new one is written in synced parts ([`SnapshotOptions::write_chunk_bytes`]) to a temp
+    /// file, which replaces the old one only once complete.
     pub fn save(&self, partition: PartitionId, seq: Seq, lsn: Lsn, bytes: &[u8]) -> Result<(), SnapshotError> {
         if bytes.len() > SNAPSHOT_MAX_BYTES {
             return Err(SnapshotError::TooLarge { len: bytes.len() });
@@ -77,7 +110,8 @@ impl SnapshotStore {
         let header = encode_header(partition, seq, lsn, bytes);
         fsutil::replace_file_with(&self.path(partition), FILE_MODE, |file| {
             file.write_all(&header)?;
-            file.write_all(bytes)
+            let pause = Duration::from_millis(SNAPSHOT_WRITE_PAUSE_MS);
+            fsutil::write_paced(file, bytes, self.opts.write_chunk_bytes, pause)
         })?;
         Ok(())
     }

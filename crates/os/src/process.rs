@@ -1,4 +1,5 @@
-//! Other processes and this one's limits: signals to a child, the open-file limit, CPU time.
+//! Other processes and this one's limits: signals to a child, the open-file limit, CPU time,
+//! and the scheduling priority of a background thread.
 
 use std::time::Duration;
 
@@ -24,6 +25,23 @@ pub fn raise_open_files(want: u64) -> Result<(), String> {
     let new_soft = want.max(hard.min(1 << 20));
     setrlimit(Resource::RLIMIT_NOFILE, new_soft, hard.max(want))
         .map_err(|_| format!("{want} open files needed; the hard limit is {hard} (raise it with ulimit -Hn)"))
+}
+
+/// The nice value [`run_in_background`] gives a thread: the lowest priority of the normal
+/// scheduler (a CPU share of ~1.5 % against a thread at 0 when both want the core).
+pub const BACKGROUND_NICE: i32 = 19;
+
+/// Lowers the calling thread (only it: on Linux the nice value is per thread) to
+/// [`BACKGROUND_NICE`], so that whenever a thread at normal priority wants its core it gets
+/// it at once. Not `SCHED_IDLE`: that never runs while the cores are busy, and a background
+/// thread that holds a lock a writer needs (the log's, briefly) must still get to release it.
+pub fn run_in_background() -> std::io::Result<()> {
+    rustix::process::setpriority_process(Some(rustix::thread::gettid()), BACKGROUND_NICE).map_err(std::io::Error::from)
+}
+
+/// The calling thread's nice value.
+pub fn thread_nice() -> std::io::Result<i32> {
+    rustix::process::getpriority_process(Some(rustix::thread::gettid())).map_err(std::io::Error::from)
 }
 
 /// CPU time (user + system, all threads) a process has used so far, from `/proc/PID/stat`;
@@ -61,6 +79,19 @@ mod tests {
         send_signal(child.id(), Signal::SIGTERM).unwrap();
         let status = child.wait().unwrap();
         assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(15));
+    }
+
+    #[test]
+    fn a_background_thread_is_lowered_alone() {
+        let before = thread_nice().unwrap();
+        let lowered = std::thread::spawn(|| {
+            run_in_background().unwrap();
+            thread_nice().unwrap()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(lowered, BACKGROUND_NICE);
+        assert_eq!(thread_nice().unwrap(), before, "the calling thread keeps its priority");
     }
 
     #[test]

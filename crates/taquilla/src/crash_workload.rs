@@ -35,6 +35,10 @@ pub struct Args {
     /// Snapshot a sale after this many records (small, so crashes also hit snapshots).
     #[arg(long, default_value_t = 50)]
     snapshot_every: u64,
+    /// Write snapshots in parts this small (each synced, then a pause), so a kill often lands
+    /// in the middle of one.
+    #[arg(long, default_value_t = 256)]
+    snapshot_write_chunk_bytes: usize,
 }
 
 /// Enough buyers that the per-buyer limit binds sometimes but does not choke the workload.
@@ -43,6 +47,7 @@ const BUYERS: u32 = 2_000;
 pub fn run(args: Args) -> anyhow::Result<()> {
     let config = EngineConfig {
         snapshot_every_records: args.snapshot_every,
+        snapshot_write_chunk_bytes: args.snapshot_write_chunk_bytes,
         batch_max: 64,
         ..EngineConfig::default()
     };

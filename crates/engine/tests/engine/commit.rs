@@ -209,6 +209,13 @@ fn a_config_out_of_bounds_is_refused_with_the_bound_in_the_message() {
     });
     assert_eq!(batch, ConfigError::BatchMax(0));
     assert!(batch.to_string().contains(&BATCH_COMMANDS_MAX.to_string()));
+    assert_eq!(
+        bad(EngineConfig {
+            snapshot_write_chunk_bytes: 0,
+            ..EngineConfig::default()
+        }),
+        ConfigError::SnapshotWriteChunk(0)
+    );
     // The engine refuses to start on it.
     let dir = tempfile::tempdir().unwrap();
     let started = Engine::start(

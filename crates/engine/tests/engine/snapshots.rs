@@ -1,5 +1,6 @@
 //! Snapshots off the shard thread: a failing snapshot backs off on the engine's clock, gives
-//! up after a bounded number of retries, and never holds up a command.
+//! up after a bounded number of retries, and never holds up a command; the thread runs at
+//! background priority and writes in parts.
 
 use std::sync::atomic::Ordering;
 
@@ -88,4 +89,67 @@ async fn a_failing_snapshot_backs_off_gives_up_and_resumes_at_the_next_trigger()
         0,
         "the snapshot covers all 11 records"
     );
+}
+
+/// The nice value of this process's thread named `name` (as `/proc` shows it: 15 bytes).
+fn nice_of_thread(name: &str) -> Option<i32> {
+    for task in std::fs::read_dir("/proc/self/task").unwrap() {
+        let task = task.unwrap().path();
+        let Ok(comm) = std::fs::read_to_string(task.join("comm")) else {
+            continue;
+        };
+        if comm.trim_end() == name {
+            let stat = std::fs::read_to_string(task.join("stat")).unwrap();
+            // After the name: state (3), ..., priority (18), nice (19).
+            let nice = stat.rsplit_once(')').unwrap().1.split_whitespace().nth(16).unwrap();
+            return Some(nice.parse().unwrap());
+        }
+    }
+    None
+}
+
+#[tokio::test]
+async fn the_snapshot_thread_runs_at_background_priority_and_writes_in_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = EngineConfig {
+        snapshot_every_records: 20,
+        snapshot_on_shutdown: false,
+        // Parts far smaller than the snapshot: it is written in many.
+        snapshot_write_chunk_bytes: 16,
+        ..config()
+    };
+    let engine = Engine::open(dir.path(), cfg.clone(), clock()).unwrap();
+    // The thread names and lowers itself when it starts: it has once it answers.
+    engine.sync_snapshots().await.unwrap();
+    assert_eq!(
+        nice_of_thread("taquilla-snapsh"),
+        Some(taquilla_os::process::BACKGROUND_NICE),
+        "the snapshot thread yields its core to the writers"
+    );
+    let sale = open_sale(&engine, 100).await;
+    // "taquilla-shard-0", cut to 15 bytes.
+    assert_eq!(
+        nice_of_thread("taquilla-shard-"),
+        Some(0),
+        "the writer keeps its priority"
+    );
+    for i in 0..16 {
+        hold_and_settle(&engine, &format!("b{i}")).await; // records 5..=20
+    }
+    assert_eq!(attempts(&engine), (1, 0));
+    let path = dir.path().join("snapshots").join(format!("p-{}.snap", sale.0));
+    assert!(
+        std::fs::metadata(&path).unwrap().len() > 16 * 16,
+        "the snapshot spans many parts"
+    );
+    let live = engine.read(sale, |s| s.clone()).unwrap();
+    engine.shutdown();
+    let engine = Engine::open(dir.path(), cfg, clock()).unwrap();
+    assert_eq!(engine.recovery().snapshots_loaded, 1);
+    assert_eq!(
+        engine.recovery().records_replayed,
+        0,
+        "the snapshot covers all 20 records"
+    );
+    assert_eq!(engine.read(sale, |s| s.clone()).unwrap(), live, "read back whole");
 }

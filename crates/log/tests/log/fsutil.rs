@@ -2,7 +2,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use taquilla_log::fsutil::{is_temp_file, remove_temp_files, replace_file, replace_file_with};
+use taquilla_log::fsutil::{is_temp_file, remove_temp_files, replace_file, replace_file_with, write_paced};
 
 fn names(dir: &std::path::Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
@@ -60,5 +60,26 @@ fn a_failed_write_leaves_the_old_content_and_no_temp() {
     let err = replace_file_with(&path, 0o600, |_| Err(std::io::Error::other("disk full"))).unwrap_err();
     assert_eq!(err.to_string(), "disk full");
     assert_eq!(std::fs::read(&path).unwrap(), b"old");
+    assert_eq!(names(dir.path()), vec!["snap".to_string()]);
+}
+
+#[test]
+fn a_file_written_in_parts_is_whole_and_a_failure_midway_keeps_the_old_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("snap");
+    replace_file(&path, b"old", 0o600).unwrap();
+    let bytes: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+    let no_pause = std::time::Duration::ZERO;
+    // 7 does not divide 10,000: the last part is short.
+    replace_file_with(&path, 0o600, |f| write_paced(f, &bytes, 7, no_pause)).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+    // A failure after some parts were written and synced: the target keeps what it had.
+    let err = replace_file_with(&path, 0o600, |f| {
+        write_paced(f, &[9u8; 5_000], 100, no_pause)?;
+        Err(std::io::Error::other("disk full"))
+    })
+    .unwrap_err();
+    assert_eq!(err.to_string(), "disk full");
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
     assert_eq!(names(dir.path()), vec!["snap".to_string()]);
 }

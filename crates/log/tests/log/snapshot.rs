@@ -1,6 +1,6 @@
-//! Snapshot store: atomic save, load, corruption detection, listing.
+//! Snapshot store: atomic save (also when written in parts), load, corruption detection, listing.
 
-use taquilla_log::snapshot::{SNAPSHOT_MAX_BYTES, Snapshot, SnapshotError, SnapshotStore};
+use taquilla_log::snapshot::{SNAPSHOT_MAX_BYTES, Snapshot, SnapshotError, SnapshotOptions, SnapshotStore};
 
 #[test]
 fn save_load_overwrite_list() {
@@ -79,4 +79,45 @@ fn stale_temp_files_are_removed_and_limits_enforced() {
     let big = vec![0u8; SNAPSHOT_MAX_BYTES + 1];
     assert!(matches!(store.save(1, 1, 1, &big), Err(SnapshotError::TooLarge { .. })));
     assert_eq!(store.load(1).unwrap(), None);
+}
+
+#[test]
+fn a_snapshot_written_in_parts_is_replaced_whole_while_readers_look() {
+    let dir = tempfile::tempdir().unwrap();
+    // 4,096 parts of 64 bytes, each synced and followed by a pause: readers get many looks
+    // at the store while the temp file is half written.
+    let opts = SnapshotOptions { write_chunk_bytes: 64 };
+    let store = std::sync::Arc::new(SnapshotStore::open_with(dir.path(), opts).unwrap());
+    let old = vec![1u8; 256 * 1024];
+    let new = vec![2u8; 256 * 1024];
+    store.save(1, 1, 10, &old).unwrap();
+    let saving = std::sync::atomic::AtomicBool::new(true);
+    let (looks, _) = std::thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            let (mut looks, mut saw_new) = (0u64, false);
+            while saving.load(std::sync::atomic::Ordering::Acquire) {
+                let s = store.load(1).expect("never corrupt").expect("never missing");
+                match s.seq {
+                    1 => assert!(s.bytes == old && s.lsn == 10, "the old one, whole"),
+                    2 => {
+                        assert!(s.bytes == new && s.lsn == 20, "the new one, whole");
+                        saw_new = true;
+                    }
+                    seq => panic!("seq {seq}"),
+                }
+                looks += 1;
+            }
+            (looks, saw_new)
+        });
+        store.save(1, 2, 20, &new).unwrap();
+        saving.store(false, std::sync::atomic::Ordering::Release);
+        reader.join().unwrap()
+    });
+    assert!(looks > 1, "the reader looked while the parts were written");
+    assert_eq!(store.load(1).unwrap().unwrap().bytes, new);
+    let names: Vec<_> = std::fs::read_dir(store.dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("p-1.snap")], "no temp file left");
 }
