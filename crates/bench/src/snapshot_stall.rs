@@ -43,6 +43,10 @@ pub struct Report {
     pub p99_ms: f64,
     pub p999_ms: f64,
     pub max_ms: f64,
+    /// Holds refused because the shard's queue was full (`Overloaded`, a 503 over HTTP), and
+    /// when the first was, in ms since the timed phase started; not in the latencies.
+    pub refused: u64,
+    pub first_refused_at_ms: Option<f64>,
     /// Spells of slow holds (over `SLOW_MS`), in ms since the timed phase started: when the
     /// writer stalled, to set beside the snapshot's phases.
     pub stalls: Vec<Stall>,
@@ -112,13 +116,22 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
     let interval = Duration::from_secs_f64(1.0 / args.rate as f64);
     let phase = Instant::now();
     let mut snapshot_at = None;
+    let (mut refused, mut first_refused_at_ms) = (0u64, None);
     for i in 0..timed {
         let due = phase + interval.mul_f64(i as f64);
         wait_until(due);
         let env = hold(sale, args.holds + i)?;
-        let reply: Reply = Box::pin(engine.submit(env)?);
-        tx.send((due, reply))
-            .map_err(|_| anyhow::anyhow!("the collector stopped"))?;
+        match engine.submit(env) {
+            Ok(reply) => tx
+                .send((due, Box::pin(reply)))
+                .map_err(|_| anyhow::anyhow!("the collector stopped"))?,
+            // The queue is full: the writer is that far behind. A client would hear 503.
+            Err(taquilla_engine::EngineError::Overloaded) => {
+                refused += 1;
+                first_refused_at_ms.get_or_insert_with(|| ms(phase.elapsed()));
+            }
+            Err(e) => return Err(e.into()),
+        }
         if snapshot_at.is_none() && i % 64 == 0 && snapshot_path.exists() {
             snapshot_at = Some(ms(phase.elapsed()));
         }
@@ -142,6 +155,8 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         p99_ms: q(0.99),
         p999_ms: q(0.999),
         max_ms: hist.max() as f64 / 1000.0,
+        refused,
+        first_refused_at_ms,
         stalls,
     })
 }
