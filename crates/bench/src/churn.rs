@@ -246,7 +246,7 @@ async fn cycle_loop(
         let release = format!("/v1/holds/{id}");
         send(&mut conn, &s.target, Method::DELETE, &release, &buyer, None, None, 200).await?;
         let done = s.done.fetch_add(1, Ordering::Relaxed) + 1;
-        if done % s.every == 0 {
+        if done.is_multiple_of(s.every) {
             let _ = reached.send(done);
         }
     }

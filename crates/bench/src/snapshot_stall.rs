@@ -52,6 +52,9 @@ pub struct Report {
     pub stalls: Vec<Stall>,
 }
 
+/// A slow hold: when it was due, and how long it took in µs.
+type Slow = (Instant, u64);
+
 /// A hold slower than this is part of a stall.
 const SLOW_MS: f64 = 10.0;
 /// Slow holds due less than this apart are one stall.
@@ -98,7 +101,7 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
 
     type Reply = std::pin::Pin<Box<dyn Future<Output = taquilla_engine::CommandResult> + Send>>;
     let (tx, rx) = std::sync::mpsc::channel::<(Instant, Reply)>();
-    let collector = std::thread::spawn(move || -> anyhow::Result<(Histogram<u64>, Vec<(Instant, u64)>)> {
+    let collector = std::thread::spawn(move || -> anyhow::Result<(Histogram<u64>, Vec<Slow>)> {
         let rt = tokio::runtime::Builder::new_current_thread().build()?;
         let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
         let mut slow = Vec::new();
@@ -162,7 +165,7 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
 }
 
 /// Groups slow holds (when due, latency in µs; in due order) into spells.
-fn stalls(phase: Instant, slow: &[(Instant, u64)]) -> Vec<Stall> {
+fn stalls(phase: Instant, slow: &[Slow]) -> Vec<Stall> {
     let mut out: Vec<Stall> = Vec::new();
     for &(due, us) in slow {
         let at_ms = ms(due.saturating_duration_since(phase));

@@ -120,11 +120,6 @@ impl EngineConfig {
 /// An [`EngineConfig`] value out of its bounds. The messages quote the bounds from [`limits`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    #[error(
-        "snapshot_write_chunk_bytes must be between 1 and {max}, not {0}",
-        max = taquilla_log::limits::SNAPSHOT_MAX_BYTES
-    )]
-    SnapshotWriteChunk(usize),
     #[error("shards must be between 1 and {max}, not {0}", max = limits::SHARDS_MAX)]
     Shards(usize),
     #[error("queue_capacity must be between 1 and {max}, not {0}", max = limits::QUEUE_CAPACITY_MAX)]
@@ -139,6 +134,11 @@ pub enum ConfigError {
         max = taquilla_domain::limits::IDEMPOTENCY_TTL_MS_MAX
     )]
     IdempotencyTtl(u64),
+    #[error(
+        "snapshot_write_chunk_bytes must be between 1 and {max}, not {0}",
+        max = taquilla_log::limits::SNAPSHOT_MAX_BYTES
+    )]
+    SnapshotWriteChunk(usize),
 }
 
 #[derive(Debug, thiserror::Error)]
