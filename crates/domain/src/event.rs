@@ -43,6 +43,18 @@ pub enum Event {
     SaleStatusChanged {
         status: SaleStatus,
     },
+    /// A ticket type's new name, price (for holds placed from now on) and per-order maximum.
+    TicketTypeEdited {
+        id: TicketTypeId,
+        name: Name,
+        price: MoneyMinor,
+        max_per_order: Option<u32>,
+    },
+    /// A quota's new capacity, at least what it holds and sold when it was set.
+    QuotaCapacitySet {
+        id: QuotaId,
+        capacity: u32,
+    },
     HoldPlaced {
         hold: HoldId,
         buyer: BuyerId,
