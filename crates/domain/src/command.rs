@@ -110,6 +110,14 @@ pub enum Command {
         quota: QuotaId,
         capacity: u32,
     },
+    /// An organiser's catalog command (`AddTicketType`, `AddQuota`, `EditTicketType`,
+    /// `SetQuotaCapacity`) made safe to retry: the first success under `key` is remembered
+    /// for the idempotency TTL, a retry with the same request answers its outcome, and the
+    /// key with another request is `IdempotencyConflict`.
+    Keyed {
+        key: IdempotencyKey,
+        command: Box<Command>,
+    },
     /// draft→open, open↔paused, draft/open/paused→closed (final for selling),
     /// draft/paused/closed→archived (hidden from the public; final).
     SetStatus(SaleStatus),

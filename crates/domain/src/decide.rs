@@ -61,6 +61,7 @@ pub fn decide(state: &SaleState, command: Command, ctx: &mut Ctx) -> Result<Deci
         Command::SetQuotaCapacity { quota, capacity } => {
             crate::decide_catalog::set_quota_capacity(state, sale, quota, capacity)
         }
+        Command::Keyed { key, command } => crate::decide_catalog::keyed(state, key, *command, ctx),
         Command::SetStatus(to) => set_status(sale, to),
         Command::PlaceHold {
             buyer,
@@ -256,7 +257,7 @@ fn set_status(sale: &Sale, to: SaleStatus) -> Result<Decision, Rejection> {
 /// Looks up a remembered idempotent request. Takes the buyer and key by value (they are
 /// moved into the map's key type for the lookup, without allocating) and hands them back.
 #[allow(clippy::type_complexity)]
-fn recall(
+pub(crate) fn recall(
     state: &SaleState,
     buyer: BuyerId,
     key: Option<IdempotencyKey>,

@@ -3,14 +3,17 @@
 //! applies to holds placed from now on (see `TicketType::price_for`), and a capacity is never
 //! set below what its quota holds and sold, so no oversell follows from an edit (invariant 1).
 
-use crate::decide::{done, nothing};
+use crate::command::Command;
+use crate::decide::{done, nothing, recall};
+use crate::fingerprint;
 use crate::event::Event;
 use crate::ids::{QuotaId, TicketTypeId};
 use crate::limits;
 use crate::rejection::{ConflictReason, Entity, Rejection};
 use crate::state::{Outcome, Sale, SaleState};
 use crate::text::{Text, at_most, between};
-use crate::values::{MoneyMinor, Name};
+use crate::values::{BuyerId, IdempotencyKey, MoneyMinor, Name};
+use crate::{Ctx, Decision};
 
 pub(crate) fn edit_ticket_type(
     state: &SaleState,
@@ -19,7 +22,7 @@ pub(crate) fn edit_ticket_type(
     name: Option<Name>,
     price: Option<MoneyMinor>,
     max_per_order: Option<Option<u32>>,
-) -> Result<crate::Decision, Rejection> {
+) -> Result<Decision, Rejection> {
     let t = state
         .ticket_types
         .get(id.0 as usize)
@@ -56,7 +59,7 @@ pub(crate) fn set_quota_capacity(
     sale: &Sale,
     id: QuotaId,
     capacity: u32,
-) -> Result<crate::Decision, Rejection> {
+) -> Result<Decision, Rejection> {
     let q = state
         .quotas
         .get(id.0 as usize)
@@ -76,4 +79,34 @@ pub(crate) fn set_quota_capacity(
         return Err(Rejection::Conflict(ConflictReason::CapacityBelowUsage));
     }
     Ok(done(Event::QuotaCapacitySet { id, capacity }))
+}
+
+/// An organiser's catalog command under an idempotency key (scoped to the organiser in the
+/// sale's key table): a retry answers the first outcome; the key with another request is a
+/// conflict; a first success records the key in the same log record as its events.
+pub(crate) fn keyed(
+    state: &SaleState,
+    key: IdempotencyKey,
+    command: Command,
+    ctx: &mut Ctx,
+) -> Result<Decision, Rejection> {
+    let Some(print) = fingerprint::organiser(&command) else {
+        return Err(Rejection::invalid("idempotency_key", "not taken by this command"));
+    };
+    let key = match recall(state, BuyerId::organiser(), Some(key), ctx.now, || print) {
+        Ok((_, key)) => key,
+        Err(answer) => return answer,
+    };
+    let mut decision = crate::decide(state, command, ctx)?;
+    if let Some(key) = key
+        && !decision.events.is_empty()
+    {
+        decision.events.push(Event::OrganiserKeyUsed {
+            key,
+            fingerprint: print,
+            outcome: decision.outcome,
+            at: ctx.now,
+        });
+    }
+    Ok(decision)
 }

@@ -80,6 +80,19 @@ pub fn evolve(state: &mut SaleState, event: &Event) {
             max_per_order,
         } => ticket_type_edited(state, *id, name, *price, *max_per_order),
         Event::QuotaCapacitySet { id, capacity } => quota_capacity_set(state, *id, *capacity),
+        Event::OrganiserKeyUsed {
+            key,
+            fingerprint,
+            outcome,
+            at,
+        } => {
+            let entry = IdempotencyEntry {
+                fingerprint: *fingerprint,
+                outcome: *outcome,
+                at: *at,
+            };
+            state.idempotency.remember(&BuyerId::organiser(), key, entry);
+        }
         Event::HoldPlaced {
             hold,
             buyer,

@@ -18,6 +18,7 @@
 use crate::command::{Item, Items, SaleStatus};
 use crate::event::{Event, IssuedTicket};
 use crate::ids::{HoldId, OrderId, QuotaId, TicketCode, TicketTypeId};
+use crate::state::Outcome;
 use crate::values::{
     BuyerId, Currency, IdempotencyKey, InvalidValue, MoneyMinor, Name, PaymentRef, Quantity, Reason, Timestamp,
 };
@@ -91,6 +92,7 @@ mod tag {
     // 48–63: catalog edits (the box office).
     pub const TICKET_TYPE_EDITED: u8 = 48;
     pub const QUOTA_CAPACITY_SET: u8 = 49;
+    pub const ORGANISER_KEY_USED: u8 = 50;
 }
 
 /// Current version written for each tag (index = tag). Version 2 of `HoldPlaced` appended
@@ -117,6 +119,7 @@ const fn versions() -> [u8; 64] {
     v[tag::ORDER_CANCELLED as usize] = 2;
     v[tag::TICKET_TYPE_EDITED as usize] = 1;
     v[tag::QUOTA_CAPACITY_SET as usize] = 1;
+    v[tag::ORGANISER_KEY_USED as usize] = 1;
     v
 }
 
@@ -171,6 +174,7 @@ fn tag_of(event: &Event) -> u8 {
         Event::SaleStatusChanged { .. } => tag::SALE_STATUS_CHANGED,
         Event::TicketTypeEdited { .. } => tag::TICKET_TYPE_EDITED,
         Event::QuotaCapacitySet { .. } => tag::QUOTA_CAPACITY_SET,
+        Event::OrganiserKeyUsed { .. } => tag::ORGANISER_KEY_USED,
         Event::HoldPlaced { .. } => tag::HOLD_PLACED,
         Event::HoldReleased { .. } => tag::HOLD_RELEASED,
         Event::HoldExpired { .. } => tag::HOLD_EXPIRED,
@@ -237,6 +241,24 @@ fn encode_body(event: &Event, out: &mut Vec<u8>) {
         Event::QuotaCapacitySet { id, capacity } => {
             put_u64(out, id.0.into());
             put_u64(out, (*capacity).into());
+        }
+        Event::OrganiserKeyUsed {
+            key,
+            fingerprint,
+            outcome,
+            at,
+        } => {
+            put_str(out, key.as_str());
+            out.extend_from_slice(&fingerprint.to_le_bytes());
+            // Keyed commands are catalog commands: these are the outcomes they produce.
+            let (kind, id) = match outcome {
+                Outcome::TicketTypeAdded(t) => (1, t.0),
+                Outcome::QuotaAdded(q) => (2, q.0),
+                _ => (0, 0),
+            };
+            out.push(kind);
+            put_u64(out, id.into());
+            put_time(out, *at);
         }
         Event::QuotaAdded {
             id,
@@ -474,6 +496,24 @@ fn decode_body(tag: u8, version: u8, r: &mut Reader) -> Result<Event, DecodeErro
             id: QuotaId(r.u32()?),
             capacity: r.u32()?,
         },
+        tag::ORGANISER_KEY_USED => {
+            let key = IdempotencyKey::parse(r.str()?)?;
+            let fingerprint = u64::from_le_bytes(r.take(8)?.try_into().map_err(|_| DecodeError::Truncated)?);
+            let kind = r.u8()?;
+            let id = r.u32()?;
+            let outcome = match kind {
+                0 => Outcome::Done,
+                1 => Outcome::TicketTypeAdded(TicketTypeId(id)),
+                2 => Outcome::QuotaAdded(QuotaId(id)),
+                k => return Err(DecodeError::BadEnum(k.into())),
+            };
+            Event::OrganiserKeyUsed {
+                key,
+                fingerprint,
+                outcome,
+                at: r.time()?,
+            }
+        }
         tag::QUOTA_ADDED => {
             let id = QuotaId(r.u32()?);
             let name = Name::parse(r.str()?)?;

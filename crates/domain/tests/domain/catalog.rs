@@ -200,3 +200,63 @@ fn alice_paid_events() -> Vec<Event> {
         ],
     )
 }
+
+#[test]
+fn an_organiser_key_answers_a_retry_with_the_first_outcome() {
+    let add = |price| Command::Keyed {
+        key: key("tt"),
+        command: Box::new(Command::AddTicketType {
+            name: name("Late"),
+            price: money(price),
+            max_per_order: None,
+        }),
+    };
+    let then = given(catalog())
+        .when(add(700), 5)
+        .then(vec![
+            Event::TicketTypeAdded {
+                id: taquilla_domain::TicketTypeId(3),
+                name: name("Late"),
+                price: money(700),
+                max_per_order: None,
+            },
+            Event::OrganiserKeyUsed {
+                key: key("tt"),
+                fingerprint: match &then_events(add(700))[1] {
+                    Event::OrganiserKeyUsed { fingerprint, .. } => *fingerprint,
+                    other => panic!("{other:?}"),
+                },
+                outcome: Outcome::TicketTypeAdded(taquilla_domain::TicketTypeId(3)),
+                at: Timestamp(5),
+            },
+        ])
+        .then_outcome(Outcome::TicketTypeAdded(taquilla_domain::TicketTypeId(3)));
+    let mut events = catalog();
+    events.extend(then_events(add(700)));
+    given(events.clone())
+        .when(add(700), 10)
+        .then(vec![])
+        .then_outcome(Outcome::TicketTypeAdded(taquilla_domain::TicketTypeId(3)));
+    given(events.clone())
+        .when(add(800), 10)
+        .then_rejection(Rejection::IdempotencyConflict);
+    // A buyer's key of the same text is another scope.
+    assert!(then.state().idempotency.len() == 1);
+    let hold = Command::Keyed {
+        key: key("h"),
+        command: Box::new(Command::PlaceHold {
+            buyer: buyer("alice"),
+            items: items(&[(0, 1)]),
+            idempotency_key: None,
+        }),
+    };
+    given(open_sale()).when(hold, 0).then_reject("invalid");
+    // A rejected keyed command is not remembered: its retry is decided afresh.
+    let closed = with(catalog(), [Event::SaleStatusChanged { status: SaleStatus::Closed }]);
+    given(closed).when(add(700), 0).then_rejection(Rejection::Conflict(ConflictReason::SaleClosed));
+}
+
+/// The events `command` decides on the catalog at time 5.
+fn then_events(command: Command) -> Vec<Event> {
+    given(catalog()).when(command, 5).events().to_vec()
+}

@@ -101,6 +101,19 @@ pub fn arb_event() -> impl Strategy<Value = Event> {
                 }
             }
         ),
+        (arb_key(), any::<u64>(), 0u8..3, any::<u32>(), arb_time()).prop_map(|(key, fingerprint, kind, id, at)| {
+            let outcome = match kind {
+                0 => taquilla_domain::Outcome::Done,
+                1 => taquilla_domain::Outcome::TicketTypeAdded(TicketTypeId(id)),
+                _ => taquilla_domain::Outcome::QuotaAdded(QuotaId(id)),
+            };
+            Event::OrganiserKeyUsed {
+                key,
+                fingerprint,
+                outcome,
+                at,
+            }
+        }),
         (any::<u32>(), any::<u32>()).prop_map(|(id, capacity)| Event::QuotaCapacitySet {
             id: QuotaId(id),
             capacity
