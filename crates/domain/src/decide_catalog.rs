@@ -5,8 +5,8 @@
 
 use crate::command::Command;
 use crate::decide::{done, nothing, recall};
-use crate::fingerprint;
 use crate::event::Event;
+use crate::fingerprint;
 use crate::ids::{QuotaId, TicketTypeId};
 use crate::limits;
 use crate::rejection::{ConflictReason, Entity, Rejection};

@@ -476,22 +476,37 @@ async fn a_retried_admin_create_or_edit_answers_as_the_first_did() {
         .create_ticket_type(&sale, &other)
         .await
         .expect_error(409, "idempotency_conflict");
-    assert_eq!(keyed("tt-2").create_ticket_type(&sale, &other).await.expect(201)["id"], 1);
+    assert_eq!(
+        keyed("tt-2").create_ticket_type(&sale, &other).await.expect(201)["id"],
+        1
+    );
 
     let quota = json!({"name": "All", "capacity": 10, "ticket_type_ids": [0, 1]});
     assert_eq!(keyed("q-1").create_quota(&sale, &quota).await.expect(201)["id"], 0);
     assert_eq!(keyed("q-1").create_quota(&sale, &quota).await.expect(201)["id"], 0);
     // A key is the organiser's per sale and request kind: reused for a quota it conflicts.
-    keyed("tt-1").create_quota(&sale, &quota).await.expect_error(409, "idempotency_conflict");
+    keyed("tt-1")
+        .create_quota(&sale, &quota)
+        .await
+        .expect_error(409, "idempotency_conflict");
     let stats = app.stats(&sale).await;
     assert_eq!(stats["quotas"].as_array().map(Vec::len), Some(1));
     assert_eq!(stats["ticket_types"].as_array().map(Vec::len), Some(2));
 
     // Edits: a retry changes nothing more (the capacity was changed since by another request).
-    assert_eq!(keyed("cap-20").edit_quota(&sale, 0, 20).await.expect(200)["capacity"], 20);
+    assert_eq!(
+        keyed("cap-20").edit_quota(&sale, 0, 20).await.expect(200)["capacity"],
+        20
+    );
     assert_eq!(app.edit_quota(&sale, 0, 30).await.expect(200)["capacity"], 30);
-    assert_eq!(keyed("cap-20").edit_quota(&sale, 0, 20).await.expect(200)["capacity"], 30);
-    keyed("cap-20").edit_quota(&sale, 0, 25).await.expect_error(409, "idempotency_conflict");
+    assert_eq!(
+        keyed("cap-20").edit_quota(&sale, 0, 20).await.expect(200)["capacity"],
+        30
+    );
+    keyed("cap-20")
+        .edit_quota(&sale, 0, 25)
+        .await
+        .expect_error(409, "idempotency_conflict");
     let price = json!({"price_minor": 1200});
     keyed("price").edit_ticket_type(&sale, 0, &price).await.expect(200);
     keyed("price")
@@ -505,10 +520,16 @@ async fn a_retried_admin_create_or_edit_answers_as_the_first_did() {
     let mut app = app;
     app.restart().await;
     let keyed = |key: &'static str| app.with_header("idempotency-key", key);
-    assert_eq!(keyed("tt-1").create_ticket_type(&sale, &general).await.expect(201)["id"], 0);
+    assert_eq!(
+        keyed("tt-1").create_ticket_type(&sale, &general).await.expect(201)["id"],
+        0
+    );
     keyed("q-1")
         .create_quota(&sale, &json!({"name": "Other", "capacity": 1, "ticket_type_ids": [0]}))
         .await
         .expect_error(409, "idempotency_conflict");
-    keyed("").create_ticket_type(&sale, &general).await.expect_error(422, "invalid");
+    keyed("")
+        .create_ticket_type(&sale, &general)
+        .await
+        .expect_error(422, "invalid");
 }

@@ -252,8 +252,15 @@ fn an_organiser_key_answers_a_retry_with_the_first_outcome() {
     };
     given(open_sale()).when(hold, 0).then_reject("invalid");
     // A rejected keyed command is not remembered: its retry is decided afresh.
-    let closed = with(catalog(), [Event::SaleStatusChanged { status: SaleStatus::Closed }]);
-    given(closed).when(add(700), 0).then_rejection(Rejection::Conflict(ConflictReason::SaleClosed));
+    let closed = with(
+        catalog(),
+        [Event::SaleStatusChanged {
+            status: SaleStatus::Closed,
+        }],
+    );
+    given(closed)
+        .when(add(700), 0)
+        .then_rejection(Rejection::Conflict(ConflictReason::SaleClosed));
 }
 
 /// The events `command` decides on the catalog at time 5.
