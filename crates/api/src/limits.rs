@@ -40,14 +40,14 @@ pub const ORDERS_LIMIT_DEFAULT: usize = 50;
 pub const ORDERS_LIMIT_MAX: usize = 200;
 /// Orders one search request looks at, at most (filters other than a ticket code have no
 /// index): a page's cost is bounded whatever the sale's size; the cursor goes on from there.
-pub const ORDERS_SCAN_MAX: usize = 65_536;
-/// Orders looked at under one read-lock section: the writer waits at most this long for a
-/// searching reader (a few tens of microseconds).
-pub const ORDERS_SCAN_CHUNK: usize = 4_096;
-/// An attendee export is rendered in chunks, each under one read-lock section and sent before
-/// the next is rendered, so its memory is one chunk whatever the sale's size: a chunk ends
-/// after the order that reaches `EXPORT_CHUNK_ROWS` tickets, or after `EXPORT_CHUNK_ORDERS`
-/// orders looked at (most of them may have no tickets).
+pub const ORDERS_SCAN_MAX: usize = 16_384;
+/// Orders looked at under one read-lock section, so the writer waits for a searching reader
+/// well under a millisecond (about 0.6 µs an order measured; docs/boxoffice.md).
+pub const ORDERS_SCAN_CHUNK: usize = 1_024;
+/// An attendee export goes in chunks, each copied under one read-lock section, rendered after
+/// it and sent before the next, so its memory is one chunk whatever the sale's size: a chunk
+/// ends after the order that reaches `EXPORT_CHUNK_ROWS` tickets, or after
+/// `EXPORT_CHUNK_ORDERS` orders looked at (most of them may have no tickets).
 pub const EXPORT_CHUNK_ROWS: usize = 1_024;
 pub const EXPORT_CHUNK_ORDERS: usize = 4_096;
 /// Seconds a client should wait before retrying after `overloaded` / `unavailable`.

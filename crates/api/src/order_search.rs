@@ -28,7 +28,8 @@ pub struct Cursor {
 
 /// Characters of a cursor's text (16 bytes in base64url without padding).
 pub const CURSOR_CHARS: usize = 22;
-pub const CURSOR_PATTERN: &str = "^[A-Za-z0-9_-]{22}$";
+/// 21 characters of 6 bits and one carrying the last 2 (its 4 low bits zero).
+pub const CURSOR_PATTERN: &str = "^[A-Za-z0-9_-]{21}[AQgw]$";
 
 impl Cursor {
     pub const START: Cursor = Cursor {
@@ -51,10 +52,10 @@ impl Cursor {
         let bytes = URL_SAFE_NO_PAD.decode(s).ok()?;
         let sale = u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?);
         let order = u64::from_be_bytes(bytes.get(8..16)?.try_into().ok()?);
-        // Order ids start at 1; a cursor naming 0 was not made by this server.
-        (order >= 1).then_some(Cursor {
+        // Order ids start at 1: order 0 is the same place as order 1.
+        Some(Cursor {
             sale: SaleId(sale),
-            order: OrderId(order),
+            order: OrderId(order.max(1)),
         })
     }
 }
@@ -177,6 +178,18 @@ pub fn search<T>(
 mod tests {
     use super::*;
 
+    /// `CURSOR_PATTERN` checked by hand (21 URL-safe characters, then one of `AQgw`).
+    fn matches_cursor_pattern(pattern: &str) -> impl Fn(&str) -> bool {
+        assert_eq!(pattern, "^[A-Za-z0-9_-]{21}[AQgw]$");
+        |s: &str| {
+            s.len() == 22
+                && s[..21]
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                && s.ends_with(['A', 'Q', 'g', 'w'])
+        }
+    }
+
     #[test]
     fn cursors_round_trip_and_foreign_text_is_refused() {
         for (sale, order) in [(0, 1), (1, 1), (7, 123_456), (u64::MAX, u64::MAX)] {
@@ -191,11 +204,21 @@ mod tests {
         for bad in [
             "",
             "abc",
-            "AAAAAAAAAAAAAAAAAAAAAA",
+            "AAAAAAAAAAAAAAAAAAAAAB",
             "!!!!!!!!!!!!!!!!!!!!!!",
             "AAAAAAAAAAAAAAAAAAAAAAA",
         ] {
             assert_eq!(Cursor::parse(bad), None, "{bad}");
+        }
+        // Every text of the documented pattern is a cursor (order 0 reads as 1).
+        let pattern = matches_cursor_pattern(CURSOR_PATTERN);
+        for good in [
+            "AAAAAAAAAAAAAAAAAAAAAA",
+            "000000000000000000000A",
+            "__________________---w",
+        ] {
+            assert!(pattern(good), "{good}");
+            assert!(Cursor::parse(good).is_some(), "{good}");
         }
     }
 }

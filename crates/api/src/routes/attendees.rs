@@ -15,7 +15,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use taquilla_domain::{OrderId, SaleId, SaleState};
+use taquilla_domain::{BuyerId, Name, OrderId, SaleId, SaleState, TicketCode, TicketTypeId, Timestamp, limits};
 use taquilla_engine::Engine;
 use utoipa::{IntoParams, ToSchema};
 
@@ -142,86 +142,104 @@ struct Export {
 }
 
 impl Export {
-    /// The next piece of the body, or `None` when everything was sent.
+    /// The next piece of the body, or `None` when everything was sent. The rows are copied
+    /// under the read lock (a few words each) and rendered after it is released, so the
+    /// writer never waits for formatting.
     fn next_chunk(&mut self) -> Option<Bytes> {
         let from = self.next?;
-        let mut out = Vec::with_capacity(EXPORT_CHUNK_ROWS * 160);
+        let sale = self.sale;
+        let mut rows = Vec::with_capacity(EXPORT_CHUNK_ROWS + limits::HOLD_ITEMS_MAX * limits::QUANTITY_MAX as usize);
+        let next = self.engine.read(sale, |s| copy_rows(s, from, &mut rows)).flatten();
+        let mut out = Vec::with_capacity(rows.len() * 160 + CSV_HEADER.len());
         if !self.started {
             out.extend_from_slice(if self.csv { CSV_HEADER } else { JSON_OPEN });
             self.started = true;
         }
-        let (sale, csv, any_row) = (self.sale, self.csv, &mut self.any_row);
-        let rendered = self
-            .engine
-            .read(sale, |s| render_orders(s, sale, from, csv, any_row, &mut out));
-        match rendered.flatten() {
-            Some(next) => self.next = Some(next),
-            None => {
-                if !self.csv {
-                    out.extend_from_slice(JSON_CLOSE);
-                }
-                self.next = None;
-            }
+        self.render(&rows, &mut out);
+        self.next = next;
+        if next.is_none() && !self.csv {
+            out.extend_from_slice(JSON_CLOSE);
         }
         Some(Bytes::from(out))
+    }
+
+    fn render(&mut self, rows: &[Row], out: &mut Vec<u8>) {
+        let views = rows.iter().map(|r| r.view(self.sale));
+        if self.csv {
+            let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(out);
+            // Serializing plain strings and numbers into memory cannot fail.
+            views.for_each(|v| {
+                let _ = w.serialize(&v);
+            });
+            let _ = w.flush();
+            return;
+        }
+        for v in views {
+            if self.any_row {
+                out.push(b',');
+            }
+            let _ = serde_json::to_writer(&mut *out, &v);
+            self.any_row = true;
+        }
     }
 }
 
 /// The CSV header row: `AttendeeView`'s fields.
 const CSV_HEADER: &[u8] = b"ticket_code,ticket_type_id,ticket_type,buyer_id,order_id,paid_at,checked_in_at\n";
 
-/// Renders the tickets of orders from `from` on (under the read lock) until a chunk is full;
-/// returns the next order to render, `None` when the sale's last order was rendered.
-fn render_orders(
-    s: &SaleState,
-    sale: SaleId,
-    from: OrderId,
-    csv: bool,
-    any_row: &mut bool,
-    out: &mut Vec<u8>,
-) -> Option<OrderId> {
+/// A row as copied from the sale's state (names are short inline strings: no allocation
+/// unless longer than 24 bytes).
+struct Row {
+    code: TicketCode,
+    ticket_type: TicketTypeId,
+    type_name: Name,
+    buyer: BuyerId,
+    order: OrderId,
+    paid_at: Option<Timestamp>,
+    checked_in_at: Option<Timestamp>,
+}
+
+impl Row {
+    fn view(&self, sale: SaleId) -> AttendeeView<'_> {
+        AttendeeView {
+            ticket_code: TicketCodeText(self.code),
+            ticket_type_id: self.ticket_type.0,
+            ticket_type: self.type_name.as_str(),
+            buyer_id: self.buyer.as_str(),
+            order_id: PublicOrderId(sale, self.order),
+            paid_at: self.paid_at.map(Rfc3339),
+            checked_in_at: self.checked_in_at.map(Rfc3339),
+        }
+    }
+}
+
+/// Copies the valid tickets of orders from `from` on (under the read lock) until a chunk is
+/// full; returns the next order to look at, `None` when the sale's last order was looked at.
+fn copy_rows(s: &SaleState, from: OrderId, rows: &mut Vec<Row>) -> Option<OrderId> {
     let len = s.orders.len() as u64;
-    let (mut id, mut rows) = (from.0, 0usize);
-    let mut csv_writer = csv.then(|| csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new()));
-    while id <= len && id < from.0 + EXPORT_CHUNK_ORDERS as u64 && rows < EXPORT_CHUNK_ROWS {
+    let mut id = from.0;
+    while id <= len && id < from.0 + EXPORT_CHUNK_ORDERS as u64 && rows.len() < EXPORT_CHUNK_ROWS {
         let o = &s.orders[&OrderId(id)];
-        for code in &o.tickets {
-            let Some(t) = s.tickets.get(code).filter(|t| !t.refunded) else {
+        for t in o
+            .tickets
+            .iter()
+            .filter_map(|c| s.tickets.get(c))
+            .filter(|t| !t.refunded)
+        {
+            let Some(tt) = s.ticket_types.get(t.ticket_type.0 as usize) else {
                 continue;
             };
-            let row = AttendeeView {
-                ticket_code: TicketCodeText(t.code),
-                ticket_type_id: t.ticket_type.0,
-                ticket_type: s
-                    .ticket_types
-                    .get(t.ticket_type.0 as usize)
-                    .map_or("", |tt| tt.name.as_str()),
-                buyer_id: o.buyer.as_str(),
-                order_id: PublicOrderId(sale, o.id),
-                paid_at: o.paid_at.map(Rfc3339),
-                checked_in_at: t.checked_in_at.map(Rfc3339),
-            };
-            match &mut csv_writer {
-                // Serializing plain strings and numbers into memory cannot fail.
-                Some(w) => {
-                    let _ = w.serialize(&row);
-                }
-                None => {
-                    if *any_row {
-                        out.push(b',');
-                    }
-                    let _ = serde_json::to_writer(&mut *out, &row);
-                }
-            }
-            *any_row = true;
-            rows += 1;
+            rows.push(Row {
+                code: t.code,
+                ticket_type: t.ticket_type,
+                type_name: tt.name.clone(),
+                buyer: o.buyer.clone(),
+                order: o.id,
+                paid_at: o.paid_at,
+                checked_in_at: t.checked_in_at,
+            });
         }
         id += 1;
-    }
-    if let Some(w) = csv_writer
-        && let Ok(bytes) = w.into_inner()
-    {
-        out.extend_from_slice(&bytes);
     }
     (id <= len).then_some(OrderId(id))
 }

@@ -95,7 +95,7 @@ async fn orders_are_found_by_every_filter_and_paged_by_cursor() {
         "limit=0",
         "limit=201",
         "after=nope",
-        "after=AAAAAAAAAAAAAAAAAAAAAA",
+        "after=AAAAAAAAAAAAAAAAAAAAAB",
         "state=lost",
         "event_id=42",
         "ticket_code=short",
