@@ -42,7 +42,8 @@ pub const ORDERS_LIMIT_MAX: usize = 200;
 /// index): a page's cost is bounded whatever the sale's size; the cursor goes on from there.
 pub const ORDERS_SCAN_MAX: usize = 16_384;
 /// Orders looked at under one read-lock section, so the writer waits for a searching reader
-/// well under a millisecond (about 0.6 µs an order measured; docs/boxoffice.md).
+/// well under a millisecond (measured 20 ns an order on a quiet machine, 0.6 µs with every
+/// core busy with builds; docs/boxoffice.md).
 pub const ORDERS_SCAN_CHUNK: usize = 1_024;
 /// An attendee export goes in chunks, each copied under one read-lock section, rendered after
 /// it and sent before the next, so its memory is one chunk whatever the sale's size: a chunk
