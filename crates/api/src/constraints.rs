@@ -210,20 +210,14 @@ pub fn time() -> Schema {
     Schema::Object(
         ObjectBuilder::new()
             .schema_type(SchemaType::new(Type::String))
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+            .build(),
+    )
+}
 
 /// A sale's public id (`evt_<n>`) as a query filter.
 pub fn event_id() -> Schema {
     Schema::Object(string_pattern(crate::ids::SALE_ID_PATTERN).build())
-}
-
-/// An RFC 3339 time (`time::parse_rfc3339`).
-pub fn time() -> Schema {
-    Schema::Object(
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
-            .build(),
-    )
 }
 
 /// An orders cursor (`next_cursor` of a page).

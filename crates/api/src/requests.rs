@@ -151,6 +151,7 @@ pub struct WaitingRoomRequest {
     /// Most buyers queued at once; a join beyond it answers `503 queue_full`.
     #[schema(schema_with = constraints::queue_max)]
     pub queue_max: u32,
+}
 
 /// A change to a ticket type: only the fields given change.
 #[derive(Debug, Deserialize, ToSchema)]
