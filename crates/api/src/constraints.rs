@@ -214,3 +214,35 @@ pub fn time() -> Schema {
             .build(),
     )
 }
+
+/// A sale's public id (`evt_<n>`) as a query filter.
+pub fn event_id() -> Schema {
+    Schema::Object(string_pattern(crate::ids::SALE_ID_PATTERN).build())
+}
+
+/// An orders cursor (`next_cursor` of a page).
+pub fn orders_cursor() -> Schema {
+    Schema::Object(string_pattern(crate::order_search::CURSOR_PATTERN).build())
+}
+
+pub fn orders_limit() -> Schema {
+    integer(1u32, crate::limits::ORDERS_LIMIT_MAX as u32, false)
+}
+
+pub fn name_or_null() -> Schema {
+    Schema::Object(
+        ObjectBuilder::new()
+            .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+            .min_length(Some(1))
+            .max_length(Some(limits::NAME_MAX_CHARS))
+            .pattern(Some(TEXT_PATTERN))
+            .build(),
+    )
+}
+
+pub fn price_minor_or_null() -> Schema {
+    integer(0i64, limits::PRICE_MINOR_MAX, true)
+}
+
+/// A ticket type's or quota's id in a path (a `u32` index).
+pub const INDEX_ID_PATTERN: &str = "^(0|[1-9][0-9]{0,9})$";

@@ -132,6 +132,20 @@ impl<S: Send + Sync> FromRequestParts<S> for ApiPath {
     }
 }
 
+/// Two path parameters as text (a sale and a thing inside it), `404` when either is not UTF-8.
+pub struct ApiPath2(pub String, pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ApiPath2 {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Path::<(String, String)>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path((a, b))) => Ok(ApiPath2(a, b)),
+            Err(_) => Err(ApiError::not_found("resource")),
+        }
+    }
+}
+
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 
 /// The `Idempotency-Key` header, read without copying the header map. Its error is kept for

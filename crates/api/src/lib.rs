@@ -24,6 +24,7 @@ pub mod keys;
 pub mod limits;
 pub mod named;
 pub mod openapi;
+pub mod order_search;
 mod pages;
 pub mod prometheus;
 pub mod protocol_errors;

@@ -82,7 +82,7 @@ impl Group {
         };
         match self {
             Group::Api => !tagged("ops"),
-            Group::Write => !tagged("ops") && !tagged("webhooks") && matches!(method, "post" | "delete"),
+            Group::Write => !tagged("ops") && !tagged("webhooks") && matches!(method, "post" | "patch" | "delete"),
             Group::Admin => secured_by("admin"),
             Group::Buyer => secured_by("buyer"),
             Group::JsonBody => op.request_body.is_some() && !tagged("webhooks"),
@@ -180,6 +180,8 @@ pub const PATH_IDS: &[(&str, &str)] = &[
     ("hold_id", crate::ids::HOLD_ID_PATTERN),
     ("order_id", crate::ids::ORDER_ID_PATTERN),
     ("key_id", crate::keys::api_keys::KEY_ID_PATTERN),
+    ("ticket_type_id", crate::constraints::INDEX_ID_PATTERN),
+    ("quota_id", crate::constraints::INDEX_ID_PATTERN),
 ];
 
 /// A link from an operation's answer to another operation (OpenAPI 3 `links`): the id the
@@ -201,9 +203,13 @@ const LINKS: &[LinkRow] = &[
             "open",
             "pause",
             "close",
+            "archive",
             "stats",
             "get_sale",
             "place_hold",
+            "export",
+            "edit_ticket_type",
+            "edit_quota",
         ],
         parameter: "event_id",
         value: "$response.body#/id",

@@ -41,6 +41,13 @@ impl SalePage {
     }
 }
 
+/// The sale as the public sees it; `None` for drafts and archived sales, which are the
+/// organiser's only (`404` to everyone else).
+fn public_view(sale: SaleId, s: &taquilla_domain::SaleState) -> Option<SaleView> {
+    s.sale.as_ref().filter(|x| x.status.is_public())?;
+    SaleView::new(sale, s)
+}
+
 /// The newest rendered page of each sale (one entry per sale, and sales are bounded by the
 /// engine's limits, so the cache is too).
 #[derive(Default)]
@@ -57,7 +64,7 @@ impl SalePages {
             return Ok(page.clone());
         }
         let (version, view) = engine
-            .read_versioned(sale, |s| SaleView::new(sale, s))
+            .read_versioned(sale, |s| public_view(sale, s))
             .ok_or_else(|| ApiError::not_found("event"))?;
         let view = view.ok_or_else(|| ApiError::not_found("event"))?;
         let body = serde_json::to_vec(&view).map_err(|_| ApiError::new(Code::Internal, "encoding failed"))?;

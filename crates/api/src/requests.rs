@@ -152,3 +152,34 @@ pub struct WaitingRoomRequest {
     #[schema(schema_with = constraints::queue_max)]
     pub queue_max: u32,
 }
+
+/// A change to a ticket type: only the fields given change.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EditTicketTypeRequest {
+    #[schema(schema_with = constraints::name_or_null)]
+    pub name: Option<String>,
+    /// The price of holds placed from now on; holds and orders keep theirs, and refunds give
+    /// back what was paid. At most 64 changes per type.
+    #[schema(schema_with = constraints::price_minor_or_null)]
+    pub price_minor: Option<i64>,
+    /// Most tickets of this type in one hold (1–100); `null` removes the maximum, omitted
+    /// leaves it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(schema_with = constraints::max_per_order)]
+    pub max_per_order: Option<Option<u32>>,
+}
+
+/// A field given, possibly as `null` (`Some(None)`), told apart from one omitted (`None`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u32>>, D::Error> {
+    Option::<u32>::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EditQuotaRequest {
+    /// The new capacity: any raise; a cut only down to what the quota holds and sold
+    /// (else `409 conflict`, `details.reason` `capacity_below_usage`).
+    #[schema(schema_with = constraints::capacity)]
+    pub capacity: u32,
+}

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
-use crate::ids::{HoldId, OrderId, TicketCode, TicketTypeId};
+use crate::ids::{HoldId, OrderId, QuotaId, TicketCode, TicketTypeId};
 use crate::payment::{PaymentMethod, PaymentUpdate, RefundUpdate};
 use crate::room::RoomConfig;
 use crate::values::{BuyerId, Currency, IdempotencyKey, MoneyMinor, Name, PaymentRef, Quantity, Timestamp};
@@ -25,16 +25,29 @@ pub enum SaleStatus {
     Open,
     Paused,
     Closed,
+    /// Hidden: no longer shown to the public (a finished or abandoned sale). Final.
+    Archived,
 }
 
 impl SaleStatus {
     /// Every status, in declaration order.
-    pub const ALL: [SaleStatus; 4] = [
+    pub const ALL: [SaleStatus; 5] = [
         SaleStatus::Draft,
         SaleStatus::Open,
         SaleStatus::Paused,
         SaleStatus::Closed,
+        SaleStatus::Archived,
     ];
+
+    /// Whether the public may see the sale: drafts and archived sales are the organiser's only.
+    pub fn is_public(self) -> bool {
+        !matches!(self, SaleStatus::Draft | SaleStatus::Archived)
+    }
+
+    /// Whether the catalog may still change (closed and archived sales are final).
+    pub fn is_final(self) -> bool {
+        matches!(self, SaleStatus::Closed | SaleStatus::Archived)
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -42,6 +55,7 @@ impl SaleStatus {
             SaleStatus::Open => "open",
             SaleStatus::Paused => "paused",
             SaleStatus::Closed => "closed",
+            SaleStatus::Archived => "archived",
         }
     }
 }
@@ -82,7 +96,30 @@ pub enum Command {
         capacity: u32,
         ticket_types: Vec<TicketTypeId>,
     },
-    /// draft→open, open↔paused, any→closed (closed is final).
+    /// Changes a ticket type: its name, its price for holds placed from now on (holds and
+    /// orders keep the total they were placed with), its per-order maximum (`Some(None)`
+    /// removes it). `None` leaves a field as it is.
+    EditTicketType {
+        ticket_type: TicketTypeId,
+        name: Option<Name>,
+        price: Option<MoneyMinor>,
+        max_per_order: Option<Option<u32>>,
+    },
+    /// Sets a quota's capacity: raised freely, lowered only down to what it holds and sold.
+    SetQuotaCapacity {
+        quota: QuotaId,
+        capacity: u32,
+    },
+    /// An organiser's catalog command (`AddTicketType`, `AddQuota`, `EditTicketType`,
+    /// `SetQuotaCapacity`) made safe to retry: the first success under `key` is remembered
+    /// for the idempotency TTL, a retry with the same request answers its outcome, and the
+    /// key with another request is `IdempotencyConflict`.
+    Keyed {
+        key: IdempotencyKey,
+        command: Box<Command>,
+    },
+    /// draft→open, open↔paused, draft/open/paused→closed (final for selling),
+    /// draft/paused/closed→archived (hidden from the public; final).
     SetStatus(SaleStatus),
     PlaceHold {
         buyer: BuyerId,

@@ -52,6 +52,16 @@ pub fn decide(state: &SaleState, command: Command, ctx: &mut Ctx) -> Result<Deci
             capacity,
             ticket_types,
         } => add_quota(state, sale, name, capacity, ticket_types),
+        Command::EditTicketType {
+            ticket_type,
+            name,
+            price,
+            max_per_order,
+        } => crate::decide_catalog::edit_ticket_type(state, sale, ticket_type, name, price, max_per_order),
+        Command::SetQuotaCapacity { quota, capacity } => {
+            crate::decide_catalog::set_quota_capacity(state, sale, quota, capacity)
+        }
+        Command::Keyed { key, command } => crate::decide_catalog::keyed(state, key, *command, ctx),
         Command::SetStatus(to) => set_status(sale, to),
         Command::PlaceHold {
             buyer,
@@ -145,7 +155,7 @@ fn add_ticket_type(
     price: MoneyMinor,
     max_per_order: Option<u32>,
 ) -> Result<Decision, Rejection> {
-    if sale.status == SaleStatus::Closed {
+    if sale.status.is_final() {
         return Err(Rejection::Conflict(ConflictReason::SaleClosed));
     }
     if state.ticket_types.len() >= limits::TICKET_TYPES_MAX {
@@ -177,7 +187,7 @@ fn add_quota(
     capacity: u32,
     ticket_types: Vec<TicketTypeId>,
 ) -> Result<Decision, Rejection> {
-    if sale.status == SaleStatus::Closed {
+    if sale.status.is_final() {
         return Err(Rejection::Conflict(ConflictReason::SaleClosed));
     }
     if state.quotas.len() >= limits::QUOTAS_MAX {
@@ -235,9 +245,11 @@ fn set_status(sale: &Sale, to: SaleStatus) -> Result<Decision, Rejection> {
         return Ok(nothing(Outcome::Done));
     }
     match (sale.status, to) {
-        (Draft, Open) | (Open, Paused) | (Paused, Open) | (Draft | Open | Paused, Closed) => {
-            Ok(done(Event::SaleStatusChanged { status: to }))
-        }
+        (Draft, Open)
+        | (Open, Paused)
+        | (Paused, Open)
+        | (Draft | Open | Paused, Closed)
+        | (Draft | Paused | Closed, Archived) => Ok(done(Event::SaleStatusChanged { status: to })),
         _ => Err(Rejection::Conflict(ConflictReason::StatusTransition)),
     }
 }
@@ -245,7 +257,7 @@ fn set_status(sale: &Sale, to: SaleStatus) -> Result<Decision, Rejection> {
 /// Looks up a remembered idempotent request. Takes the buyer and key by value (they are
 /// moved into the map's key type for the lookup, without allocating) and hands them back.
 #[allow(clippy::type_complexity)]
-fn recall(
+pub(crate) fn recall(
     state: &SaleState,
     buyer: BuyerId,
     key: Option<IdempotencyKey>,
@@ -454,7 +466,7 @@ fn checkout(
     };
     // A held ticket may be checked out while the sale is paused (the buyer already has it),
     // but a closed sale sells nothing more.
-    if sale.status == SaleStatus::Closed {
+    if sale.status.is_final() {
         return Err(Rejection::SaleNotOpen);
     }
     let h = buyers_hold(state, &buyer, hold)?;
@@ -669,10 +681,12 @@ fn refund_amount(state: &SaleState, order: OrderId, codes: &[TicketCode]) -> Res
         if let Some(at) = t.checked_in_at {
             return Err(Rejection::AlreadyCheckedIn { at });
         }
+        // What was paid: the price when the order's hold was placed.
+        let hold = state.orders.get(&order).map(|o| o.hold).unwrap_or(HoldId(0));
         let price = state
             .ticket_types
             .get(t.ticket_type.0 as usize)
-            .map_or(MoneyMinor::ZERO, |tt| tt.price);
+            .map_or(MoneyMinor::ZERO, |tt| tt.price_for(hold));
         amount = amount.plus(price);
     }
     Ok(amount)

@@ -7,6 +7,7 @@ use crate::command::{Items, SaleStatus};
 use crate::ids::{HoldId, OrderId, QuotaId, TicketCode, TicketTypeId};
 use crate::payment::PaymentMethod;
 use crate::room::RoomConfig;
+use crate::state::Outcome;
 use crate::values::{
     BuyerId, ClientSecret, CorrelationId, Currency, IdempotencyKey, MoneyMinor, Name, PaymentRef, Reason, Timestamp,
 };
@@ -42,6 +43,26 @@ pub enum Event {
     },
     SaleStatusChanged {
         status: SaleStatus,
+    },
+    /// A ticket type's new name, price (for holds placed from now on) and per-order maximum.
+    TicketTypeEdited {
+        id: TicketTypeId,
+        name: Name,
+        price: MoneyMinor,
+        max_per_order: Option<u32>,
+    },
+    /// The organiser's idempotency key `key` was used for a request with this fingerprint,
+    /// which produced `outcome` (the command's own events come before it in the record).
+    OrganiserKeyUsed {
+        key: IdempotencyKey,
+        fingerprint: u64,
+        outcome: Outcome,
+        at: Timestamp,
+    },
+    /// A quota's new capacity, at least what it holds and sold when it was set.
+    QuotaCapacitySet {
+        id: QuotaId,
+        capacity: u32,
     },
     HoldPlaced {
         hold: HoldId,

@@ -73,6 +73,26 @@ pub fn evolve(state: &mut SaleState, event: &Event) {
             ticket_types,
         } => quota_added(state, *id, name, *capacity, ticket_types),
         Event::SaleStatusChanged { status } => sale_status_changed(state, *status),
+        Event::TicketTypeEdited {
+            id,
+            name,
+            price,
+            max_per_order,
+        } => ticket_type_edited(state, *id, name, *price, *max_per_order),
+        Event::QuotaCapacitySet { id, capacity } => quota_capacity_set(state, *id, *capacity),
+        Event::OrganiserKeyUsed {
+            key,
+            fingerprint,
+            outcome,
+            at,
+        } => {
+            let entry = IdempotencyEntry {
+                fingerprint: *fingerprint,
+                outcome: *outcome,
+                at: *at,
+            };
+            state.idempotency.remember(&BuyerId::organiser(), key, entry);
+        }
         Event::HoldPlaced {
             hold,
             buyer,
@@ -169,6 +189,7 @@ fn ticket_type_added(
         name: name.clone(),
         price,
         max_per_order,
+        earlier_prices: Vec::new(),
         quotas: Default::default(),
         held: 0,
         sold: 0,
@@ -197,6 +218,43 @@ fn quota_added(state: &mut SaleState, id: QuotaId, name: &Name, capacity: u32, t
         held,
         sold,
     });
+}
+
+/// A new price applies to holds placed from now on: the one it replaces is remembered for the
+/// holds placed before (`TicketType::price_for`).
+fn ticket_type_edited(
+    state: &mut SaleState,
+    id: TicketTypeId,
+    name: &Name,
+    price: MoneyMinor,
+    max_per_order: Option<u32>,
+) {
+    let next_hold = state.holds.next_id();
+    let Some(t) = state.ticket_types.get_mut(id.0 as usize) else {
+        impossible!("TicketTypeEdited", "no ticket type {}", id.0);
+    };
+    if price != t.price {
+        t.earlier_prices.push((next_hold, t.price));
+        t.price = price;
+    }
+    t.name = name.clone();
+    t.max_per_order = max_per_order;
+}
+
+fn quota_capacity_set(state: &mut SaleState, id: QuotaId, capacity: u32) {
+    let Some(q) = state.quotas.get_mut(id.0 as usize) else {
+        impossible!("QuotaCapacitySet", "no quota {}", id.0);
+    };
+    if u64::from(q.held) + u64::from(q.sold) > u64::from(capacity) {
+        impossible!(
+            "QuotaCapacitySet",
+            "quota {} holds {} and sold {}, more than the capacity {capacity}",
+            id.0,
+            q.held,
+            q.sold
+        );
+    }
+    q.capacity = capacity;
 }
 
 fn sale_status_changed(state: &mut SaleState, status: SaleStatus) {

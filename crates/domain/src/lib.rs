@@ -8,6 +8,7 @@
 pub mod codec;
 pub mod command;
 mod decide;
+mod decide_catalog;
 mod decide_payment;
 mod decide_room;
 pub mod event;

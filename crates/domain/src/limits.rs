@@ -24,6 +24,9 @@ pub const HOLD_ITEMS_MAX: usize = 16;
 /// Tickets of one type in one hold; a ticket type's `max_per_order` is at most this too.
 pub const QUANTITY_MAX: u32 = 100;
 pub const TICKET_TYPES_MAX: usize = 256;
+/// Times one ticket type's price may change (each change is remembered, so that a refund
+/// gives back the price paid).
+pub const PRICE_CHANGES_MAX: usize = 64;
 pub const QUOTAS_MAX: usize = 256;
 /// Ticket types one quota may cover.
 pub const QUOTA_TYPES_MAX: usize = 64;
@@ -106,6 +109,7 @@ const _: () = {
     assert!(IDEMPOTENCY_TTL_MS_MAX < (i64::MAX as u64) / 2);
     assert!(IDEMPOTENCY_PRUNE_PER_KEY >= 2);
     assert!(DEADLINES_SLACK >= 1);
+    assert!(PRICE_CHANGES_MAX >= 1);
     assert!(OFFLINE_PAYMENT_TTL_MS_MAX < (i64::MAX as u64) / 2);
     assert!(ROOM_QUEUE_MAX as usize <= ROOM_BUYERS_MAX);
     // Queue positions and admission numbers are u32.

@@ -225,11 +225,12 @@ pub enum Entity {
     Ticket,
     Payment,
     Refund,
+    Quota,
 }
 
 impl Entity {
     /// Every entity, in declaration order (`entity as usize` indexes it).
-    pub const ALL: [Entity; 7] = [
+    pub const ALL: [Entity; 8] = [
         Entity::Sale,
         Entity::TicketType,
         Entity::Hold,
@@ -237,6 +238,7 @@ impl Entity {
         Entity::Ticket,
         Entity::Payment,
         Entity::Refund,
+        Entity::Quota,
     ];
 
     /// The stable snake_case name, also what messages say ("ticket_type not found").
@@ -249,6 +251,7 @@ impl Entity {
             Entity::Ticket => "ticket",
             Entity::Payment => "payment",
             Entity::Refund => "refund",
+            Entity::Quota => "quota",
         }
     }
 }

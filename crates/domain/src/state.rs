@@ -34,6 +34,11 @@ pub struct TicketType {
     pub name: Name,
     pub price: MoneyMinor,
     pub max_per_order: Option<u32>,
+    /// The prices before the current one, oldest first: `(until, price)` is the price of the
+    /// holds numbered below `until` (and after the entry before it). Holds and orders keep the
+    /// price they were placed at, and a refund gives back what was paid. At most
+    /// [`limits::PRICE_CHANGES_MAX`] entries.
+    pub earlier_prices: Vec<(HoldId, MoneyMinor)>,
     /// Every quota this type counts against (N:M). Empty = not sellable.
     pub quotas: SmallVec<[QuotaId; 4]>,
     /// Tickets of this type in active holds and unpaid orders.
@@ -51,6 +56,18 @@ pub struct Quota {
     /// Invariant: `held + sold <= capacity`, and each equals the sum over its ticket types.
     pub held: u32,
     pub sold: u32,
+}
+
+impl TicketType {
+    /// The unit price of this type in the hold `hold` (and its order): the price in force
+    /// when that hold was placed.
+    #[inline]
+    pub fn price_for(&self, hold: HoldId) -> MoneyMinor {
+        self.earlier_prices
+            .iter()
+            .find(|(until, _)| hold < *until)
+            .map_or(self.price, |(_, price)| *price)
+    }
 }
 
 impl Quota {

@@ -19,7 +19,7 @@ use taquilla_log::{EventLog, LogError, Lsn, RecordRef, Seq};
 
 /// Version of the snapshot body (postcard of `SaleState`). Bump it whenever `SaleState` or
 /// anything inside it changes shape: old snapshots are then ignored and the log replayed.
-pub(crate) const SNAPSHOT_FORMAT: u8 = 3;
+pub(crate) const SNAPSHOT_FORMAT: u8 = 4;
 
 /// Why the engine could not rebuild its sales (or start) from the data directory.
 #[derive(Debug, thiserror::Error)]

@@ -15,7 +15,7 @@ use crate::AppState;
 use crate::auth::{Admin, Door, Reporting, Stats};
 use crate::correlation::CorrelationId;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiJson, ApiPath};
+use crate::extract::{ApiJson, ApiPath, Idempotency};
 use crate::ids::PublicOrderId;
 use crate::json::{self, Json, JsonBody};
 use crate::requests::{
@@ -99,14 +99,15 @@ pub(crate) async fn create_sale(
 }
 
 #[utoipa::path(post, path = "/v1/admin/events/{event_id}/ticket-types", tag = "admin",
-    params(("event_id" = String, Path)), request_body = CreateTicketTypeRequest,
-    responses((status = 201, body = TicketTypeView), (status = 409, body = ErrorBody, description = "`conflict`: the sale is closed (`details.reason`)")),
+    params(("event_id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "1–64 printable characters; a retry with the same key and body answers as the first did")), request_body = CreateTicketTypeRequest,
+    responses((status = 201, body = TicketTypeView), (status = 409, body = ErrorBody, description = "`conflict`: the sale is closed (`details.reason`); `idempotency_conflict`: the key was used with another request")),
     security(("admin" = ["admin"])))]
 pub(crate) async fn create_ticket_type(
     State(state): State<AppState>,
     Extension(corr): Extension<CorrelationId>,
     _: Admin,
     ApiPath(event_id): ApiPath,
+    idempotency: Idempotency,
     ApiJson(req): ApiJson<CreateTicketTypeRequest>,
 ) -> Result<(StatusCode, Json<TicketTypeView>), ApiError> {
     let sale = sale_of(&event_id)?;
@@ -118,7 +119,7 @@ pub(crate) async fn create_ticket_type(
         max_per_order: req.max_per_order,
     };
     let engine = state.engine()?;
-    match exec(engine, sale, cmd, &corr).await? {
+    match exec(engine, sale, super::catalog::keyed(cmd, idempotency)?, &corr).await? {
         Outcome::TicketTypeAdded(id) => {
             let view = engine.read(sale, |s| TicketTypeView::new(s, id)).flatten();
             Ok((
@@ -131,14 +132,15 @@ pub(crate) async fn create_ticket_type(
 }
 
 #[utoipa::path(post, path = "/v1/admin/events/{event_id}/quotas", tag = "admin",
-    params(("event_id" = String, Path)), request_body = CreateQuotaRequest,
-    responses((status = 201, body = QuotaView), (status = 409, body = ErrorBody, description = "`conflict`: the sale is closed (`details.reason`)")),
+    params(("event_id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "1–64 printable characters; a retry with the same key and body answers as the first did")), request_body = CreateQuotaRequest,
+    responses((status = 201, body = QuotaView), (status = 409, body = ErrorBody, description = "`conflict`: the sale is closed (`details.reason`); `idempotency_conflict`: the key was used with another request")),
     security(("admin" = ["admin"])))]
 pub(crate) async fn create_quota(
     State(state): State<AppState>,
     Extension(corr): Extension<CorrelationId>,
     _: Admin,
     ApiPath(event_id): ApiPath,
+    idempotency: Idempotency,
     ApiJson(req): ApiJson<CreateQuotaRequest>,
 ) -> Result<(StatusCode, Json<QuotaView>), ApiError> {
     let sale = sale_of(&event_id)?;
@@ -154,7 +156,7 @@ pub(crate) async fn create_quota(
         ticket_types: req.ticket_type_ids.iter().map(|&t| TicketTypeId(t)).collect(),
     };
     let engine = state.engine()?;
-    match exec(engine, sale, cmd, &corr).await? {
+    match exec(engine, sale, super::catalog::keyed(cmd, idempotency)?, &corr).await? {
         Outcome::QuotaAdded(id) => {
             let view = engine.read(sale, |s| QuotaView::new(s, id)).flatten();
             Ok((

@@ -31,7 +31,12 @@ pub(crate) async fn list_sales(State(state): State<AppState>) -> Result<Json<Sal
     let events = engine
         .sales()
         .into_iter()
-        .filter_map(|sale| engine.read(sale, |s| SaleView::new(sale, s)).flatten())
+        .filter_map(|sale| {
+            let public = |s: &taquilla_domain::SaleState| s.sale.as_ref().is_some_and(|x| x.status.is_public());
+            engine
+                .read(sale, |s| public(s).then(|| SaleView::new(sale, s)).flatten())
+                .flatten()
+        })
         .collect();
     Ok(Json(SaleList { events }))
 }

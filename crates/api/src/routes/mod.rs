@@ -5,10 +5,13 @@
 //! readiness, metrics, OpenAPI).
 
 pub(crate) mod admin;
+pub(crate) mod attendees;
 pub(crate) mod buyer;
+pub(crate) mod catalog;
 pub(crate) mod feed;
 pub(crate) mod keys;
 pub(crate) mod ops;
+pub(crate) mod orders;
 pub(crate) mod payments;
 pub(crate) mod room;
 pub(crate) mod stream;
@@ -38,11 +41,16 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::open))
         .routes(routes!(admin::pause))
         .routes(routes!(admin::close))
+        .routes(routes!(catalog::archive))
+        .routes(routes!(catalog::edit_ticket_type))
+        .routes(routes!(catalog::edit_quota))
         .routes(routes!(admin::stats))
         .routes(routes!(admin::checkin))
+        .routes(routes!(attendees::export))
         .routes(routes!(admin::refund))
         .routes(routes!(admin::cancel_order))
         .routes(routes!(admin::get_order))
+        .routes(routes!(orders::list_orders))
         .routes(routes!(admin::confirm_payment))
         .routes(routes!(admin::buyer_token))
         .routes(routes!(keys::create_api_key, keys::list_api_keys))

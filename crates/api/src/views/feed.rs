@@ -79,6 +79,19 @@ pub fn event_data(sale: SaleId, e: &Event) -> (&'static str, serde_json::Value) 
                    "ticket_type_ids": ticket_types.iter().map(|t| t.0).collect::<Vec<_>>()}),
         ),
         Event::SaleStatusChanged { status } => ("sale_status_changed", json!({"status": status.as_str()})),
+        Event::TicketTypeEdited {
+            id,
+            name,
+            price,
+            max_per_order,
+        } => (
+            "ticket_type_edited",
+            json!({"ticket_type_id": id.0, "name": name.as_str(), "price_minor": price.get(), "max_per_order": max_per_order}),
+        ),
+        Event::OrganiserKeyUsed { key, .. } => ("organiser_key_used", json!({"idempotency_key": key.as_str()})),
+        Event::QuotaCapacitySet { id, capacity } => {
+            ("quota_capacity_set", json!({"quota_id": id.0, "capacity": capacity}))
+        }
         Event::HoldPlaced {
             hold,
             buyer,

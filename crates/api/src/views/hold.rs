@@ -1,7 +1,7 @@
 //! A hold: tickets set aside for a buyer until `expires_at`.
 
 use serde::{Serialize, Serializer};
-use taquilla_domain::{Hold, HoldState, Items, SaleId, SaleState};
+use taquilla_domain::{Hold, HoldId, HoldState, Items, SaleId, SaleState};
 
 use crate::json::{WriteJson, json_view};
 
@@ -77,7 +77,7 @@ json_view! {
     pub struct ItemView {
         pub ticket_type_id: u32,
         pub quantity: u32,
-        /// The ticket type's price when the view was rendered.
+        /// The ticket type's price when the hold was placed.
         pub unit_price_minor: i64,
     }
 }
@@ -87,6 +87,8 @@ json_view! {
 pub struct ItemsView<'a> {
     pub items: &'a Items,
     pub state: &'a SaleState,
+    /// The hold the lines were placed in (its order's, for an order): its prices are theirs.
+    pub hold: HoldId,
 }
 
 impl ItemsView<'_> {
@@ -98,7 +100,7 @@ impl ItemsView<'_> {
                 .state
                 .ticket_types
                 .get(it.ticket_type.0 as usize)
-                .map_or(0, |t| t.price.get()),
+                .map_or(0, |t| t.price_for(self.hold).get()),
         })
     }
 }
@@ -142,7 +144,11 @@ impl<'a> HoldView<'a> {
             id: PublicHoldId(sale, h.id),
             event_id: PublicSaleId(sale),
             state: h.state.into(),
-            items: ItemsView { items: &h.items, state },
+            items: ItemsView {
+                items: &h.items,
+                state,
+                hold: h.id,
+            },
             total_minor: h.total.get(),
             currency: super::currency(state),
             expires_at: Rfc3339(h.expires_at),

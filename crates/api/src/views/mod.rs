@@ -18,7 +18,7 @@ mod stats;
 pub use admin::{ApiKeyCreatedView, ApiKeyList, ApiKeyView, BuyerTokenView, CheckinView, Health};
 pub use feed::{FeedEvent, FeedView, event_data};
 pub use hold::{HoldStateView, HoldView, ItemView, ItemsView};
-pub use order::{OrderView, TicketStateView, TicketView, TicketsView};
+pub use order::{OrderView, TicketCodeText, TicketStateView, TicketView, TicketsView};
 pub use payment::{AdminOrderView, PaymentDetailView, PaymentStepView, PaymentView, RefundView};
 pub use room::{OddsView, WaitingRoomStatusView, WaitingRoomView, WaitingStatus, read_status};
 pub use sale::{SaleList, SaleView, TicketTypeView};
@@ -61,6 +61,7 @@ mod tests {
                 name: Name::parse("GA").unwrap(),
                 price: MoneyMinor::new(*p).unwrap(),
                 max_per_order: None,
+                earlier_prices: Vec::new(),
                 quotas: Default::default(),
                 held: 0,
                 sold: 0,

@@ -159,7 +159,11 @@ impl<'a> OrderView<'a> {
             event_id: PublicSaleId(sale),
             hold_id: PublicHoldId(sale, o.hold),
             state: OrderStateName(o.state),
-            items: ItemsView { items: &o.items, state },
+            items: ItemsView {
+                items: &o.items,
+                state,
+                hold: o.hold,
+            },
             total_minor: o.total.get(),
             refunded_minor: o.refunded.get(),
             currency: super::currency(state),

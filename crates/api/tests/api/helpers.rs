@@ -625,6 +625,53 @@ impl Api {
             .await
     }
 
+    /// `GET /v1/admin/orders?{query}` (`query` already URL-encoded).
+    pub async fn list_orders(&self, query: &str) -> Resp {
+        self.admin(Method::GET, &format!("/v1/admin/orders?{query}"), None)
+            .await
+    }
+
+    /// Every order `GET /v1/admin/orders?{query}` finds, page by page (`limit` per page).
+    pub async fn all_orders(&self, query: &str, limit: usize) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut after = String::new();
+        loop {
+            let r = self.list_orders(&format!("{query}&limit={limit}{after}")).await;
+            let page = r.expect(200);
+            out.extend(page["orders"].as_array().expect("orders").iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(c) => after = format!("&after={c}"),
+                None => return out,
+            }
+        }
+    }
+
+    /// `PATCH /v1/admin/events/{event_id}/ticket-types/{ticket_type_id}`
+    pub async fn edit_ticket_type(&self, event: &str, ticket_type: u32, body: &Value) -> Resp {
+        let path = format!("/v1/admin/events/{event}/ticket-types/{ticket_type}");
+        self.admin(Method::PATCH, &path, Some(body)).await
+    }
+
+    /// `PATCH /v1/admin/events/{event_id}/quotas/{quota_id}` with `{capacity}`.
+    pub async fn edit_quota(&self, event: &str, quota: u32, capacity: u32) -> Resp {
+        let path = format!("/v1/admin/events/{event}/quotas/{quota}");
+        self.admin(Method::PATCH, &path, Some(&json!({ "capacity": capacity })))
+            .await
+    }
+
+    /// `POST /v1/admin/events/{event_id}/archive`
+    pub async fn archive(&self, event: &str) -> Resp {
+        self.admin(Method::POST, &format!("/v1/admin/events/{event}/archive"), None)
+            .await
+    }
+
+    /// `GET /v1/admin/events/{event_id}/attendees{query}` with `Accept: accept`.
+    pub async fn attendees(&self, event: &str, query: &str, accept: &str) -> Resp {
+        let path = format!("/v1/admin/events/{event}/attendees{query}");
+        let headers = [("accept", accept)];
+        self.send(Method::GET, &path, Some(ADMIN_TOKEN), None, &headers).await
+    }
+
     /// `POST /v1/admin/orders/{order_id}/cancel`
     pub async fn admin_cancel(&self, order: &str) -> Resp {
         self.admin(Method::POST, &format!("/v1/admin/orders/{order}/cancel"), None)

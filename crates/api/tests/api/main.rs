@@ -2,6 +2,7 @@
 //! test binary for the crate.
 
 mod bad_input;
+mod boxoffice;
 mod concurrency;
 mod disk;
 mod docs;

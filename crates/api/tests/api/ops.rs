@@ -127,6 +127,7 @@ fn fill_placeholders(template: &str) -> String {
             "{hold_id}" => "hld_1_1",
             "{order_id}" => "ord_1_1",
             "{key_id}" => "ak_0000000000000000",
+            "{ticket_type_id}" | "{quota_id}" => "0",
             s if s.starts_with('{') => panic!("a new path parameter {s}: give it a placeholder here"),
             s => s,
         })

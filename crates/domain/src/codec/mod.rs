@@ -18,6 +18,7 @@
 use crate::command::{Item, Items, SaleStatus};
 use crate::event::{Event, IssuedTicket};
 use crate::ids::{HoldId, OrderId, QuotaId, TicketCode, TicketTypeId};
+use crate::state::Outcome;
 use crate::values::{
     BuyerId, Currency, IdempotencyKey, InvalidValue, MoneyMinor, Name, PaymentRef, Quantity, Reason, Timestamp,
 };
@@ -88,16 +89,39 @@ mod tag {
     pub const BUYERS_ADMITTED: u8 = 36;
     pub const ADMISSIONS_EXPIRED: u8 = 37;
     pub const ADMISSION_USED: u8 = 38;
+    // 48–63: catalog edits (the box office).
+    pub const TICKET_TYPE_EDITED: u8 = 48;
+    pub const QUOTA_CAPACITY_SET: u8 = 49;
+    pub const ORGANISER_KEY_USED: u8 = 50;
 }
 
 /// Current version written for each tag (index = tag). Version 2 of `HoldPlaced` appended
 /// `idempotency_key`; version 2 of `SaleCreated` appended `offline_payment_ttl_ms`, and of
 /// `OrderExpired` and `OrderCancelled` their `at`.
-const VERSIONS: [u8; 39] = [
-    0, 2, 1, 1, 1, 2, 1, 1, 1, 1, 1, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, // 0–26
-    0, 0, 0, 0, 0, // 27–31: unused
-    1, 1, 1, 1, 1, 1, 1, // 32–38: the waiting room
-];
+const VERSIONS: [u8; 64] = versions();
+
+/// 1 for every tag in use, but the versions named.
+const fn versions() -> [u8; 64] {
+    let mut v = [0u8; 64];
+    let mut tag = 1;
+    while tag <= 26 {
+        v[tag] = 1;
+        tag += 1;
+    }
+    let mut tag = tag::ROOM_CONFIGURED as usize;
+    while tag <= tag::ADMISSION_USED as usize {
+        v[tag] = 1;
+        tag += 1;
+    }
+    v[tag::SALE_CREATED as usize] = 2;
+    v[tag::HOLD_PLACED as usize] = 2;
+    v[tag::ORDER_EXPIRED as usize] = 2;
+    v[tag::ORDER_CANCELLED as usize] = 2;
+    v[tag::TICKET_TYPE_EDITED as usize] = 1;
+    v[tag::QUOTA_CAPACITY_SET as usize] = 1;
+    v[tag::ORGANISER_KEY_USED as usize] = 1;
+    v
+}
 
 mod payment;
 mod room;
@@ -148,6 +172,9 @@ fn tag_of(event: &Event) -> u8 {
         Event::TicketTypeAdded { .. } => tag::TICKET_TYPE_ADDED,
         Event::QuotaAdded { .. } => tag::QUOTA_ADDED,
         Event::SaleStatusChanged { .. } => tag::SALE_STATUS_CHANGED,
+        Event::TicketTypeEdited { .. } => tag::TICKET_TYPE_EDITED,
+        Event::QuotaCapacitySet { .. } => tag::QUOTA_CAPACITY_SET,
+        Event::OrganiserKeyUsed { .. } => tag::ORGANISER_KEY_USED,
         Event::HoldPlaced { .. } => tag::HOLD_PLACED,
         Event::HoldReleased { .. } => tag::HOLD_RELEASED,
         Event::HoldExpired { .. } => tag::HOLD_EXPIRED,
@@ -199,11 +226,39 @@ fn encode_body(event: &Event, out: &mut Vec<u8>) {
             name,
             price,
             max_per_order,
+        }
+        | Event::TicketTypeEdited {
+            id,
+            name,
+            price,
+            max_per_order,
         } => {
             put_u64(out, id.0.into());
             put_str(out, name.as_str());
             put_money(out, *price);
             put_opt(out, *max_per_order, |o, v| put_u64(o, v.into()));
+        }
+        Event::QuotaCapacitySet { id, capacity } => {
+            put_u64(out, id.0.into());
+            put_u64(out, (*capacity).into());
+        }
+        Event::OrganiserKeyUsed {
+            key,
+            fingerprint,
+            outcome,
+            at,
+        } => {
+            put_str(out, key.as_str());
+            out.extend_from_slice(&fingerprint.to_le_bytes());
+            // Keyed commands are catalog commands: these are the outcomes they produce.
+            let (kind, id) = match outcome {
+                Outcome::TicketTypeAdded(t) => (1, t.0),
+                Outcome::QuotaAdded(q) => (2, q.0),
+                _ => (0, 0),
+            };
+            out.push(kind);
+            put_u64(out, id.into());
+            put_time(out, *at);
         }
         Event::QuotaAdded {
             id,
@@ -354,6 +409,7 @@ fn status_byte(s: SaleStatus) -> u8 {
         SaleStatus::Open => 1,
         SaleStatus::Paused => 2,
         SaleStatus::Closed => 3,
+        SaleStatus::Archived => 4,
     }
 }
 
@@ -430,6 +486,34 @@ fn decode_body(tag: u8, version: u8, r: &mut Reader) -> Result<Event, DecodeErro
             price: r.money()?,
             max_per_order: r.opt(Reader::u32)?,
         },
+        tag::TICKET_TYPE_EDITED => Event::TicketTypeEdited {
+            id: TicketTypeId(r.u32()?),
+            name: Name::parse(r.str()?)?,
+            price: r.money()?,
+            max_per_order: r.opt(Reader::u32)?,
+        },
+        tag::QUOTA_CAPACITY_SET => Event::QuotaCapacitySet {
+            id: QuotaId(r.u32()?),
+            capacity: r.u32()?,
+        },
+        tag::ORGANISER_KEY_USED => {
+            let key = IdempotencyKey::parse(r.str()?)?;
+            let fingerprint = u64::from_le_bytes(r.take(8)?.try_into().map_err(|_| DecodeError::Truncated)?);
+            let kind = r.u8()?;
+            let id = r.u32()?;
+            let outcome = match kind {
+                0 => Outcome::Done,
+                1 => Outcome::TicketTypeAdded(TicketTypeId(id)),
+                2 => Outcome::QuotaAdded(QuotaId(id)),
+                k => return Err(DecodeError::BadEnum(k.into())),
+            };
+            Event::OrganiserKeyUsed {
+                key,
+                fingerprint,
+                outcome,
+                at: r.time()?,
+            }
+        }
         tag::QUOTA_ADDED => {
             let id = QuotaId(r.u32()?);
             let name = Name::parse(r.str()?)?;
@@ -452,6 +536,7 @@ fn decode_body(tag: u8, version: u8, r: &mut Reader) -> Result<Event, DecodeErro
                 1 => SaleStatus::Open,
                 2 => SaleStatus::Paused,
                 3 => SaleStatus::Closed,
+                4 => SaleStatus::Archived,
                 b => return Err(DecodeError::BadEnum(b.into())),
             },
         },

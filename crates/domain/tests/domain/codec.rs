@@ -91,6 +91,33 @@ pub fn arb_event() -> impl Strategy<Value = Event> {
                 }
             }
         ),
+        (any::<u32>(), arb_name(), arb_money(), option::of(any::<u32>())).prop_map(
+            |(id, name, price, max_per_order)| {
+                Event::TicketTypeEdited {
+                    id: TicketTypeId(id),
+                    name,
+                    price,
+                    max_per_order,
+                }
+            }
+        ),
+        (arb_key(), any::<u64>(), 0u8..3, any::<u32>(), arb_time()).prop_map(|(key, fingerprint, kind, id, at)| {
+            let outcome = match kind {
+                0 => taquilla_domain::Outcome::Done,
+                1 => taquilla_domain::Outcome::TicketTypeAdded(TicketTypeId(id)),
+                _ => taquilla_domain::Outcome::QuotaAdded(QuotaId(id)),
+            };
+            Event::OrganiserKeyUsed {
+                key,
+                fingerprint,
+                outcome,
+                at,
+            }
+        }),
+        (any::<u32>(), any::<u32>()).prop_map(|(id, capacity)| Event::QuotaCapacitySet {
+            id: QuotaId(id),
+            capacity
+        }),
         (any::<u32>(), arb_name(), any::<u32>(), vec(any::<u32>(), 0..70)).prop_map(|(id, name, capacity, types)| {
             Event::QuotaAdded {
                 id: QuotaId(id),
@@ -103,7 +130,8 @@ pub fn arb_event() -> impl Strategy<Value = Event> {
             Just(SaleStatus::Draft),
             Just(SaleStatus::Open),
             Just(SaleStatus::Paused),
-            Just(SaleStatus::Closed)
+            Just(SaleStatus::Closed),
+            Just(SaleStatus::Archived)
         ]
         .prop_map(|status| Event::SaleStatusChanged { status }),
         (

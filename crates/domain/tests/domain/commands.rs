@@ -251,13 +251,17 @@ fn status_transitions() {
         (Draft, Closed),
         (Open, Closed),
         (Paused, Closed),
+        (Draft, Archived),
+        (Paused, Archived),
+        (Closed, Archived),
     ] {
         let mut events = catalog();
         match from {
             Draft => {}
             Open => events.push(status(Open)),
             Paused => events.extend([status(Open), status(Paused)]),
-            Closed => unreachable!(),
+            Closed => events.push(status(Closed)),
+            Archived => unreachable!(),
         }
         given(events)
             .when(Command::SetStatus(to), 0)
@@ -269,6 +273,9 @@ fn status_transitions() {
         (vec![Closed], Open),
         (vec![Closed], Draft),
         (vec![Open], Draft),
+        (vec![Open], Archived),
+        (vec![Archived], Open),
+        (vec![Archived], Closed),
     ] {
         let events = with(catalog(), path.into_iter().map(status));
         given(events).when(Command::SetStatus(to), 0).then_reject("conflict");

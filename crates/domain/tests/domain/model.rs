@@ -136,6 +136,11 @@ pub enum Step {
         code: u128,
     },
     SetStatus(SaleStatus),
+    /// The organiser sets quota `quota`'s capacity (interleaved with holds: never an oversell).
+    SetCapacity {
+        quota: usize,
+        capacity: u32,
+    },
     RequestPayment {
         buyer: u8,
         order: u64,
@@ -360,7 +365,7 @@ impl Model {
                 if let Some(answer) = self.recall(*buyer, *key, &request) {
                     return answer;
                 }
-                if self.status == SaleStatus::Closed {
+                if matches!(self.status, SaleStatus::Closed | SaleStatus::Archived) {
                     return Err("sale_not_open");
                 }
                 let h = self.hold_of(*buyer, *hold)?;
@@ -530,12 +535,27 @@ impl Model {
                 use SaleStatus::*;
                 match (self.status, *to) {
                     (a, b) if a == b => Ok(Outcome::Done),
-                    (Draft, Open) | (Open, Paused) | (Paused, Open) | (Draft | Open | Paused, Closed) => {
+                    (Draft, Open)
+                    | (Open, Paused)
+                    | (Paused, Open)
+                    | (Draft | Open | Paused, Closed)
+                    | (Draft | Paused | Closed, Archived) => {
                         self.status = *to;
                         Ok(Outcome::Done)
                     }
                     _ => Err("conflict"),
                 }
+            }
+            Step::SetCapacity { quota, capacity } => {
+                if matches!(self.status, SaleStatus::Closed | SaleStatus::Archived) {
+                    return Err("conflict");
+                }
+                let (held, sold) = self.quota_use()[*quota];
+                if *capacity != self.capacity[*quota] && *capacity < held + sold {
+                    return Err("conflict");
+                }
+                self.capacity[*quota] = *capacity;
+                Ok(Outcome::Done)
             }
         }
     }
@@ -793,6 +813,7 @@ impl ReferenceStateMachine for SaleMachine {
             2 => Just(SaleStatus::Paused),
             1 => Just(SaleStatus::Closed),
             1 => Just(SaleStatus::Draft),
+            1 => Just(SaleStatus::Archived),
         ];
         let refund_codes = prop::option::of(prop::collection::vec(code.clone(), 0..=3));
         prop_oneof![
@@ -811,6 +832,7 @@ impl ReferenceStateMachine for SaleMachine {
             2 => (order, refund_codes).prop_map(|((_, order), codes)| Step::Refund { order, codes }),
             2 => code.prop_map(|code| Step::CheckIn { code }),
             1 => status.prop_map(Step::SetStatus),
+            3 => (0usize..2, 0u32..=12).prop_map(|(quota, capacity)| Step::SetCapacity { quota, capacity }),
         ]
         .boxed()
     }
@@ -984,6 +1006,10 @@ impl StateMachineTest for SaleMachine {
             },
             Step::CheckIn { code } => Command::CheckIn { code: TicketCode(code) },
             Step::SetStatus(status) => Command::SetStatus(status),
+            Step::SetCapacity { quota, capacity } => Command::SetQuotaCapacity {
+                quota: QuotaId(quota as u32),
+                capacity,
+            },
         };
         let answer = sut.run(command).map_err(|r| r.code());
         assert_eq!(answer, model.last, "real answer vs model");

@@ -107,6 +107,11 @@ impl Then {
         assert_eq!(self.result, Err(expected));
     }
 
+    /// The events decided (not applied).
+    pub fn events(&self) -> &[Event] {
+        &self.decision().events
+    }
+
     /// The state after the asserted events.
     pub fn state(&self) -> &SaleState {
         &self.state
