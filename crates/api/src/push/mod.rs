@@ -64,6 +64,13 @@ impl Default for PushLimits {
 #[derive(Debug)]
 pub(crate) struct Update {
     version: u64,
+    /// The view's JSON without its version: what a client would see change.
+    content: Box<str>,
+    /// Whether `content` differs from the last update sent as an `availability` event. An
+    /// update that does not (the sale moved, but not its availability: a payment step, a price
+    /// edit, a waiting-room tick) still goes out, for the buyers' `room` statuses, but sends no
+    /// `availability` event.
+    visible: bool,
     /// The whole `availability` event, encoded once. (axum's `Event` has no constructor from
     /// shared bytes: each subscriber's clone copies these few hundred bytes, no encoding.)
     event: Event,
@@ -181,7 +188,9 @@ impl PushHub {
 
     /// Renders the sale's state now and spawns its feed task.
     fn start_feed(self: &Arc<Self>, engine: &Arc<Engine>, sale: SaleId) -> Result<Arc<Feed>, ApiError> {
-        let first = self.render(engine, sale).ok_or_else(|| ApiError::not_found("event"))?;
+        let first = self
+            .render(engine, sale, None)
+            .ok_or_else(|| ApiError::not_found("event"))?;
         let (tx, _) = broadcast::channel(limits::PUSH_CHANNEL_CAPACITY);
         let feed = Arc::new(Feed {
             tx,
@@ -192,9 +201,11 @@ impl PushHub {
     }
 
     /// The sale's state as an `availability` event: viewed under its read lock, encoded once.
-    fn render(&self, engine: &Engine, sale: SaleId) -> Option<Arc<Update>> {
+    /// `last` is the content of the last update sent as an `availability` event, if any.
+    fn render(&self, engine: &Engine, sale: SaleId, last: Option<&str>) -> Option<Arc<Update>> {
         let (version, view) = engine.read_versioned(sale, |s| AvailabilityView::new(sale, 0, s))?;
         let mut view = view?;
+        let content = serde_json::to_string(&view).ok()?.into_boxed_str();
         view.version = version;
         let json = serde_json::to_string(&view).ok()?;
         self.renders.fetch_add(1, Ordering::Relaxed);
@@ -203,7 +214,13 @@ impl PushHub {
             .event("availability")
             .id(itoa::Buffer::new().format(version))
             .data(json);
-        Some(Arc::new(Update { version, event }))
+        let visible = last != Some(&*content);
+        Some(Arc::new(Update {
+            version,
+            content,
+            visible,
+            event,
+        }))
     }
 
     /// Takes the feed out of the table if nobody listens (then its task ends).
@@ -253,12 +270,15 @@ async fn run_feed(hub: Arc<PushHub>, engine: Arc<Engine>, sale: SaleId, feed: Ar
         if engine.version(sale).is_none_or(|v| v == seen) {
             continue;
         }
-        let Some(update) = hub.render(&engine, sale) else {
+        let last = feed.latest.lock().clone();
+        let Some(update) = hub.render(&engine, sale, Some(&last.content)) else {
             continue;
         };
         assert!(update.version > seen, "a sale's version only grows");
         seen = update.version;
-        *feed.latest.lock() = update.clone();
+        if update.visible {
+            *feed.latest.lock() = update.clone();
+        }
         // No receiver is not an error: the next tick retires the feed.
         let _ = feed.tx.send(update);
     }
@@ -305,14 +325,16 @@ pub(crate) struct Subscriber {
 }
 
 impl Subscriber {
-    /// Queues `update` if it is newer than what the client has, and the buyer's room status
-    /// if it changed.
+    /// Queues `update` if it is newer than what the client has and shows a change, and the
+    /// buyer's room status if it changed.
     fn take(&mut self, update: &Update) {
         if update.version <= self.last_version && self.last_version != 0 {
             return;
         }
-        self.last_version = update.version;
-        self.ready.push_back(update.event.clone());
+        if update.visible {
+            self.last_version = update.version;
+            self.ready.push_back(update.event.clone());
+        }
         self.room_update();
     }
 
@@ -370,6 +392,8 @@ mod tests {
     fn update(version: u64) -> Arc<Update> {
         Arc::new(Update {
             version,
+            content: version.to_string().into_boxed_str(),
+            visible: true,
             event: Event::default()
                 .event("availability")
                 .id(version.to_string())

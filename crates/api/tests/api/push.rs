@@ -170,6 +170,35 @@ async fn updates_arrive_in_order_one_render_per_change_for_every_subscriber() {
     );
 }
 
+/// A change that moves the sale's version but nothing an availability event shows (a price
+/// edit) is not pushed: the next event a subscriber gets is the next visible change.
+#[tokio::test]
+async fn a_change_nobody_can_see_is_not_pushed() {
+    let (app, event, token) = app_with(AppOptions::default()).await;
+    let mut sub = Subscriber::open(&app, &event, &[]).await;
+    let first = sub.availability().await;
+    let renders = app.state().push.renders();
+    app.edit_ticket_type(&event, 0, &serde_json::json!({"price_minor": 4200}))
+        .await
+        .expect(200);
+    // The feed renders the edited sale (bounded wait on the hub's own count, not on a guess).
+    for _ in 0..200 {
+        if app.state().push.renders() > renders {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(app.state().push.renders() > renders, "the edit was rendered");
+    app.place_hold(&token, &event, &items(0, 2), None).await.expect(201);
+    let next = sub.availability().await;
+    assert_eq!(
+        available_of(&next.json()),
+        (998, 2, 0),
+        "the price edit (same availability) was not sent"
+    );
+    assert!(next.id > first.id);
+}
+
 #[tokio::test]
 async fn last_event_id_resumes_without_resending_the_current_state() {
     let (app, event, token) = app_with(AppOptions::default()).await;
@@ -434,8 +463,14 @@ async fn a_buyer_token_adds_the_buyers_waiting_room_status() {
     // The token is the one the polling endpoint gives.
     let polled = app.room_status(&ana, &event).await;
     assert_eq!(polled.expect(200)["admission_token"].as_str(), Some(token));
-    // Without a buyer token: availability only.
+    // Without a buyer token: availability only (`availability()` refuses any other event).
+    // The draw and the admissions moved the sale but not its availability: the anonymous
+    // stream's next event is ana's hold.
     anonymous.availability().await;
+    app.place_admitted_hold(&ana, &event, &items(0, 2), token)
+        .await
+        .expect(201);
     let f = anonymous.availability().await;
     assert!(f.id.is_some());
+    assert_eq!(available_of(&f.json()), (8, 2, 0));
 }
