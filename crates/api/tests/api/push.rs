@@ -107,6 +107,17 @@ impl Subscriber {
     }
 }
 
+/// Waits until `done` holds, looking every 10 ms; fails naming `what` after `patience`.
+async fn until(patience: Duration, what: &str, done: impl Fn() -> bool) {
+    timeout(patience, async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{what}: not within {patience:?}"));
+}
+
 async fn app_with(options: AppOptions) -> (TestApp, String, String) {
     let app = spawn_app(options).await;
     let event = app.simple_sale(1_000, json!({})).await;
@@ -181,14 +192,11 @@ async fn a_change_nobody_can_see_is_not_pushed() {
     app.edit_ticket_type(&event, 0, &serde_json::json!({"price_minor": 4200}))
         .await
         .expect(200);
-    // The feed renders the edited sale (bounded wait on the hub's own count, not on a guess).
-    for _ in 0..200 {
-        if app.state().push.renders() > renders {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    assert!(app.state().push.renders() > renders, "the edit was rendered");
+    // The feed renders the edited sale (waiting on the hub's own count, not on a guess).
+    until(PATIENCE, "the edit was rendered", || {
+        app.state().push.renders() > renders
+    })
+    .await;
     app.place_hold(&token, &event, &items(0, 2), None).await.expect(201);
     let next = sub.availability().await;
     assert_eq!(
@@ -332,13 +340,10 @@ pub async fn subscriber_limits(codes: Codes) {
 
     // A subscriber that leaves frees its place.
     drop(on_a.pop());
-    timeout(PATIENCE, async {
-        while app.state().push.subscribers() > 2 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+    until(PATIENCE, "the server saw the subscriber leave", || {
+        app.state().push.subscribers() <= 2
     })
-    .await
-    .expect("the server saw the subscriber leave");
+    .await;
     assert_eq!(Subscriber::open(&app, &b, &[]).await.status, 200);
 }
 
@@ -395,13 +400,12 @@ async fn a_stream_outlives_the_idle_timeout() {
     // leave at once, not only when its next heartbeat fails to be written.
     drop(s);
     let before_heartbeat = taquilla_api::limits::PUSH_HEARTBEAT / 2;
-    timeout(before_heartbeat, async {
-        while app.state().push.subscribers() > 0 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("the server saw the client leave before any heartbeat");
+    until(
+        before_heartbeat,
+        "the server saw the client leave before any heartbeat",
+        || app.state().push.subscribers() == 0,
+    )
+    .await;
 }
 
 #[tokio::test]
