@@ -104,34 +104,23 @@ fn step(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support;
     use std::sync::mpsc;
-    use taquilla_domain::{CreateSale, Currency, Name, Timestamp};
-    use taquilla_engine::{Engine, EngineConfig, ManualClock};
 
     /// Commits are spaced out, but stopping saves the position: a follower stopped cleanly
     /// starts again after the last record it was handed.
     #[tokio::test(flavor = "current_thread")]
     async fn stopping_saves_the_position_of_the_last_batch() {
         let dir = tempfile::tempdir().unwrap();
-        let clock = Arc::new(ManualClock::new(Timestamp(1_800_000_000_000)));
-        let engine = Engine::open(&dir.path().join("data"), EngineConfig::default(), clock).unwrap();
+        let engine = test_support::engine(&dir.path().join("data"));
         let cursors = dir.path().join("cursors");
         let (seen_tx, seen_rx) = mpsc::channel();
         let follower = spawn("test", engine.log().clone(), &cursors, move |records| {
             let _ = seen_tx.send(records.last().map(|r| r.lsn));
         })
         .unwrap();
-        let spec = |n: &str| CreateSale {
-            name: Name::parse(n).unwrap(),
-            currency: Currency::parse("EUR").unwrap(),
-            hold_ttl_ms: 1_000,
-            max_tickets_per_buyer: None,
-            opens_at: None,
-            closes_at: None,
-            offline_payment_ttl_ms: None,
-        };
         for n in ["a", "b", "c"] {
-            engine.create_sale(spec(n), None).await.unwrap();
+            engine.create_sale(test_support::sale_spec(n), None).await.unwrap();
         }
         let last = engine.log().durable_lsn();
         // Wait (bounded by the poll timeout, not by a guess) until the follower was handed the last record.

@@ -11,5 +11,8 @@ pub mod limits;
 pub mod saga;
 pub mod watch;
 
+#[cfg(test)]
+mod test_support;
+
 pub use saga::{Providers, SagaConfig, SagaHandle};
 pub use watch::OrderWatch;

@@ -100,11 +100,8 @@ fn same_error(error: &EngineError) -> EngineError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use taquilla_domain::{
-        BuyerId, Command, CreateSale, Currency, Item, Items, MoneyMinor, Name, Quantity, Rejection, SaleStatus,
-        TicketTypeId, Timestamp,
-    };
-    use taquilla_engine::{EngineConfig, ManualClock};
+    use crate::test_support;
+    use taquilla_domain::{BuyerId, Command, Item, Items, Quantity, Rejection, TicketTypeId};
 
     fn hold(sale: SaleId, buyer: usize, ticket_type: u32) -> Envelope {
         let mut items = Items::new();
@@ -123,40 +120,13 @@ mod tests {
         }
     }
 
-    async fn open_sale(engine: &Engine) -> SaleId {
-        let spec = CreateSale {
-            name: Name::parse("s").unwrap(),
-            currency: Currency::parse("EUR").unwrap(),
-            hold_ttl_ms: 60_000,
-            max_tickets_per_buyer: None,
-            opens_at: None,
-            closes_at: None,
-            offline_payment_ttl_ms: None,
-        };
-        let setup = vec![
-            Command::AddTicketType {
-                name: Name::parse("ga").unwrap(),
-                price: MoneyMinor::new(1000).unwrap(),
-                max_per_order: None,
-            },
-            Command::AddQuota {
-                name: Name::parse("all").unwrap(),
-                capacity: 1000,
-                ticket_types: vec![TicketTypeId(0)],
-            },
-            Command::SetStatus(SaleStatus::Open),
-        ];
-        engine.create_sale_with(spec, setup, None).await.unwrap()
-    }
-
     /// Reports that arrive together go to the engine as one batch, and each hears its own
     /// answer: one refused report does not refuse the others.
     #[tokio::test(flavor = "current_thread")]
     async fn reports_that_arrive_together_share_one_batch_and_keep_their_own_answers() {
         let dir = tempfile::tempdir().unwrap();
-        let clock = Arc::new(ManualClock::new(Timestamp(1_800_000_000_000)));
-        let engine = Arc::new(Engine::open(dir.path(), EngineConfig::default(), clock).unwrap());
-        let sale = open_sale(&engine).await;
+        let engine = test_support::engine(dir.path());
+        let sale = test_support::open_sale(&engine).await;
         let (reporter, task) = Reporter::start(engine.clone());
         let batches_before = engine.stats().batches.load(std::sync::atomic::Ordering::Relaxed);
 
@@ -183,9 +153,8 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn a_report_after_the_reporter_stopped_is_answered_stopped() {
         let dir = tempfile::tempdir().unwrap();
-        let clock = Arc::new(ManualClock::new(Timestamp(1_800_000_000_000)));
-        let engine = Arc::new(Engine::open(dir.path(), EngineConfig::default(), clock).unwrap());
-        let sale = open_sale(&engine).await;
+        let engine = test_support::engine(dir.path());
+        let sale = test_support::open_sale(&engine).await;
         let (reporter, task) = Reporter::start(engine.clone());
         task.abort();
         let _ = task.await;
